@@ -1,0 +1,126 @@
+"""Configuration: every setting, its safe development default, and the one place that reads the environment.
+
+``create_app`` layers :class:`Defaults`, then :func:`from_environ`, then its ``test_config``, and
+finally calls :func:`validate`, which refuses to run in production with development secrets.
+The launcher and the worker read the same settings through :func:`from_environ`, so an operator
+sets each variable once, under the name other tools already use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+from typing import Any
+
+#: The project checkout; ``var/`` under it holds the embedded Redis' pid file, log and data.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEVELOPMENT = "development"
+PRODUCTION = "production"
+
+#: Stands in for a real secret in development only; :func:`validate` rejects it in production.
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"
+
+
+class ConfigError(RuntimeError):
+    """Raised when the environment describes a configuration that is unsafe or unreadable."""
+
+
+class Defaults:
+    """Settings that make a fresh checkout work on a laptop with nothing configured."""
+
+    #: "development" or "production". Production demands real secrets and protects /rq.
+    APP_ENV = DEVELOPMENT
+
+    #: Signs sessions and CSRF tokens. Anyone who knows it can forge both, hence the production check.
+    SECRET_KEY = DEV_SECRET_KEY
+
+    #: Where the queue, the results and the workers' heartbeats live. The launcher replaces it with
+    #: the embedded server's URL when it is unset; run alone, the app expects a local Redis.
+    REDIS_URL = "redis://127.0.0.1:6379/0"
+
+    #: Seconds to wait for Redis to connect or answer. Short, so that an outage turns into a 503
+    #: within a few seconds instead of a request that hangs.
+    REDIS_SOCKET_TIMEOUT = 2.5
+
+    #: Port of the web app started by ``make run`` (the launcher binds 127.0.0.1 only).
+    PORT = 5000
+
+    #: Basic-auth credentials for the dashboard at /rq. Unset in development, where /rq is open;
+    #: required in production, where the dashboard can delete and requeue jobs.
+    DASHBOARD_USERNAME: str | None = None
+    DASHBOARD_PASSWORD: str | None = None
+
+    #: Holds the embedded Redis' pid file, log and working directory.
+    VAR_DIR = str(PROJECT_ROOT / "var")
+
+    #: Queue the web app enqueues to and the worker listens on.
+    QUEUE = "default"
+
+
+#: Environment variable -> (config key, parser). The parser turns the string into the config's type.
+_ENVIRONMENT: dict[str, tuple[str, Any]] = {
+    "APP_ENV": ("APP_ENV", str),
+    "SECRET_KEY": ("SECRET_KEY", str),
+    "REDIS_URL": ("REDIS_URL", str),
+    "REDIS_SOCKET_TIMEOUT": ("REDIS_SOCKET_TIMEOUT", float),
+    "PORT": ("PORT", int),
+    "DASHBOARD_USERNAME": ("DASHBOARD_USERNAME", str),
+    "DASHBOARD_PASSWORD": ("DASHBOARD_PASSWORD", str),
+    "VAR_DIR": ("VAR_DIR", str),
+}
+
+
+def defaults() -> dict[str, Any]:
+    """Return the :class:`Defaults` as a plain dict."""
+    return {key: value for key, value in vars(Defaults).items() if key.isupper()}
+
+
+def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return the settings the environment sets, parsed to their types (empty values are ignored).
+
+    ``FLASK_ENV`` is accepted for ``APP_ENV`` because Flask users still set it by habit.
+    """
+    environ = os.environ if environ is None else environ
+    settings: dict[str, Any] = {}
+    if environ.get("FLASK_ENV"):
+        settings["APP_ENV"] = environ["FLASK_ENV"]
+    for variable, (key, parse) in _ENVIRONMENT.items():
+        raw = environ.get(variable, "").strip()
+        if not raw:
+            continue
+        try:
+            settings[key] = parse(raw)
+        except ValueError:
+            raise ConfigError(f"{variable}={raw!r} is not a valid {parse.__name__}") from None
+    return settings
+
+
+def load(test_config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return the defaults overlaid by the environment, then by ``test_config``, validated."""
+    settings = defaults()
+    settings.update(from_environ(environ))
+    settings.update(test_config or {})
+    validate(settings)
+    return settings
+
+
+def validate(settings: MutableMapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` if ``settings`` are inconsistent or unsafe for their environment."""
+    env = settings.get("APP_ENV")
+    if env not in (DEVELOPMENT, PRODUCTION):
+        raise ConfigError(f"APP_ENV must be {DEVELOPMENT!r} or {PRODUCTION!r}, not {env!r}")
+    if not 0 < int(settings["PORT"]) < 65536:
+        raise ConfigError(f"PORT must be between 1 and 65535, not {settings['PORT']}")
+    if float(settings["REDIS_SOCKET_TIMEOUT"]) <= 0:
+        raise ConfigError("REDIS_SOCKET_TIMEOUT must be a positive number of seconds")
+    if env != PRODUCTION:
+        return
+    missing = [
+        name
+        for name in ("SECRET_KEY", "DASHBOARD_USERNAME", "DASHBOARD_PASSWORD")
+        if not settings.get(name) or (name == "SECRET_KEY" and settings[name] == DEV_SECRET_KEY)
+    ]
+    if missing:
+        raise ConfigError(f"refusing to start in production without {', '.join(missing)} set in the environment")
