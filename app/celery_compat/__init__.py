@@ -1,0 +1,25 @@
+"""Celery's task API on RQ and Redis: replace ``celery`` with ``app.celery_compat`` in imports.
+
+>>> from app.celery_compat import Celery
+>>> app = Celery("proj", broker="redis://localhost:6379/0")
+"""
+
+from __future__ import annotations
+
+from . import states as states
+from .app import Celery as Celery
+from .app import current_app as current_app
+from .canvas import Signature as Signature
+from .canvas import signature as signature
+from .canvas import subtask as subtask
+from .result import AsyncResult as AsyncResult
+from .result import EagerResult as EagerResult
+from .result import GroupResult as GroupResult
+from .task import Task as Task
+from .task import current_task as current_task
+from .task import shared_task as shared_task
+
+__all__ = [
+    "Celery", "Task", "shared_task", "current_app", "current_task", "states",
+    "AsyncResult", "EagerResult", "GroupResult", "Signature", "signature", "subtask",
+]

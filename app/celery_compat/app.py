@@ -1,0 +1,412 @@
+"""``Celery``: the application object that holds settings, the task registry and the Redis client.
+
+Sending a task writes an RQ job whose function is :func:`app.celery_compat.execution.execute_task`;
+the task's name, arguments and Celery options travel with it as JSON, so any RQ worker that
+can import the task's module runs it with Celery's semantics.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+import redis
+from rq import Queue
+from rq.job import JobStatus
+from rq.serializers import JSONSerializer
+
+from . import signals
+from .backend import RedisBackend
+from .config import Settings
+from .control import Control
+from .serialization import to_wire
+
+if TYPE_CHECKING:
+    from .result import AsyncResult
+    from .task import Task
+
+EXECUTE_TASK = "app.celery_compat.execution.execute_task"
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+_state = threading.local()
+_default_app: Celery | None = None
+# Every task of every app, by name: the worker finds a task here whichever app defined it.
+all_tasks: dict[str, Task] = {}
+# Tasks made with @shared_task, bound to whichever app is current when they are used.
+shared_tasks: dict[str, Task] = {}
+
+
+def current_app() -> Celery:
+    """The app made or set current last in this thread, else the first app made, else a default."""
+    app = getattr(_state, "current_app", None) or _default_app
+    if app is None:
+        app = Celery("default")
+    return app
+
+
+class TaskRegistry(dict):
+    """Tasks by name; shared tasks are visible in every app."""
+
+    def __missing__(self, name: str) -> Task:
+        if name in shared_tasks:
+            return shared_tasks[name]
+        from .exceptions import NotRegistered
+
+        raise NotRegistered(name)
+
+    def regular(self) -> dict:
+        return {name: task for name, task in self.items() if not name.startswith("celery.")}
+
+
+class Celery:
+    """A Celery application backed by Redis and RQ.
+
+    >>> app = Celery("proj", broker="redis://localhost:6379/0")
+    >>> @app.task
+    ... def add(x, y):
+    ...     return x + y
+    >>> add.delay(2, 3).get(timeout=10)  # with `python worker.py -A proj` running
+    5
+    """
+
+    def __init__(self, main: str | None = None, loader: Any = None, backend: str | None = None,
+                 amqp: Any = None, events: Any = None, log: Any = None, control: Any = None,
+                 set_as_current: bool = True, tasks: Any = None, broker: str | None = None,
+                 include: list[str] | None = None, changes: dict | None = None, config_source: Any = None,
+                 fixups: Any = None, task_cls: Any = None, autofinalize: bool = True, namespace: str | None = None,
+                 strict_typing: bool = True, **kwargs: Any) -> None:
+        global _default_app
+        self.main = main
+        self.conf = Settings()
+        if broker:
+            self.conf["broker_url"] = broker
+        if backend:
+            self.conf["result_backend"] = backend
+        if include:
+            self.conf["include"] = tuple(include)
+        if changes:
+            self.conf.update(changes)
+        if config_source is not None:
+            self.config_from_object(config_source, namespace=namespace)
+        self.conf.update({k: v for k, v in kwargs.items() if k in self.conf or k.islower()})
+        self.task_cls = task_cls
+        self.tasks = TaskRegistry()
+        self.strict_typing = strict_typing
+        self.backend = RedisBackend(self)
+        self.control = Control(self)
+        self._connection: redis.Redis | None = None
+        self._connection_url: str | None = None
+        self._queues: dict[str, Queue] = {}
+        self._pending_periodic: list[tuple] = []
+        self.on_after_configure = signals.Signal("on_after_configure")
+        self.on_after_finalize = signals.Signal("on_after_finalize")
+        self.finalized = False
+        if set_as_current:
+            self.set_current()
+        if _default_app is None:
+            _default_app = self
+
+    # -- configuration -----------------------------------------------------------------------
+    def config_from_object(self, obj: Any, silent: bool = False, force: bool = False,
+                           namespace: str | None = None) -> None:
+        try:
+            self.conf.load_object(obj, namespace=namespace)
+        except ImportError:
+            if not silent:
+                raise
+        self._connection = None
+
+    def config_from_envvar(self, variable_name: str, silent: bool = False, force: bool = False) -> None:
+        import os
+
+        module_name = os.environ.get(variable_name)
+        if not module_name:
+            if silent:
+                return
+            raise ImportError(f"The environment variable {variable_name!r} is not set")
+        self.config_from_object(module_name, silent=silent)
+
+    def set_current(self) -> None:
+        _state.current_app = self
+
+    def set_default(self) -> None:
+        global _default_app
+        _default_app = self
+        self.set_current()
+
+    @property
+    def broker_url(self) -> str:
+        return self.conf.broker_url or self.conf.result_backend or DEFAULT_REDIS_URL
+
+    @property
+    def connection(self) -> redis.Redis:
+        """One Redis client per app, made on first use, with timeouts so a dead Redis never hangs a caller."""
+        url = self.broker_url
+        if self._connection is None or self._connection_url != url:
+            if not url.startswith(("redis://", "rediss://", "unix://", "valkey://")):
+                from .exceptions import ImproperlyConfigured
+
+                raise ImproperlyConfigured(f"broker_url must be a Redis URL, not {url!r}")
+            options = dict(self.conf.broker_transport_options or {})
+            options.setdefault("socket_connect_timeout", 5)
+            options.setdefault("health_check_interval", 30)
+            options.pop("visibility_timeout", None)
+            self._connection = redis.Redis.from_url(url.replace("valkey://", "redis://", 1), **options)
+            self._connection_url = url
+            self._queues.clear()
+        return self._connection
+
+    def connection_for_write(self) -> redis.Redis:
+        return self.connection
+
+    connection_for_read = connection_for_write
+
+    def queue(self, name: str) -> Queue:
+        """The RQ queue called ``name`` on this app's Redis, with JSON jobs."""
+        connection = self.connection
+        queue = self._queues.get(name)
+        if queue is None:
+            queue = self._queues[name] = Queue(name, connection=connection, serializer=JSONSerializer)
+        return queue
+
+    # -- tasks -------------------------------------------------------------------------------
+    def task(self, *args: Any, **opts: Any) -> Any:
+        """Decorator that turns a function into a :class:`Task` registered under its name."""
+        from .task import build_task
+
+        if len(args) == 1 and callable(args[0]) and not opts:
+            return build_task(self, args[0], {})
+
+        def decorate(fun: Callable) -> Task:
+            return build_task(self, fun, opts)
+
+        return decorate
+
+    def gen_task_name(self, name: str, module: str) -> str:
+        if module == "__main__" and self.main:
+            module = self.main
+        return f"{module}.{name}"
+
+    def register_task(self, task: Task) -> Task:
+        self.tasks[task.name] = task
+        all_tasks[task.name] = task
+        return task
+
+    def finalize(self, auto: bool = False) -> None:
+        if not self.finalized:
+            self.finalized = True
+            self.on_after_configure.send(sender=self)
+            self.on_after_finalize.send(sender=self)
+
+    def autodiscover_tasks(self, packages: Any = None, related_name: str = "tasks", force: bool = False) -> None:
+        """Import ``<package>.<related_name>`` for each package, so their tasks register."""
+        if callable(packages):
+            packages = packages()
+        for package in packages or ():
+            try:
+                importlib.import_module(f"{package}.{related_name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"{package}.{related_name}":
+                    raise
+
+    def import_default_modules(self) -> None:
+        for module in tuple(self.conf.imports or ()) + tuple(self.conf.include or ()):
+            importlib.import_module(module)
+
+    def find_task(self, name: str) -> Task:
+        """The task called ``name``, importing the module it names if that is what it takes."""
+        from .exceptions import NotRegistered
+
+        for registry in (self.tasks, all_tasks, shared_tasks):
+            if name in registry:
+                return registry[name]
+        module = name.rsplit(".", 1)[0]
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+        if name in all_tasks:
+            return all_tasks[name]
+        if name in shared_tasks:
+            return shared_tasks[name]
+        raise NotRegistered(name)
+
+    # -- routing -----------------------------------------------------------------------------
+    def route(self, name: str, queue: str | None = None, task: Task | None = None,
+              args: Any = None, kwargs: Any = None) -> str:
+        """The queue a task goes to: ``queue=``, then ``task_routes``, then the task's, then the default."""
+        if queue:
+            return queue.name if hasattr(queue, "name") else str(queue)
+        routed = self._route_from_table(name, args, kwargs)
+        if routed:
+            return routed
+        if task is not None and getattr(task, "queue", None):
+            return task.queue
+        return self.conf.task_default_queue
+
+    def _route_from_table(self, name: str, args: Any, kwargs: Any) -> str | None:
+        routes = self.conf.task_routes
+        if not routes:
+            return None
+        for router in routes if isinstance(routes, (list, tuple)) else [routes]:
+            if callable(router):
+                found = router(name, args, kwargs, {}, task=self.tasks.get(name))
+            elif isinstance(router, str):
+                found = importlib.import_module(router.rsplit(".", 1)[0]).__dict__[router.rsplit(".", 1)[1]](
+                    name, args, kwargs, {})
+            else:
+                found = _match_route_table(router, name)
+            if found:
+                queue = found.get("queue") if isinstance(found, dict) else found
+                if queue:
+                    return queue.name if hasattr(queue, "name") else str(queue)
+        return None
+
+    # -- sending -----------------------------------------------------------------------------
+    def send_task(self, name: str, args: Any = None, kwargs: Any = None, countdown: float | None = None,
+                  eta: datetime | None = None, task_id: str | None = None, producer: Any = None,
+                  connection: Any = None, router: Any = None, result_cls: Any = None,
+                  expires: Any = None, publisher: Any = None, link: Any = None, link_error: Any = None,
+                  add_to_parent: bool = True, group_id: str | None = None, retries: int = 0,
+                  chord: Any = None, reply_to: Any = None, time_limit: float | None = None,
+                  soft_time_limit: float | None = None, root_id: str | None = None,
+                  parent_id: str | None = None, route_name: Any = None, shadow: str | None = None,
+                  chain: Any = None, task_type: Any = None, queue: Any = None,
+                  ignore_result: bool | None = None, pipeline: Any = None, **options: Any) -> AsyncResult:
+        """Queue the task called ``name`` without importing it, and return its :class:`AsyncResult`."""
+        from .result import AsyncResult
+
+        task = task_type or self.tasks.get(name) or all_tasks.get(name) or shared_tasks.get(name)
+        task_id = task_id or str(uuid.uuid4())
+        wire_args = to_wire(list(args or ()))
+        wire_kwargs = to_wire(dict(kwargs or {}))
+        queue_name = self.route(name, queue, task, args, kwargs)
+        if ignore_result is None:
+            ignore_result = task.ignore_result if task is not None else self.conf.task_ignore_result
+        options_meta = self._message_options(task, name, eta, countdown, expires, time_limit, soft_time_limit,
+                                             ignore_result, link, link_error, group_id, root_id, parent_id, shadow)
+        eta = options_meta.get("eta")
+        hard_limit = options_meta.get("time_limit")
+        expires_s = self.backend.expires
+        job_options = {
+            "args": (name, wire_args, wire_kwargs),
+            "timeout": int(hard_limit) + 1 if hard_limit else -1,
+            "result_ttl": 0 if ignore_result else (expires_s or -1),
+            "failure_ttl": max(expires_s, 7 * 86400),
+            "description": f"{shadow or name}({_describe(wire_args, wire_kwargs)})",
+            "job_id": task_id,
+            "meta": {"celery": options_meta},
+        }
+        signals.before_task_publish.send(sender=name, body=(wire_args, wire_kwargs, options_meta),
+                                         exchange="", routing_key=queue_name, headers={"id": task_id, "task": name},
+                                         properties={}, declare=[], retry_policy=None)
+        rq_queue = self.queue(queue_name)
+        if eta is not None:
+            job = rq_queue.create_job(EXECUTE_TASK, status=JobStatus.SCHEDULED, **job_options)
+            rq_queue.schedule_job(job, datetime.fromisoformat(eta), pipeline=pipeline)
+        else:
+            rq_queue.enqueue_call(EXECUTE_TASK, pipeline=pipeline, **job_options)
+        signals.after_task_publish.send(sender=name, body=(wire_args, wire_kwargs, options_meta),
+                                        exchange="", routing_key=queue_name, headers={"id": task_id, "task": name})
+        return (result_cls or AsyncResult)(task_id, app=self, task_name=name)
+
+    def _message_options(self, task: Task | None, name: str, eta: Any, countdown: Any, expires: Any,
+                         time_limit: Any, soft_time_limit: Any, ignore_result: bool, link: Any, link_error: Any,
+                         group_id: Any, root_id: Any, parent_id: Any, shadow: Any) -> dict:
+        """Celery's per-message options that the worker needs, as JSON (unset ones left out)."""
+        now = datetime.now(timezone.utc)
+        if expires is None and task is not None:
+            expires = task.expires
+        if countdown is not None:
+            eta = now + timedelta(seconds=float(countdown))
+        if expires is not None and not isinstance(expires, datetime):
+            expires = now + timedelta(seconds=float(expires.total_seconds() if hasattr(expires, "total_seconds")
+                                                    else expires))
+        if time_limit is None:
+            time_limit = getattr(task, "time_limit", None) or self.conf.task_time_limit
+        if soft_time_limit is None:
+            soft_time_limit = getattr(task, "soft_time_limit", None) or self.conf.task_soft_time_limit
+        options: dict[str, Any] = {"module": task_module(task) if task is not None else None}
+        values = {
+            "eta": _as_utc(eta), "expires": _as_utc(expires), "time_limit": time_limit,
+            "soft_time_limit": soft_time_limit, "ignore_result": ignore_result or None,
+            "link": _signatures(link), "link_error": _signatures(link_error), "group_id": group_id,
+            "root_id": root_id, "parent_id": parent_id, "shadow": shadow,
+        }
+        options.update({key: value for key, value in values.items() if value is not None})
+        return options
+
+    def AsyncResult(self, id: str, **kwargs: Any) -> AsyncResult:  # noqa: N802 - Celery's name
+        from .result import AsyncResult
+
+        return AsyncResult(id, app=self, **kwargs)
+
+    def GroupResult(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - Celery's name
+        from .result import GroupResult
+
+        return GroupResult(*args, app=self, **kwargs)
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+
+    def __repr__(self) -> str:
+        return f"<Celery {self.main or '__main__'} at {id(self):#x}>"
+
+    def __reduce__(self) -> tuple:
+        return self.__class__, (self.main,)
+
+
+def task_module(task: Task) -> str | None:
+    """The module a worker imports to find ``task``: where it is defined (``app.main`` for ``__main__``)."""
+    module = getattr(task, "__module__", None)
+    run = getattr(task, "run", None)
+    module = getattr(run, "__module__", module)
+    if module == "__main__":
+        app = task._app or current_app()
+        return app.main
+    return module
+
+
+def _match_route_table(table: dict, name: str) -> Any:
+    if name in table:
+        return table[name]
+    for pattern, route in table.items():
+        if isinstance(pattern, re.Pattern):
+            if pattern.match(name):
+                return route
+        elif "*" in pattern and fnmatch.fnmatchcase(name, pattern):
+            return route
+    return None
+
+
+def _as_utc(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:  # Celery with enable_utc takes naive datetimes as UTC
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).isoformat()
+
+
+def _signatures(value: Any) -> list | None:
+    if not value:
+        return None
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [dict(item) if isinstance(item, dict) else item.as_dict() for item in items]
+
+
+def _describe(args: list, kwargs: dict) -> str:
+    parts = [repr(arg) for arg in args] + [f"{key}={value!r}" for key, value in kwargs.items()]
+    text = ", ".join(parts)
+    return text if len(text) <= 200 else text[:197] + "..."

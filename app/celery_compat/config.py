@@ -1,0 +1,150 @@
+"""``app.conf``: Celery's setting names with Celery's defaults, read as attributes or keys."""
+
+from __future__ import annotations
+
+import importlib
+from datetime import timedelta
+from typing import Any
+
+from .exceptions import ImproperlyConfigured
+
+DEFAULTS: dict[str, Any] = {
+    "broker_url": None,
+    "result_backend": None,
+    "task_serializer": "json",
+    "result_serializer": "json",
+    "accept_content": ["json"],
+    "result_accept_content": None,
+    "result_expires": timedelta(days=1),
+    "result_extended": False,
+    "task_always_eager": False,
+    "task_eager_propagates": False,
+    "task_store_eager_result": False,
+    "task_default_queue": "celery",
+    "task_routes": None,
+    "task_queues": None,
+    "task_track_started": False,
+    "task_time_limit": None,
+    "task_soft_time_limit": None,
+    "task_acks_late": False,
+    "task_reject_on_worker_lost": None,
+    "task_ignore_result": False,
+    "task_default_rate_limit": None,
+    "task_default_priority": None,
+    "task_create_missing_queues": True,
+    "task_annotations": None,
+    "timezone": None,
+    "enable_utc": True,
+    "beat_schedule": {},
+    "imports": (),
+    "include": (),
+    "worker_concurrency": None,
+    "worker_prefetch_multiplier": 4,
+    "worker_max_tasks_per_child": None,
+    "worker_hijack_root_logger": True,
+    "broker_connection_retry_on_startup": True,
+    "broker_transport_options": {},
+    "result_backend_transport_options": {},
+}
+
+# Old upper-case names (Celery 3 style) that real projects still use.
+OLD_NAMES = {
+    "BROKER_URL": "broker_url",
+    "CELERY_RESULT_BACKEND": "result_backend",
+    "CELERY_TASK_SERIALIZER": "task_serializer",
+    "CELERY_RESULT_SERIALIZER": "result_serializer",
+    "CELERY_ACCEPT_CONTENT": "accept_content",
+    "CELERY_TASK_RESULT_EXPIRES": "result_expires",
+    "CELERY_ALWAYS_EAGER": "task_always_eager",
+    "CELERY_EAGER_PROPAGATES_EXCEPTIONS": "task_eager_propagates",
+    "CELERY_DEFAULT_QUEUE": "task_default_queue",
+    "CELERY_ROUTES": "task_routes",
+    "CELERY_TRACK_STARTED": "task_track_started",
+    "CELERYD_TASK_TIME_LIMIT": "task_time_limit",
+    "CELERYD_TASK_SOFT_TIME_LIMIT": "task_soft_time_limit",
+    "CELERY_ACKS_LATE": "task_acks_late",
+    "CELERY_TIMEZONE": "timezone",
+    "CELERY_ENABLE_UTC": "enable_utc",
+    "CELERYBEAT_SCHEDULE": "beat_schedule",
+    "CELERY_IMPORTS": "imports",
+    "CELERY_IGNORE_RESULT": "task_ignore_result",
+}
+
+_SERIALIZER_KEYS = ("task_serializer", "result_serializer")
+_CONTENT_KEYS = ("accept_content", "result_accept_content")
+_JSON_NAMES = {"json", "application/json"}
+
+
+def check_serializer(key: str, value: Any) -> None:
+    """Refuse anything but JSON: pickle would let whoever writes to Redis run code in the worker."""
+    if key in _SERIALIZER_KEYS and value is not None and value not in _JSON_NAMES:
+        raise ImproperlyConfigured(
+            f"{key}={value!r} is not supported: app.celery_compat serializes tasks and results as JSON only "
+            "(pickle would let anyone who can write to Redis run code in the worker)."
+        )
+    if key in _CONTENT_KEYS and value is not None:
+        refused = [name for name in value if name not in _JSON_NAMES]
+        if refused:
+            raise ImproperlyConfigured(f"{key} may only contain 'json', not {refused!r}")
+
+
+class Settings(dict):
+    """Celery's ``app.conf``: a dict whose unset keys fall back to Celery's defaults."""
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self[key] = value
+
+    def __missing__(self, key: str) -> Any:
+        if key in DEFAULTS:
+            return DEFAULTS[key]
+        if key in OLD_NAMES:
+            return self[OLD_NAMES[key]]
+        raise KeyError(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        key = OLD_NAMES.get(key, key)
+        check_serializer(key, value)
+        super().__setitem__(key, value)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def update(self, other: Any = (), **kwargs: Any) -> None:  # type: ignore[override]
+        for key, value in dict(other, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def load_object(self, obj: Any, namespace: str | None = None) -> None:
+        """Copy settings from a module, a class or an object (``config_from_object``)."""
+        if isinstance(obj, str):
+            module_name, _, attr = obj.partition(":")
+            obj = importlib.import_module(module_name)
+            if attr:
+                obj = getattr(obj, attr)
+        items = obj.items() if isinstance(obj, dict) else ((k, getattr(obj, k)) for k in dir(obj))
+        prefix = f"{namespace}_" if namespace else None
+        for key, value in items:
+            if key.startswith("_"):
+                continue
+            if prefix:
+                if not key.startswith(prefix):
+                    continue
+                key = key[len(prefix):].lower()
+            elif key in OLD_NAMES:
+                key = OLD_NAMES[key]
+            elif not key.islower():
+                continue
+            self[key] = value

@@ -1,0 +1,339 @@
+"""Running a task with Celery's semantics: states, hooks, signals, retries, links and limits.
+
+:func:`execute_task` is the function every RQ job of this package calls, in whatever worker
+runs it (``python worker.py`` or the stock ``rq worker``). :func:`run_eagerly` is the same
+trace without Redis, for ``apply()`` and ``task_always_eager``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import os
+import random
+import socket
+import time
+import traceback as traceback_module
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from rq import Retry as RQRetry
+from rq import get_current_job
+
+from . import signals, states
+from .app import current_app
+from .canvas import signature
+from .exceptions import EncodeError, Ignore, Reject, Retry, TaskPredicate, TaskRevokedError
+from .limits import time_limits
+from .serialization import from_wire, to_wire
+from .task import Context, Task, _current
+
+if TYPE_CHECKING:
+    from rq.job import Job
+
+logger = logging.getLogger("app.celery_compat.worker")
+HOSTNAME = f"celery@{socket.gethostname()}"
+
+
+@dataclass
+class Outcome:
+    """How one run of a task ended."""
+
+    state: str
+    retval: Any = None
+    traceback: str | None = None
+    retry: Retry | None = None
+
+
+class ExceptionInfo:
+    """Celery's ``einfo``: the exception, its type and the formatted traceback."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exception = exc
+        self.type = type(exc)
+        self.tb = exc.__traceback__
+        self.traceback = "".join(traceback_module.format_exception(type(exc), exc, exc.__traceback__))
+
+    def __str__(self) -> str:
+        return self.traceback
+
+
+def backoff_countdown(factor: int, retries: int, maximum: int, full_jitter: bool) -> int:
+    """Celery's ``get_exponential_backoff_interval``: ``min(maximum, factor * 2**retries)``, jittered."""
+    countdown = min(maximum, factor * (2**retries))
+    if full_jitter:
+        countdown = random.randrange(countdown + 1)
+    return max(0, countdown)
+
+
+def _call(task: Task, request: Context, args: list, kwargs: dict) -> Any:
+    soft, hard = request.timelimit[1], request.timelimit[0]
+    try:
+        with time_limits(soft, hard):
+            if type(task).__call__ is not Task.__call__:
+                return task(*args, **kwargs)
+            return task.run(*args, **kwargs)
+    except Exception as exc:
+        if _should_autoretry(task, exc):
+            retry_kwargs = dict(task.retry_kwargs or {})
+            if task.retry_backoff:
+                retry_kwargs["countdown"] = backoff_countdown(
+                    int(task.retry_backoff), request.retries, task.retry_backoff_max, task.retry_jitter)
+            task.retry(exc=exc, **retry_kwargs)
+        raise
+
+
+def _should_autoretry(task: Task, exc: Exception) -> bool:
+    if not task.autoretry_for or isinstance(exc, TaskPredicate):
+        return False
+    return isinstance(exc, tuple(task.autoretry_for)) and not isinstance(exc, tuple(task.dont_autoretry_for or ()))
+
+
+def trace_task(task: Task, request: Context, args: list, kwargs: dict, store: bool) -> Outcome:
+    """Run ``task`` once under ``request`` and record the outcome as Celery's worker does."""
+    task_id = request.id
+    store = store and not (request.ignore_result or task.ignore_result)
+    task.push_request(request.as_dict())
+    stack = _current.__dict__.setdefault("stack", [])
+    stack.append((task, task.request))
+    signals.task_prerun.send(sender=task, task_id=task_id, task=task, args=args, kwargs=kwargs)
+    started = time.monotonic()
+    outcome = Outcome(states.PENDING)
+    try:
+        task.before_start(task_id, args, kwargs)
+        if store and _tracks_started(task):
+            task.backend.store_result(task_id, {"pid": os.getpid(), "hostname": HOSTNAME}, states.STARTED,
+                                      connection=request.connection)
+        try:
+            retval = _call(task, request, args, kwargs)
+        except Retry as retry:
+            outcome = _handle_retry(task, request, retry, store)
+        except Ignore:
+            outcome = Outcome(states.IGNORED)
+        except Reject as reject:
+            outcome = Outcome(states.REJECTED, reject)
+        except Exception as exc:
+            outcome = _handle_failure(task, request, exc, store)
+        else:
+            outcome = _handle_success(task, request, retval, store)
+        _log_outcome(task, task_id, outcome, time.monotonic() - started)
+        return outcome
+    finally:
+        signals.task_postrun.send(sender=task, task_id=task_id, task=task, args=args, kwargs=kwargs,
+                                  retval=outcome.retval, state=outcome.state)
+        if outcome.state in states.READY_STATES:
+            _safely(task.after_return, outcome.state, outcome.retval, task_id, args, kwargs, None)
+        stack.pop()
+        task.pop_request()
+
+
+def _tracks_started(task: Task) -> bool:
+    return task.track_started if task.track_started is not None else bool(task.app.conf.task_track_started)
+
+
+def _extended(task: Task, request: Context) -> dict | None:
+    if not task.app.conf.result_extended:
+        return None
+    return {"name": task.name, "args": to_wire(request.args), "kwargs": to_wire(request.kwargs),
+            "worker": request.hostname, "retries": request.retries,
+            "queue": (request.delivery_info or {}).get("routing_key")}
+
+
+def _handle_success(task: Task, request: Context, retval: Any, store: bool) -> Outcome:
+    if store:
+        try:
+            task.backend.store_result(request.id, retval, states.SUCCESS, extra=_extended(task, request),
+                                      connection=request.connection)
+        except EncodeError as exc:
+            return _handle_failure(task, request, exc, store)
+    _safely(task.on_success, retval, request.id, request.args, request.kwargs)
+    signals.task_success.send(sender=task, result=retval)
+    for callback in request.callbacks or ():
+        sig = signature(callback, app=task.app)
+        sig.apply_async(() if sig.immutable else (retval,), parent_id=request.id,
+                        root_id=request.root_id or request.id)
+    return Outcome(states.SUCCESS, retval)
+
+
+def _handle_failure(task: Task, request: Context, exc: Exception, store: bool) -> Outcome:
+    einfo = ExceptionInfo(exc)
+    if store or task.store_errors_even_if_ignored:
+        task.backend.store_result(request.id, exc, states.FAILURE, einfo.traceback, extra=_extended(task, request),
+                                  connection=request.connection)
+    _safely(task.on_failure, exc, request.id, request.args, request.kwargs, einfo)
+    signals.task_failure.send(sender=task, task_id=request.id, exception=exc, args=request.args,
+                              kwargs=request.kwargs, traceback=exc.__traceback__, einfo=einfo)
+    for errback in request.errbacks or ():
+        _call_errback(task, request, signature(errback, app=task.app), exc, einfo)
+    return Outcome(states.FAILURE, exc, einfo.traceback)
+
+
+def _call_errback(task: Task, request: Context, errback: Any, exc: Exception, einfo: ExceptionInfo) -> None:
+    """Celery's rule: an errback taking (request, exc, traceback) runs here; others are queued with the id."""
+    errback_task = errback.type
+    try:
+        parameters = inspect.signature(errback_task.run).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    if len(parameters) - len(errback.args) == 3:
+        _safely(errback_task, *errback.args, request, exc, einfo.traceback, **errback.kwargs)
+    else:
+        errback.apply_async((request.id,))
+
+
+def _handle_retry(task: Task, request: Context, retry: Retry, store: bool) -> Outcome:
+    reason = retry.exc
+    einfo = ExceptionInfo(retry)
+    if store:
+        task.backend.store_result(request.id, reason, states.RETRY, einfo.traceback, connection=request.connection)
+    _safely(task.on_retry, reason, request.id, request.args, request.kwargs, einfo)
+    signals.task_retry.send(sender=task, request=request, reason=reason, einfo=einfo)
+    return Outcome(states.RETRY, reason, einfo.traceback, retry)
+
+
+def _safely(hook: Any, *args: Any, **kwargs: Any) -> None:
+    """Run a user hook; its error is logged, never allowed to change the task's recorded outcome."""
+    try:
+        hook(*args, **kwargs)
+    except Exception:
+        logger.exception("Hook %r raised", hook)
+
+
+def _log_outcome(task: Task, task_id: str, outcome: Outcome, runtime: float) -> None:
+    if outcome.state == states.SUCCESS:
+        logger.info("Task %s[%s] succeeded in %.3fs: %.200r", task.name, task_id, runtime, outcome.retval)
+    elif outcome.state == states.FAILURE:
+        expected = isinstance(outcome.retval, tuple(task.throws or ()))
+        logger.log(logging.INFO if expected else logging.ERROR, "Task %s[%s] raised unexpected: %r",
+                   task.name, task_id, outcome.retval, exc_info=None if expected else outcome.retval)
+    elif outcome.state == states.RETRY:
+        logger.info("Task %s[%s] retry: %s", task.name, task_id, outcome.retry)
+
+
+# -- in the worker ---------------------------------------------------------------------------
+def execute_task(name: str, args: list, kwargs: dict) -> Any:
+    """The RQ job function: find the task, run it with Celery's semantics, report to RQ.
+
+    A failure is re-raised so that RQ records it too (its failed registry is what operators
+    retry from); a Celery retry becomes an RQ ``Retry`` of the same job id.
+    """
+    job = get_current_job()
+    options = job.meta.get("celery", {}) if job is not None else {}
+    connection = job.connection if job is not None else None
+    app = current_app()
+    try:
+        task = _find_task(app, name, options.get("module"))
+    except KeyError as exc:
+        app.backend.store_result(job.id, exc, states.FAILURE, connection=connection)
+        logger.error("Received unregistered task of type %r", name)
+        raise
+    args, kwargs = from_wire(args), from_wire(kwargs)
+    request = _request_for(job, name, args, kwargs, options, connection)
+    if _discard_if_revoked(task, request, options):
+        return None
+    outcome = trace_task(task, request, args, kwargs, store=True)
+    return _report_to_rq(job, outcome)
+
+
+def _find_task(app: Any, name: str, module: str | None) -> Task:
+    if module:
+        from .app import all_tasks, shared_tasks
+
+        if name not in all_tasks and name not in shared_tasks:
+            __import__(module)
+    return app.find_task(name)
+
+
+def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, connection: Any) -> Context:
+    return Context(
+        id=job.id, task=name, args=args, kwargs=kwargs, retries=job.number_of_retries or 0,
+        is_eager=False, called_directly=False, hostname=HOSTNAME, connection=connection,
+        delivery_info={"exchange": "", "routing_key": job.origin, "priority": None, "redelivered": False},
+        eta=options.get("eta"), expires=options.get("expires"),
+        timelimit=(options.get("time_limit"), options.get("soft_time_limit")),
+        ignore_result=bool(options.get("ignore_result")), callbacks=options.get("link"),
+        errbacks=options.get("link_error"), group=options.get("group_id"), root_id=options.get("root_id") or job.id,
+        parent_id=options.get("parent_id"), origin=job.origin,
+    )
+
+
+def _discard_if_revoked(task: Task, request: Context, options: dict) -> bool:
+    """Celery's worker drops a revoked or expired task instead of running it, and says so."""
+    expires = options.get("expires")
+    expired = bool(expires) and datetime.fromisoformat(expires) < datetime.now(timezone.utc)
+    if not expired and not task.backend.is_revoked(request.id, connection=request.connection):
+        return False
+    reason = "expired" if expired else "revoked"
+    if not request.ignore_result:
+        task.backend.store_result(request.id, TaskRevokedError(reason), states.REVOKED,
+                                  connection=request.connection)
+    signals.task_revoked.send(sender=task, request=request, terminated=False, signum=None, expired=expired)
+    logger.info("Discarding %s task %s[%s]", reason, task.name, request.id)
+    return True
+
+
+def _report_to_rq(job: Job, outcome: Outcome) -> Any:
+    if outcome.state == states.FAILURE:
+        raise outcome.retval
+    if outcome.state == states.RETRY:
+        return _rq_retry(job, outcome.retry)
+    if outcome.state == states.SUCCESS:
+        try:
+            return to_wire(outcome.retval)
+        except EncodeError:
+            return repr(outcome.retval)
+    return None
+
+
+def _rq_retry(job: Job, retry: Retry) -> RQRetry:
+    """Turn Celery's retry into RQ's: same job id, run again after the countdown (RQ's scheduler)."""
+    sig = retry.sig or {}
+    eta = sig.get("eta")
+    if eta is not None:
+        if eta.tzinfo is None:
+            eta = eta.replace(tzinfo=timezone.utc)
+        countdown = (eta - datetime.now(timezone.utc)).total_seconds()
+    else:
+        countdown = sig.get("countdown") or 0
+    if sig.get("args") is not None and (sig["args"] != job.args[1] or sig["kwargs"] != job.args[2]):
+        job.args = [job.args[0], to_wire(sig["args"]), to_wire(sig["kwargs"])]
+    retries_so_far = job.number_of_retries or 0
+    # RQ gives up once number_of_retries reaches max; Celery's own limit was already applied.
+    return RQRetry(max=retries_so_far + 1, interval=max(0, math.ceil(countdown)))
+
+
+# -- in this process (apply / task_always_eager) ---------------------------------------------
+def run_eagerly(task: Task, args: list, kwargs: dict, task_id: str, retries: int, throw: bool,
+                link: Any = None, link_error: Any = None) -> Any:
+    """Run ``task`` here, retrying at once as Celery's ``apply()`` does, and wrap it in an EagerResult."""
+    from .result import EagerResult
+
+    while True:
+        request = Context(
+            id=task_id, task=task.name, args=args, kwargs=kwargs, retries=retries, is_eager=True,
+            called_directly=False, hostname=HOSTNAME, delivery_info={"is_eager": True},
+            callbacks=_as_list(link), errbacks=_as_list(link_error), root_id=task_id,
+            timelimit=(None, None),
+        )
+        outcome = trace_task(task, request, args, kwargs, store=bool(task.app.conf.task_store_eager_result))
+        if outcome.state == states.RETRY and outcome.retry is not None and outcome.retry.sig is not None:
+            args, kwargs = outcome.retry.sig["args"], outcome.retry.sig["kwargs"]
+            retries += 1
+            continue
+        break
+    if throw and outcome.state == states.FAILURE:
+        raise outcome.retval
+    state = outcome.state if outcome.state in states.ALL_STATES else states.SUCCESS
+    return EagerResult(task_id, outcome.retval, state, traceback=outcome.traceback, name=task.name, app=task.app)
+
+
+def _as_list(value: Any) -> list | None:
+    if not value:
+        return None
+    items = value if isinstance(value, (list, tuple)) else [value]
+    return [dict(item) for item in items]
+
+
+__all__ = ["execute_task", "run_eagerly", "trace_task", "ExceptionInfo", "backoff_countdown"]

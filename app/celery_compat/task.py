@@ -1,0 +1,338 @@
+"""``Task``: what ``@app.task`` returns — call it, ``.delay()`` it, ``.retry()`` from inside it."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from . import states
+from .app import Celery, all_tasks, current_app, shared_tasks
+from .exceptions import MaxRetriesExceededError, NotRegistered, Retry
+
+_current = threading.local()
+
+
+def current_task_request() -> Context | None:
+    """The request of the task running in this thread, if any."""
+    stack = getattr(_current, "stack", None)
+    return stack[-1][1] if stack else None
+
+
+def current_task() -> Task | None:
+    stack = getattr(_current, "stack", None)
+    return stack[-1][0] if stack else None
+
+
+class Context:
+    """``self.request``: who is running this task, with which arguments, on which attempt."""
+
+    id: str | None = None
+    args: Any = None
+    kwargs: Any = None
+    retries: int = 0
+    is_eager: bool = False
+    called_directly: bool = True
+    delivery_info: dict | None = None
+    hostname: str | None = None
+    eta: Any = None
+    expires: Any = None
+    timelimit: tuple = (None, None)
+    group: str | None = None
+    root_id: str | None = None
+    parent_id: str | None = None
+    origin: str | None = None
+    task: str | None = None
+    ignore_result: bool = False
+    callbacks: Any = None
+    errbacks: Any = None
+    chord: Any = None
+    reply_to: str | None = None
+    correlation_id: str | None = None
+    headers: dict | None = None
+    connection: Any = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if args:
+            self.__dict__.update(args[0])
+        self.__dict__.update(kwargs)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key, default)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def __repr__(self) -> str:
+        return f"<Context: {self.__dict__!r}>"
+
+
+class Task:
+    """A task type with Celery's options as class attributes; instances are callable."""
+
+    name: str | None = None
+    typing: bool = True
+    max_retries: int | None = 3
+    default_retry_delay: float = 180
+    rate_limit: Any = None
+    ignore_result: bool = False
+    store_errors_even_if_ignored: bool = False
+    track_started: bool | None = None
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    acks_late: bool | None = None
+    reject_on_worker_lost: bool | None = None
+    expires: Any = None
+    priority: int | None = None
+    queue: str | None = None
+    serializer: str = "json"
+    throws: tuple = ()
+    autoretry_for: tuple = ()
+    dont_autoretry_for: tuple = ()
+    retry_kwargs: dict = {}
+    retry_backoff: bool | int = False
+    retry_backoff_max: int = 600
+    retry_jitter: bool = True
+    abstract: bool = True
+    _app: Celery | None = None
+
+    def __init__(self) -> None:
+        self._requests = threading.local()
+
+    # -- identity ----------------------------------------------------------------------------
+    @property
+    def app(self) -> Celery:
+        return self._app or current_app()
+
+    @property
+    def backend(self) -> Any:
+        return self.app.backend
+
+    @property
+    def request(self) -> Context:
+        stack = getattr(self._requests, "stack", None)
+        return stack[-1] if stack else Context()
+
+    def push_request(self, *args: Any, **kwargs: Any) -> None:
+        stack = self._requests.__dict__.setdefault("stack", [])
+        merged = dict(self.request.__dict__)
+        if args:
+            merged.update(args[0])
+        merged.update(kwargs)
+        stack.append(Context(merged))
+
+    def pop_request(self) -> None:
+        self._requests.stack.pop()
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("Tasks must define the run method.")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task here and now, as a plain function call (``request.called_directly``)."""
+        stack = _current.__dict__.setdefault("stack", [])
+        self.push_request(args=args, kwargs=kwargs)
+        stack.append((self, self.request))
+        try:
+            return self.run(*args, **kwargs)
+        finally:
+            stack.pop()
+            self.pop_request()
+
+    def check_arguments(self, args: Any, kwargs: Any) -> None:
+        """Raise ``TypeError`` now, on the client, when the arguments do not fit ``run``."""
+        if not self.typing:
+            return
+        signature = self.__dict__.get("_signature")
+        if signature is None:
+            try:
+                signature = self._signature = inspect.signature(self.run)
+            except (TypeError, ValueError):
+                return
+        try:
+            signature.bind(*(args or ()), **(kwargs or {}))
+        except TypeError as exc:
+            raise TypeError(f"{self.name}(): {exc}") from None
+
+    # -- sending -----------------------------------------------------------------------------
+    def delay(self, *args: Any, **kwargs: Any) -> Any:
+        """Queue the task with these arguments; returns its ``AsyncResult`` at once."""
+        return self.apply_async(args, kwargs)
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None,
+                    producer: Any = None, link: Any = None, link_error: Any = None, shadow: str | None = None,
+                    **options: Any) -> Any:
+        """Queue the task with Celery's options (countdown, eta, expires, queue, task_id, ...)."""
+        if self.app.conf.task_always_eager:
+            return self.apply(args, kwargs, task_id=task_id or str(uuid.uuid4()), link=link, link_error=link_error,
+                              **options)
+        self.check_arguments(args, kwargs)
+        parent = current_task_request()
+        if parent is not None and not parent.called_directly:
+            options.setdefault("parent_id", parent.id)
+            options.setdefault("root_id", parent.root_id or parent.id)
+        return self.app.send_task(self.name, args, kwargs, task_id=task_id, link=link, link_error=link_error,
+                                  shadow=shadow, task_type=self, **options)
+
+    def apply(self, args: Any = None, kwargs: Any = None, link: Any = None, link_error: Any = None,
+              task_id: str | None = None, retries: int | None = None, throw: bool | None = None,
+              logfile: Any = None, loglevel: Any = None, headers: Any = None, **options: Any) -> Any:
+        """Run the task in this process, retries included, and return an ``EagerResult``."""
+        from .execution import run_eagerly
+
+        self.check_arguments(args, kwargs)
+        if throw is None:
+            throw = self.app.conf.task_eager_propagates
+        return run_eagerly(self, list(args or ()), dict(kwargs or {}), task_id or str(uuid.uuid4()),
+                           retries or 0, throw, link=link, link_error=link_error)
+
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> Any:  # noqa: N802 - Celery's name
+        from .result import AsyncResult
+
+        return AsyncResult(task_id, app=self.app, task_name=self.name, **kwargs)
+
+    # -- inside the task ---------------------------------------------------------------------
+    def update_state(self, task_id: str | None = None, state: str | None = None, meta: Any = None,
+                     **kwargs: Any) -> None:
+        """Store a state (``'PROGRESS'`` or any custom one) and its meta now, for clients to read."""
+        request = self.request
+        task_id = task_id or request.id
+        if task_id is None:
+            return
+        if request.is_eager or (request.called_directly and request.id is None):
+            return
+        self.backend.store_result(task_id, meta, state or states.PENDING, connection=request.connection)
+
+    def retry(self, args: Any = None, kwargs: Any = None, exc: BaseException | None = None, throw: bool = True,
+              eta: Any = None, countdown: float | None = None, max_retries: int | None = None,
+              **options: Any) -> Retry:
+        """Ask to run again later with the same id; raises :class:`Retry` (or the error when out of retries)."""
+        request = self.request
+        retries = request.retries + 1
+        max_retries = self.max_retries if max_retries is None else max_retries
+        if request.called_directly:
+            if exc is not None:
+                raise exc
+            raise Retry("Task can be retried", None)
+        if not eta and countdown is None:
+            countdown = self.default_retry_delay
+        args = request.args if args is None else args
+        kwargs = request.kwargs if kwargs is None else kwargs
+        if max_retries is not None and retries > max_retries:
+            if exc is not None:
+                raise exc
+            raise MaxRetriesExceededError(
+                f"Can't retry {self.name}[{request.id}] args:{args} kwargs:{kwargs}",
+                task_args=args, task_kwargs=kwargs)
+        sig = {"args": list(args or ()), "kwargs": dict(kwargs or {}), "countdown": countdown, "eta": eta,
+               "retries": retries, "options": options}
+        ret = Retry(exc=exc, when=eta or countdown, is_eager=request.is_eager, sig=sig)
+        if throw:
+            raise ret
+        return ret
+
+    # -- hooks (override in a base class) ----------------------------------------------------
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        """Called in the worker before the task runs."""
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        """Called in the worker after the task returned and its result was stored."""
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Called in the worker after the task raised and the failure was stored."""
+
+    def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Called in the worker when the task asked to be retried."""
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        """Called in the worker after every run, whatever its outcome."""
+
+    # -- canvas ------------------------------------------------------------------------------
+    def s(self, *args: Any, **kwargs: Any) -> Any:
+        from .canvas import Signature
+
+        return Signature(self.name, args, kwargs, app=self.app)
+
+    def si(self, *args: Any, **kwargs: Any) -> Any:
+        from .canvas import Signature
+
+        return Signature(self.name, args, kwargs, immutable=True, app=self.app)
+
+    def signature(self, args: Any = None, *starargs: Any, **starkwargs: Any) -> Any:
+        from .canvas import Signature
+
+        kwargs = starkwargs.pop("kwargs", None) or {}
+        return Signature(self.name, args or (), kwargs, options=starkwargs, app=self.app)
+
+    subtask = signature
+
+    def __repr__(self) -> str:
+        return f"<@task: {self.name} of {self.app.main or '__main__'}>"
+
+    def __reduce__(self) -> tuple:
+        return _task_by_name, (self.name,)
+
+
+def _task_by_name(name: str) -> Task:
+    for registry in (all_tasks, shared_tasks):
+        if name in registry:
+            return registry[name]
+    raise NotRegistered(name)
+
+
+def build_task(app: Celery | None, fun: Callable, options: dict) -> Task:
+    """Make and register the task type for ``fun``, as Celery's ``app.task`` decorator does."""
+    options = dict(options)
+    bind = options.pop("bind", False)
+    base = options.pop("base", None) or (app.task_cls if app is not None else None) or Task
+    if isinstance(base, str):
+        module_name, _, attr = base.rpartition(".")
+        base = getattr(sys.modules.get(module_name) or __import__(module_name, fromlist=[attr]), attr)
+    options.pop("shared", None)
+    options.pop("filter", None)
+    options.pop("lazy", None)
+    module = fun.__module__
+    name = options.pop("name", None)
+    if name is None:
+        name = (app or current_app()).gen_task_name(fun.__name__, module) if app is not None else (
+            _shared_name(fun))
+    attrs = {
+        "name": name,
+        "run": fun if bind else staticmethod(fun),
+        "_app": app,
+        "__doc__": fun.__doc__,
+        "__module__": module,
+        "__qualname__": fun.__qualname__,
+        "__wrapped__": fun,
+        "abstract": False,
+        **options,
+    }
+    task_type = type(fun.__name__, (base,), attrs)
+    task = task_type()
+    if app is not None:
+        app.register_task(task)
+    else:
+        shared_tasks[name] = task
+        all_tasks[name] = task
+    return task
+
+
+def _shared_name(fun: Callable) -> str:
+    module = fun.__module__
+    if module == "__main__":
+        module = current_app().main or module
+    return f"{module}.{fun.__name__}"
+
+
+def shared_task(*args: Any, **kwargs: Any) -> Any:
+    """``@shared_task``: a task that belongs to whichever app is current when it is used."""
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return build_task(None, args[0], {})
+
+    def decorate(fun: Callable) -> Task:
+        return build_task(None, fun, kwargs)
+
+    return decorate
