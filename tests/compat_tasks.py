@@ -1,0 +1,171 @@
+"""Tasks for the celery_compat tests, importable by the worker processes those tests start.
+
+The broker URL comes from ``REDIS_URL``, as a real project's would; the tests point it at
+their own Redis server.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import redis
+
+from app.celery_compat import Celery, Task
+from app.celery_compat.exceptions import SoftTimeLimitExceeded
+
+app = Celery("tests.compat_tasks", broker=os.environ.get("REDIS_URL", "redis://127.0.0.1:1/0"))
+
+
+def record(key: str, value: object) -> None:
+    """Append to a Redis list, so a test can see what ran inside the worker (and how often)."""
+    redis.Redis.from_url(app.broker_url).rpush(f"record:{key}", str(value))
+
+
+class TransientError(Exception):
+    """A failure worth retrying."""
+
+
+class PaymentDeclined(Exception):
+    """A custom exception with several arguments, as projects define them."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+@app.task
+def add(x, y):
+    return x + y
+
+
+@app.task
+def echo(value):
+    return value
+
+
+@app.task
+def fail(message="boom"):
+    raise ValueError(message)
+
+
+@app.task
+def decline(code, reason):
+    raise PaymentDeclined(code, reason)
+
+
+@app.task
+def sleep(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+@app.task(name="custom.named")
+def named():
+    return "named"
+
+
+@app.task(bind=True)
+def whoami(self):
+    request = self.request
+    return {"id": request.id, "retries": request.retries, "queue": (request.delivery_info or {}).get("routing_key"),
+            "called_directly": request.called_directly, "args": request.args}
+
+
+@app.task(bind=True)
+def progress(self, steps, delay=0.2):
+    for step in range(1, steps + 1):
+        self.update_state(state="PROGRESS", meta={"current": step, "total": steps})
+        time.sleep(delay)
+    return "done"
+
+
+@app.task(bind=True, track_started=True)
+def tracked(self, seconds):
+    time.sleep(seconds)
+    return "tracked"
+
+
+@app.task(bind=True, max_retries=2, default_retry_delay=0)
+def always_retry(self, with_exc=True):
+    record(f"always_retry:{self.request.id}", self.request.retries)
+    if with_exc:
+        raise self.retry(exc=TransientError(f"attempt {self.request.retries}"))
+    raise self.retry()
+
+
+@app.task(bind=True, max_retries=5)
+def succeed_on_third(self):
+    record(f"third:{self.request.id}", self.request.retries)
+    if self.request.retries < 2:
+        raise self.retry(exc=TransientError("not yet"), countdown=1)
+    return f"ok after {self.request.retries} retries"
+
+
+@app.task(bind=True, autoretry_for=(TransientError,), retry_kwargs={"max_retries": 2, "countdown": 0})
+def autoretried(self):
+    record(f"auto:{self.request.id}", self.request.retries)
+    raise TransientError(f"auto {self.request.retries}")
+
+
+@app.task(bind=True, autoretry_for=(TransientError,), retry_kwargs={"max_retries": 3, "countdown": 0})
+def autoretried_other_error(self):
+    record(f"other:{self.request.id}", self.request.retries)
+    raise KeyError("not retried")
+
+
+@app.task(soft_time_limit=0.5)
+def soft_limited_cleanup():
+    try:
+        time.sleep(5)
+    except SoftTimeLimitExceeded:
+        return "cleaned up"
+    return "not interrupted"
+
+
+@app.task(soft_time_limit=0.5)
+def soft_limited():
+    time.sleep(5)
+
+
+@app.task(time_limit=0.5)
+def hard_limited():
+    time.sleep(5)
+
+
+@app.task(ignore_result=True)
+def ignored(key):
+    record(key, "ran")
+    return "ignored"
+
+
+@app.task
+def unserializable_result():
+    return {1, 2, 3}
+
+
+class HookedTask(Task):
+    """A base class whose hooks record what Celery's worker passes them."""
+
+    def on_success(self, retval, task_id, args, kwargs):
+        record(f"hooks:{task_id}", f"on_success {retval!r} {args!r}")
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        record(f"hooks:{task_id}", f"on_failure {exc!r} {type(einfo.exception).__name__}")
+
+    def on_retry(self, exc, task_id, args, kwargs, einfo):
+        record(f"hooks:{task_id}", f"on_retry {exc!r}")
+
+    def after_return(self, status, retval, task_id, args, kwargs, einfo):
+        record(f"hooks:{task_id}", f"after_return {status}")
+
+
+@app.task(base=HookedTask)
+def hooked_add(x, y):
+    return x + y
+
+
+@app.task(base=HookedTask)
+def hooked_fail():
+    raise RuntimeError("hooked")
