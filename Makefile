@@ -1,0 +1,41 @@
+# The two commands: `make run` starts the whole system, `make test` runs the whole suite.
+# Both build .venv first; it is rebuilt only when requirements.txt changes.
+
+PYTHON ?= python3
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.requirements-installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test lint format clean
+
+help:
+	@echo "make run    start Redis (embedded unless REDIS_URL is set), a worker and the web app on 127.0.0.1:$${PORT:-5000}"
+	@echo "make test   run the whole test suite"
+	@echo "make lint   check the code with ruff"
+	@echo "make venv   create .venv and install requirements.txt (done by run and test)"
+
+venv: $(STAMP)
+
+# The stamp is newer than requirements.txt once it is installed, so a second `make` does nothing.
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10+ is required, found " + sys.version.split()[0])'
+	test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PYTHON) -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $(STAMP)
+
+run: venv
+	$(VENV_PYTHON) -m app.launcher
+
+test: venv
+	$(VENV_PYTHON) -m pytest
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf var .pytest_cache .ruff_cache
