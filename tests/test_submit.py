@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from rq import Queue
@@ -93,12 +94,23 @@ def test_the_form_is_protected_against_cross_site_posts(make_app, redis_url, red
     assert b'name="csrf_token"' in client.get("/").data
 
 
-def test_a_task_run_by_the_worker_ends_with_success_and_full_progress(client, redis_url):
+#: The two documented ways to run a worker (README, "Worker"); {url} is the Redis URL.
+WORKER_COMMANDS = {
+    "python worker.py": [sys.executable, "worker.py", "-u", "{url}", "--burst", "default"],
+    "stock rq worker": [
+        str(Path(sys.executable).with_name("rq")), "worker", "-u", "{url}", "--serializer", "json",
+        "--with-scheduler", "--burst", "default",
+    ],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("worker_command", WORKER_COMMANDS.values(), ids=WORKER_COMMANDS.keys())
+def test_a_task_run_by_a_worker_ends_with_success_and_full_progress(client, redis_url, worker_command):
     # Given a one-second task submitted through the API
     task_id = client.post("/api/tasks/long-running", json={"duration": 1}).json["id"]
-    # When `python worker.py --burst` drains the queue
+    # When a worker, started as the README says, drains the queue
     worker = subprocess.run(
-        [sys.executable, "worker.py", "--burst", "-u", redis_url, "default"],
+        [part.format(url=redis_url) for part in worker_command],
         cwd=PROJECT_ROOT,
         timeout=60,
         capture_output=True,
