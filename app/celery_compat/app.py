@@ -303,43 +303,48 @@ class Celery:
             "job_id": task_id,
             "meta": {"celery": options_meta},
         }
-        signals.before_task_publish.send(sender=name, body=(wire_args, wire_kwargs, options_meta),
-                                         exchange="", routing_key=queue_name, headers={"id": task_id, "task": name},
-                                         properties={}, declare=[], retry_policy=None)
+        if signals.before_task_publish.receivers:
+            signals.before_task_publish.send(
+                sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="", routing_key=queue_name,
+                headers={"id": task_id, "task": name}, properties={}, declare=[], retry_policy=None)
         rq_queue = self.queue(queue_name)
+        # One pipeline for the whole job: RQ alone would spend a second round trip on its queue set.
+        pipe = pipeline if pipeline is not None else self.connection.pipeline()
         if eta is not None:
             job = rq_queue.create_job(EXECUTE_TASK, status=JobStatus.SCHEDULED, **job_options)
-            rq_queue.schedule_job(job, datetime.fromisoformat(eta), pipeline=pipeline)
+            rq_queue.schedule_job(job, datetime.fromisoformat(eta), pipeline=pipe)
         else:
-            rq_queue.enqueue_call(EXECUTE_TASK, pipeline=pipeline, **job_options)
-        signals.after_task_publish.send(sender=name, body=(wire_args, wire_kwargs, options_meta),
-                                        exchange="", routing_key=queue_name, headers={"id": task_id, "task": name})
+            rq_queue.enqueue_call(EXECUTE_TASK, pipeline=pipe, **job_options)
+        if pipeline is None:
+            pipe.execute()
+        if signals.after_task_publish.receivers:
+            signals.after_task_publish.send(sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="",
+                                            routing_key=queue_name, headers={"id": task_id, "task": name})
         return (result_cls or AsyncResult)(task_id, app=self, task_name=name)
 
     def _message_options(self, task: Task | None, name: str, eta: Any, countdown: Any, expires: Any,
                          time_limit: Any, soft_time_limit: Any, ignore_result: bool, link: Any, link_error: Any,
                          group_id: Any, root_id: Any, parent_id: Any, shadow: Any) -> dict:
         """Celery's per-message options that the worker needs, as JSON (unset ones left out)."""
-        now = datetime.now(timezone.utc)
         if expires is None and task is not None:
             expires = task.expires
         if countdown is not None:
-            eta = now + timedelta(seconds=float(countdown))
+            eta = self.now() + timedelta(seconds=float(countdown))
         if expires is not None and not isinstance(expires, datetime):
-            expires = now + timedelta(seconds=float(expires.total_seconds() if hasattr(expires, "total_seconds")
-                                                    else expires))
+            seconds = expires.total_seconds() if hasattr(expires, "total_seconds") else float(expires)
+            expires = self.now() + timedelta(seconds=seconds)
         if time_limit is None:
             time_limit = getattr(task, "time_limit", None) or self.conf.task_time_limit
         if soft_time_limit is None:
             soft_time_limit = getattr(task, "soft_time_limit", None) or self.conf.task_soft_time_limit
         options: dict[str, Any] = {"module": task_module(task) if task is not None else None}
-        values = {
-            "eta": _as_utc(eta), "expires": _as_utc(expires), "time_limit": time_limit,
-            "soft_time_limit": soft_time_limit, "ignore_result": ignore_result or None,
-            "link": _signatures(link), "link_error": _signatures(link_error), "group_id": group_id,
-            "root_id": root_id, "parent_id": parent_id, "shadow": shadow,
-        }
-        options.update({key: value for key, value in values.items() if value is not None})
+        for key, value in (("eta", _as_utc(eta)), ("expires", _as_utc(expires)), ("time_limit", time_limit),
+                           ("soft_time_limit", soft_time_limit), ("ignore_result", ignore_result or None),
+                           ("link", _signatures(link)), ("link_error", _signatures(link_error)),
+                           ("group_id", group_id), ("root_id", root_id), ("parent_id", parent_id),
+                           ("shadow", shadow)):
+            if value is not None:
+                options[key] = value
         return options
 
     def AsyncResult(self, id: str, **kwargs: Any) -> AsyncResult:  # noqa: N802 - Celery's name
