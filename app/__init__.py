@@ -6,15 +6,14 @@ Run it alone with ``flask --app app run``, or under gunicorn with ``gunicorn 'ap
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-from flask_wtf.csrf import CSRFProtect
+if TYPE_CHECKING:
+    from flask import Flask
 
-from app import config, dashboard, redis
-from app.web import api, errors, health, pages
-
-csrf = CSRFProtect()
+# Flask and the blueprints are imported inside create_app, not here: every worker imports this
+# package (the tasks live in app.tasks), and RQ's forking worker imports a job's module afresh
+# in each work horse, so a heavy package import would cost a quarter second per task.
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -23,11 +22,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     Raises :class:`app.config.ConfigError` when the configuration is unsafe, such as production
     without a ``SECRET_KEY``.
     """
+    from flask import Flask
+    from flask_wtf.csrf import CSRFProtect
+
+    from app import config, dashboard, redis
+    from app.web import api, errors, health, pages
+
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.from_mapping(config.load(test_config))
 
     redis.init_app(app)
-    csrf.init_app(app)
+    csrf = CSRFProtect(app)
     # The JSON API is called by scripts holding no session, so a CSRF token would only get in the way.
     csrf.exempt(api.bp)
 
