@@ -169,3 +169,24 @@ def hooked_add(x, y):
 @app.task(base=HookedTask)
 def hooked_fail():
     raise RuntimeError("hooked")
+
+
+@app.task
+def remember(value, key):
+    record(key, value)
+    return value
+
+
+@app.task
+def on_error_inline(request, exc, traceback, key):
+    record(key, f"{request.id} {exc!r} {traceback.splitlines()[0]}")
+
+
+@app.task
+def on_error_queued(task_id, key):
+    record(key, task_id)
+
+
+@app.task
+def waits_on_another():
+    return add.delay(1, 1).get(timeout=1)

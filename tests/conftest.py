@@ -182,10 +182,11 @@ def worker_process(celery_app, redis_url: str, tmp_path: Path):
 
     started: list[subprocess.Popen] = []
 
-    def start(*args: str, app: str = "tests.compat_tasks", workers: int = 1) -> subprocess.Popen:
+    def start(*args: str, app: str = "tests.compat_tasks", workers: int = 1,
+              pythonpath: tuple[str, ...] = ()) -> subprocess.Popen:
         before = Worker.count(connection=celery_app.connection)
         log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # noqa: SIM115 - closed with the process
-        env = {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": os.pathsep.join((str(ROOT), *pythonpath))}
         process = subprocess.Popen(
             [sys.executable, "worker.py", "-A", app, "-u", redis_url, "-l", "INFO", *args],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,

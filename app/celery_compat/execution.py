@@ -171,16 +171,29 @@ def _handle_failure(task: Task, request: Context, exc: Exception, store: bool) -
 
 
 def _call_errback(task: Task, request: Context, errback: Any, exc: Exception, einfo: ExceptionInfo) -> None:
-    """Celery's rule: an errback taking (request, exc, traceback) runs here; others are queued with the id."""
+    """Celery's rule: an errback still taking (request, exc, traceback) runs here; others are queued with the id."""
     errback_task = errback.type
-    try:
-        parameters = inspect.signature(errback_task.run).parameters
-    except (TypeError, ValueError):
-        parameters = {}
-    if len(parameters) - len(errback.args) == 3:
-        _safely(errback_task, *errback.args, request, exc, einfo.traceback, **errback.kwargs)
+    if _errback_runs_inline(errback_task, errback):
+        _safely(errback_task, request, exc, einfo.traceback, *errback.args, **errback.kwargs)
     else:
         errback.apply_async((request.id,))
+
+
+def _errback_runs_inline(errback_task: Task, errback: Any) -> bool:
+    # Celery counts the positional parameters the failure still has to fill; bound tasks are
+    # always queued (Celery's workaround so that errbacks can retry).
+    if getattr(errback_task, "bind", False):
+        return False
+    try:
+        spec = inspect.getfullargspec(errback_task.run)
+    except TypeError:
+        return False
+    if spec.varargs:
+        return True
+    remaining = list(spec.args)
+    if not errback.immutable:
+        remaining = [name for name in remaining[len(errback.args):] if name not in errback.kwargs]
+    return len(remaining) > 1
 
 
 def _handle_retry(task: Task, request: Context, retry: Retry, store: bool) -> Outcome:

@@ -97,6 +97,7 @@ class Task:
     retry_backoff_max: int = 600
     retry_jitter: bool = True
     abstract: bool = True
+    bind: bool = False
     _app: Celery | None = None
 
     def __init__(self) -> None:
@@ -308,6 +309,7 @@ def build_task(app: Celery | None, fun: Callable, options: dict) -> Task:
         "__qualname__": fun.__qualname__,
         "__wrapped__": fun,
         "abstract": False,
+        "bind": bind,
         **options,
     }
     task_type = type(fun.__name__, (base,), attrs)
