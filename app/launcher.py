@@ -175,6 +175,10 @@ class Launcher:
                 process.wait()
         for pump in self._pumps:
             pump.join(timeout=2)
+        for label in running:
+            code = self.children[label].returncode
+            how = f"on {signal.Signals(-code).name}" if code < 0 else f"with exit status {code}"
+            self.log("launch", f"{label} stopped {how}")
         if self.redis is not None:
             pid = self.redis.pid
             if pid is not None and is_redis_server(pid):

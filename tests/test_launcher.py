@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -69,10 +70,31 @@ class RunningLauncher:
         match = re.search(r"Redis: embedded .* \(pid (\d+),", self.log)
         return int(match.group(1)) if match else None
 
+    def workers(self) -> int:
+        try:
+            with urllib.request.urlopen(self.url("/healthz"), timeout=2) as response:
+                return json.load(response)["workers"] or 0
+        except (OSError, ValueError):
+            return 0
+
+    def submit(self, duration: int) -> str:
+        request = urllib.request.Request(
+            self.url("/api/tasks/long-running"),
+            data=json.dumps({"duration": duration}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)["id"]
+
+    def task_state(self, task_id: str) -> str:
+        with urllib.request.urlopen(self.url(f"/api/tasks/{task_id}"), timeout=5) as response:
+            return json.load(response)["state"]
+
     def wait_until_serving(self) -> None:
+        """Wait for the page, the dashboard, and a worker registered in Redis (it is listening then)."""
         ready = wait_for(
             lambda: self.process.poll() is not None
-            or (http_status(self.url("/")) == 200 and http_status(self.url("/rq/")) == 200),
+            or (http_status(self.url("/")) == 200 and http_status(self.url("/rq/")) == 200 and self.workers() >= 1),
             timeout=STARTUP_SECONDS,
         )
         assert ready and self.process.poll() is None, self.log
@@ -116,12 +138,18 @@ def test_ctrl_c_stops_redis_worker_and_web_and_a_second_run_starts_at_once(start
     assert redis_pid and set(children) == {"worker", "web"}
     assert http_status(first.url("/healthz")) == 200
 
+    # And a task is in progress
+    task_id = first.submit(duration=2)
+    assert wait_for(lambda: first.task_state(task_id) == "PROGRESS", timeout=30), first.log
+
     # When Ctrl-C is pressed
     status = first.stop(signal.SIGINT)
 
-    # Then the launcher exits cleanly, having stopped every process it started
+    # Then the worker finishes its task (warm shutdown) and the launcher exits cleanly,
+    # having stopped every process it started
     assert status == 0, first.log
     assert "warm shut down" in first.log
+    assert f"Job OK ({task_id})" in first.log
     for label, pid in {**children, "redis": redis_pid}.items():
         assert not pid_alive(pid), f"{label} (pid {pid}) survived the launcher"
     assert not list(Path(first.log_path.parent / "var").glob("*.pid"))
