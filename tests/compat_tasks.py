@@ -190,3 +190,19 @@ def on_error_queued(task_id, key):
 @app.task
 def waits_on_another():
     return add.delay(1, 1).get(timeout=1)
+
+
+@app.task
+def tsum(values):
+    return sum(values)
+
+
+@app.task
+def mul(x, y):
+    return x * y
+
+
+@app.task
+def collect(values, key):
+    record(key, ",".join(str(value) for value in values))
+    return values

@@ -10,6 +10,9 @@ from . import states as states
 from .app import Celery as Celery
 from .app import current_app as current_app
 from .canvas import Signature as Signature
+from .canvas import chain as chain
+from .canvas import chord as chord
+from .canvas import group as group
 from .canvas import signature as signature
 from .canvas import subtask as subtask
 from .result import AsyncResult as AsyncResult
@@ -21,5 +24,5 @@ from .task import shared_task as shared_task
 
 __all__ = [
     "Celery", "Task", "shared_task", "current_app", "current_task", "states",
-    "AsyncResult", "EagerResult", "GroupResult", "Signature", "signature", "subtask",
+    "AsyncResult", "EagerResult", "GroupResult", "Signature", "signature", "subtask", "chain", "group", "chord",
 ]

@@ -291,6 +291,10 @@ class Celery:
             ignore_result = task.ignore_result if task is not None else self.conf.task_ignore_result
         options_meta = self._message_options(task, name, eta, countdown, expires, time_limit, soft_time_limit,
                                              ignore_result, link, link_error, group_id, root_id, parent_id, shadow)
+        if chain:
+            options_meta["chain"] = [dict(step) for step in chain]
+        if chord:
+            options_meta["chord"] = dict(chord)
         eta = options_meta.get("eta")
         hard_limit = options_meta.get("time_limit")
         expires_s = self.backend.expires

@@ -89,8 +89,10 @@ class RedisBackend:
         raw = (connection or self.app.connection).get(meta_key(task_id))
         return json.loads(raw) if raw else pending_meta(task_id)
 
-    def get_many_meta(self, task_ids: list[str]) -> list[dict]:
-        raws = self.app.connection.mget([meta_key(task_id) for task_id in task_ids]) if task_ids else []
+    def get_many_meta(self, task_ids: list[str], connection: Redis | None = None) -> list[dict]:
+        """Documents of several tasks in one round trip, in the order of ``task_ids``."""
+        connection = connection or self.app.connection
+        raws = connection.mget([meta_key(task_id) for task_id in task_ids]) if task_ids else []
         return [json.loads(raw) if raw else pending_meta(tid) for tid, raw in zip(task_ids, raws, strict=False)]
 
     def forget(self, task_id: str) -> None:

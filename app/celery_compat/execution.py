@@ -24,7 +24,8 @@ from rq import get_current_job
 
 from . import signals, states
 from .app import current_app
-from .canvas import signature
+from .canvas import send_step, signature
+from .chords import chord_part_return, fail_steps
 from .exceptions import EncodeError, Ignore, Reject, Retry, TaskPredicate, TaskRevokedError
 from .limits import time_limits
 from .serialization import from_wire, to_wire
@@ -154,6 +155,12 @@ def _handle_success(task: Task, request: Context, retval: Any, store: bool) -> O
         sig = signature(callback, app=task.app)
         sig.apply_async(() if sig.immutable else (retval,), parent_id=request.id,
                         root_id=request.root_id or request.id)
+    if request.chain:
+        next_step, rest = request.chain[0], request.chain[1:]
+        send_step(signature(next_step, app=task.app), (retval,), {}, chain=rest, parent_id=request.id,
+                  root_id=request.root_id or request.id)
+    if request.chord:
+        chord_part_return(task, request)
     return Outcome(states.SUCCESS, retval)
 
 
@@ -167,6 +174,10 @@ def _handle_failure(task: Task, request: Context, exc: Exception, store: bool) -
                               kwargs=request.kwargs, traceback=exc.__traceback__, einfo=einfo)
     for errback in request.errbacks or ():
         _call_errback(task, request, signature(errback, app=task.app), exc, einfo)
+    if request.chain:
+        fail_steps(task, request.chain, exc, einfo.traceback, request.connection)
+    if request.chord:
+        chord_part_return(task, request)
     return Outcome(states.FAILURE, exc, einfo.traceback)
 
 
@@ -268,7 +279,8 @@ def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, c
         timelimit=(options.get("time_limit"), options.get("soft_time_limit")),
         ignore_result=bool(options.get("ignore_result")), callbacks=options.get("link"),
         errbacks=options.get("link_error"), group=options.get("group_id"), root_id=options.get("root_id") or job.id,
-        parent_id=options.get("parent_id"), origin=job.origin,
+        parent_id=options.get("parent_id"), origin=job.origin, chain=options.get("chain"),
+        chord=options.get("chord"),
     )
 
 
@@ -283,6 +295,8 @@ def _discard_if_revoked(task: Task, request: Context, options: dict) -> bool:
         task.backend.store_result(request.id, TaskRevokedError(reason), states.REVOKED,
                                   connection=request.connection)
     signals.task_revoked.send(sender=task, request=request, terminated=False, signum=None, expired=expired)
+    if request.chord:
+        chord_part_return(task, request)
     logger.info("Discarding %s task %s[%s]", reason, task.name, request.id)
     return True
 

@@ -117,6 +117,8 @@ class AsyncResult:
             self.parent._raise_if_failed()
         meta = self._cache or self.backend.wait_for(self.id, timeout=timeout, interval=interval)
         self._cache = meta
+        if follow_parents and propagate and self.parent is not None and meta["status"] in states.PROPAGATE_STATES:
+            self.parent._raise_if_failed()  # a chain or chord re-raises the original failure first
         return self._outcome(meta, propagate)
 
     wait = get
@@ -262,6 +264,11 @@ class ResultSet:
 
     def waiting(self) -> bool:
         return not self.ready()
+
+    def _raise_if_failed(self) -> None:
+        for result, meta in zip(self.results, self._metas(), strict=True):
+            if meta["status"] in states.PROPAGATE_STATES:
+                result._outcome(meta, propagate=True)
 
     def revoke(self, terminate: bool = False, **kwargs: Any) -> None:
         for result in self.results:

@@ -54,6 +54,7 @@ class Context:
     correlation_id: str | None = None
     headers: dict | None = None
     connection: Any = None
+    chain: list | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if args:
