@@ -198,6 +198,17 @@ class Celery:
         all_tasks[task.name] = task
         return task
 
+    def add_periodic_task(self, schedule: Any, sig: Any, args: Any = (), kwargs: Any = (), name: str | None = None,
+                          **opts: Any) -> str:
+        """Add a ``beat_schedule`` entry for ``sig`` (Celery's API, usually in ``on_after_configure``)."""
+        key = name or repr(sig)
+        self.conf.setdefault("beat_schedule", {})
+        self.conf["beat_schedule"] = {**self.conf["beat_schedule"], key: {
+            "task": sig.name, "schedule": schedule, "args": tuple(args) or tuple(sig.args),
+            "kwargs": dict(kwargs) or dict(sig.kwargs), "options": {**sig.options, **opts},
+        }}
+        return key
+
     def finalize(self, auto: bool = False) -> None:
         if not self.finalized:
             self.finalized = True

@@ -10,7 +10,8 @@ isolated:
 
 ``-c N`` starts N such workers as child processes of one supervisor. Every worker runs RQ's
 scheduler (it takes a lock, so only one schedules at a time), which ``countdown``, ``eta``
-and retries need.
+and retries need. ``-B`` also runs the periodic task scheduler (``beat_schedule``) in a thread
+of the main process; several ``-B`` workers send each tick once between them.
 """
 
 from __future__ import annotations
@@ -132,7 +133,9 @@ def main(argv: list[str] | None = None, default_app: Celery | None = None) -> in
     app.import_default_modules()
     app.finalize()
     if options.beat:
-        logger.warning("-B: periodic tasks are not supported yet; running the worker without them")
+        from .beat import start_beat_thread
+
+        start_beat_thread(app)
     logger.info("worker: app=%s queues=%s pool=%s concurrency=%s redis=%s", app.main, queue_names(options, app),
                 options.pool, options.concurrency, app.broker_url)
     if options.concurrency > 1:
