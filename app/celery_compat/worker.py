@@ -29,6 +29,7 @@ from rq import SimpleWorker, Worker
 from rq.logutils import setup_loghandlers
 from rq.serializers import JSONSerializer
 
+from . import execution as execution  # noqa: F401 - imported here so forked work horses need not import it
 from .app import Celery, current_app
 
 POOLS = {"fork": Worker, "prefork": Worker, "solo": SimpleWorker, "threads": SimpleWorker,
