@@ -335,7 +335,9 @@ class Celery:
         if signals.after_task_publish.receivers:
             signals.after_task_publish.send(sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="",
                                             routing_key=queue_name, headers={"id": task_id, "task": name})
-        return (result_cls or AsyncResult)(task_id, app=self, task_name=name)
+        result = (result_cls or AsyncResult)(task_id, app=self, task_name=name)
+        result.ignored = bool(ignore_result)
+        return result
 
     def _message_options(self, task: Task | None, name: str, eta: Any, countdown: Any, expires: Any,
                          time_limit: Any, soft_time_limit: Any, ignore_result: bool, link: Any, link_error: Any,

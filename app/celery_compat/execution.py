@@ -26,7 +26,7 @@ from . import signals, states
 from .app import current_app
 from .canvas import send_step, signature
 from .chords import chord_part_return, fail_steps
-from .exceptions import EncodeError, Ignore, Reject, Retry, TaskPredicate, TaskRevokedError
+from .exceptions import EncodeError, Ignore, Reject, Retry, TaskPredicate, TaskRevokedError, TimeLimitExceeded
 from .limits import time_limits
 from .serialization import from_wire, to_wire
 from .task import Context, Task, _current
@@ -166,8 +166,10 @@ def _handle_success(task: Task, request: Context, retval: Any, store: bool) -> O
 
 def _handle_failure(task: Task, request: Context, exc: Exception, store: bool) -> Outcome:
     einfo = ExceptionInfo(exc)
+    # A hard time limit kills the process in Celery, so no traceback is stored for it.
+    traceback = None if isinstance(exc, TimeLimitExceeded) else einfo.traceback
     if store or task.store_errors_even_if_ignored:
-        task.backend.store_result(request.id, exc, states.FAILURE, einfo.traceback, extra=_extended(task, request),
+        task.backend.store_result(request.id, exc, states.FAILURE, traceback, extra=_extended(task, request),
                                   connection=request.connection)
     _safely(task.on_failure, exc, request.id, request.args, request.kwargs, einfo)
     signals.task_failure.send(sender=task, task_id=request.id, exception=exc, args=request.args,
@@ -208,13 +210,15 @@ def _errback_runs_inline(errback_task: Task, errback: Any) -> bool:
 
 
 def _handle_retry(task: Task, request: Context, retry: Retry, store: bool) -> Outcome:
-    reason = retry.exc
+    # Celery stores and hands on_retry the exc given to retry(), but the signal and
+    # task_postrun get the Retry itself.
     einfo = ExceptionInfo(retry)
     if store:
-        task.backend.store_result(request.id, reason, states.RETRY, einfo.traceback, connection=request.connection)
-    _safely(task.on_retry, reason, request.id, request.args, request.kwargs, einfo)
-    signals.task_retry.send(sender=task, request=request, reason=reason, einfo=einfo)
-    return Outcome(states.RETRY, reason, einfo.traceback, retry)
+        task.backend.store_result(request.id, retry.exc, states.RETRY, einfo.traceback,
+                                  connection=request.connection)
+    _safely(task.on_retry, retry.exc, request.id, request.args, request.kwargs, einfo)
+    signals.task_retry.send(sender=task, request=request, reason=retry, einfo=einfo)
+    return Outcome(states.RETRY, retry, einfo.traceback, retry)
 
 
 def _safely(hook: Any, *args: Any, **kwargs: Any) -> None:

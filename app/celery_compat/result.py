@@ -43,6 +43,7 @@ class AsyncResult:
         self.backend = backend or self.app.backend
         self.task_name = task_name
         self.parent = parent
+        self.ignored = False  # set for a task sent with ignore_result: nothing will ever be stored
         self._cache: dict | None = None
 
     # -- reading -----------------------------------------------------------------------------
@@ -79,7 +80,8 @@ class AsyncResult:
 
     @property
     def name(self) -> str | None:
-        return self._get_task_meta().get("name") or self.task_name
+        """The task's name, stored only with ``result_extended`` (as in Celery)."""
+        return self._get_task_meta().get("name")
 
     @property
     def args(self) -> Any:
@@ -113,6 +115,8 @@ class AsyncResult:
         """Wait for the task and return its value; re-raise its exception when ``propagate``."""
         if disable_sync_subtasks:
             _assert_not_in_task()
+        if self.ignored:
+            return None  # Celery returns at once: an ignored result never arrives
         if follow_parents and propagate and self.parent is not None:
             self.parent._raise_if_failed()
         meta = self._cache or self.backend.wait_for(self.id, timeout=timeout, interval=interval)

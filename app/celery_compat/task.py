@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import sys
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 from . import states
 from .app import Celery, all_tasks, current_app, shared_tasks
 from .exceptions import MaxRetriesExceededError, NotRegistered, Retry
+from .serialization import from_wire, to_wire
 
 _current = threading.local()
 
@@ -148,16 +150,11 @@ class Task:
         """Raise ``TypeError`` now, on the client, when the arguments do not fit ``run``."""
         if not self.typing:
             return
-        signature = self.__dict__.get("_signature")
-        if signature is None:
-            try:
-                signature = self._signature = inspect.signature(self.run)
-            except (TypeError, ValueError):
-                return
-        try:
-            signature.bind(*(args or ()), **(kwargs or {}))
-        except TypeError as exc:
-            raise TypeError(f"{self.name}(): {exc}") from None
+        header = self.__dict__.get("_header")
+        if header is None:
+            header = self._header = argument_checker(self.run)
+        if header is not None:
+            header(*(args or ()), **(kwargs or {}))
 
     # -- sending -----------------------------------------------------------------------------
     def delay(self, *args: Any, **kwargs: Any) -> Any:
@@ -168,10 +165,12 @@ class Task:
                     producer: Any = None, link: Any = None, link_error: Any = None, shadow: str | None = None,
                     **options: Any) -> Any:
         """Queue the task with Celery's options (countdown, eta, expires, queue, task_id, ...)."""
+        self.check_arguments(args, kwargs)
         if self.app.conf.task_always_eager:
+            # Celery serializes the arguments even in eager mode, so tests see what a worker would.
+            args, kwargs = from_wire(to_wire(list(args or ()))), from_wire(to_wire(dict(kwargs or {})))
             return self.apply(args, kwargs, task_id=task_id or str(uuid.uuid4()), link=link, link_error=link_error,
                               **options)
-        self.check_arguments(args, kwargs)
         parent = current_task_request()
         if parent is not None and not parent.called_directly:
             options.setdefault("parent_id", parent.id)
@@ -185,7 +184,6 @@ class Task:
         """Run the task in this process, retries included, and return an ``EagerResult``."""
         from .execution import run_eagerly
 
-        self.check_arguments(args, kwargs)
         if throw is None:
             throw = self.app.conf.task_eager_propagates
         return run_eagerly(self, list(args or ()), dict(kwargs or {}), task_id or str(uuid.uuid4()),
@@ -201,11 +199,10 @@ class Task:
                      **kwargs: Any) -> None:
         """Store a state (``'PROGRESS'`` or any custom one) and its meta now, for clients to read."""
         request = self.request
-        task_id = task_id or request.id
         if task_id is None:
-            return
-        if request.is_eager or (request.called_directly and request.id is None):
-            return
+            if request.id is None or request.is_eager:
+                return  # a direct or eager call has nothing stored to update
+            task_id = request.id
         self.backend.store_result(task_id, meta, state or states.PENDING, connection=request.connection)
 
     def retry(self, args: Any = None, kwargs: Any = None, exc: BaseException | None = None, throw: bool = True,
@@ -227,7 +224,7 @@ class Task:
             if exc is not None:
                 raise exc
             raise MaxRetriesExceededError(
-                f"Can't retry {self.name}[{request.id}] args:{args} kwargs:{kwargs}",
+                f"Can't retry {self.name}[{request.id}] args:{tuple(args or ())} kwargs:{kwargs}",
                 task_args=args, task_kwargs=kwargs)
         sig = {"args": list(args or ()), "kwargs": dict(kwargs or {}), "countdown": countdown, "eta": eta,
                "retries": retries, "options": options}
@@ -276,6 +273,41 @@ class Task:
 
     def __reduce__(self) -> tuple:
         return _task_by_name, (self.name,)
+
+
+class _Default:
+    """Stands for a default value in a generated function header; its repr is its name there."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def argument_checker(run: Callable) -> Callable | None:
+    """A function with ``run``'s parameters and an empty body, as Celery's ``head_from_fun`` makes.
+
+    Calling it raises Python's own ``TypeError`` (``add() missing 1 required positional
+    argument: 'y'``) at the price of a plain call; a bound task keeps ``self`` in the count.
+    """
+    function = getattr(run, "__func__", run)
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+    namespace: dict[str, Any] = {}
+    parameters = []
+    for index, parameter in enumerate(signature.parameters.values()):
+        if parameter.default is not inspect.Parameter.empty:
+            namespace[f"_default_{index}"] = parameter.default
+            parameter = parameter.replace(default=_Default(f"_default_{index}"))
+        parameters.append(parameter.replace(annotation=inspect.Parameter.empty))
+    header = signature.replace(parameters=parameters, return_annotation=inspect.Signature.empty)
+    name = function.__name__ if function.__name__.isidentifier() else "task"
+    exec(f"def {name}{header}:\n    return 1\n", namespace)  # noqa: S102 - our own generated source
+    checker = namespace[name]
+    return functools.partial(checker, object()) if function is not run else checker
 
 
 def _task_by_name(name: str) -> Task:
