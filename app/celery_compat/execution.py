@@ -122,10 +122,10 @@ def trace_task(task: Task, request: Context, args: list, kwargs: dict, store: bo
         _log_outcome(task, task_id, outcome, time.monotonic() - started)
         return outcome
     finally:
-        signals.task_postrun.send(sender=task, task_id=task_id, task=task, args=args, kwargs=kwargs,
-                                  retval=outcome.retval, state=outcome.state)
         if outcome.state in states.READY_STATES:
             _safely(task.after_return, outcome.state, outcome.retval, task_id, args, kwargs, None)
+        signals.task_postrun.send(sender=task, task_id=task_id, task=task, args=args, kwargs=kwargs,
+                                  retval=outcome.retval, state=outcome.state)
         stack.pop()
         task.pop_request()
 
