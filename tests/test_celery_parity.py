@@ -38,7 +38,9 @@ WORKER_START_TIMEOUT = 60
 CLIENT_TIMEOUT = 180
 
 #: Programs whose worker must consume more than the default queue (passed as ``-Q`` to both workers).
-QUEUES = {"calling": "celery,reports"}
+QUEUES = {"calling": "celery,reports", "routing": "celery,reports,bulk"}
+#: Programs whose worker must also run the periodic task scheduler (``-B`` on both workers).
+BEAT = {"periodic"}
 
 
 def rewrite_imports(source: str) -> str:
@@ -127,13 +129,14 @@ def run_program(name: str, workdir: Path, server, adapter: bool) -> Run:
     pythonpath = os.pathsep.join([str(ROOT), str(workdir)] if adapter else [str(workdir)])
     env = {**os.environ, "REDIS_URL": server.url, "PYTHONPATH": pythonpath, "PYTHONUNBUFFERED": "1"}
     queues = ["-Q", QUEUES[name]] if name in QUEUES else []
+    beat = ["-B"] if name in BEAT else []
     if adapter:
         command = [sys.executable, str(ROOT / "worker.py"), "-A", name, "-u", server.url, "-P", "fork", "-c", "2",
-                   "-l", "WARNING", *queues]
+                   "-l", "WARNING", *queues, *beat]
         ready = rq_workers_registered(server.url, 2)
     else:
         command = [str(CELERY), "-A", name, "worker", "-P", "prefork", "-c", "2", "--loglevel", "WARNING",
-                   "--without-gossip", "--without-mingle", *queues]
+                   "--without-gossip", "--without-mingle", *queues, *beat]
 
         def ready() -> bool:
             return celery_worker_answers(server.url)

@@ -71,15 +71,19 @@ def main():
     try:
         add.delay(1)
     except TypeError as exc:
-        print("missing argument at delay", type(exc).__name__)
+        print("missing argument at delay", type(exc).__name__, exc.args)
     try:
         add.delay(1, 2, 3)
     except TypeError as exc:
-        print("extra argument at delay", type(exc).__name__)
+        print("extra argument at delay", type(exc).__name__, exc.args)
     try:
         describe.apply_async((1,), {"nope": 2})
     except TypeError as exc:
-        print("unknown keyword at apply_async", type(exc).__name__)
+        print("unknown keyword at apply_async", type(exc).__name__, exc.args)
+    try:
+        describe.apply_async()
+    except TypeError as exc:
+        print("missing argument at apply_async", type(exc).__name__, exc.args)
 
     try:
         echo.delay({1, 2})

@@ -19,6 +19,16 @@ def fail(message):
     raise ValueError(message)
 
 
+@app.task
+def echo(value):
+    return value
+
+
+@app.task
+def type_name(value):
+    return type(value).__name__
+
+
 @app.task(bind=True)
 def context(self):
     return {"is_eager": self.request.is_eager, "called_directly": self.request.called_directly,
@@ -48,6 +58,10 @@ def main():
     except ValueError as exc:
         print("apply failure get raises", type(exc).__name__, exc.args)
     show("apply context", context.apply())
+    show("apply with a missing argument", add.apply((1,)))
+    result = add.apply((1, 2, 3))
+    print("apply with an extra argument", result.state, type(result.result).__name__, result.result.args)
+    show("apply keeps a tuple", type_name.apply(((1, 2),)))
     show("apply retries run at once", retry_twice.apply())
 
     app.conf.task_always_eager = True
@@ -57,6 +71,12 @@ def main():
     show("always eager apply_async", add.apply_async((5, 5), countdown=30))
     show("always eager failure", fail.delay("eager boom"))
     show("always eager context", context.delay())
+    show("always eager tuple to list", echo.delay((1, (2, 3))))
+    show("always eager the task gets a list", type_name.delay((1, 2)))
+    try:
+        echo.delay({1, 2})
+    except Exception as exc:
+        print("always eager set argument", type(exc).__name__)
 
     app.conf.task_eager_propagates = True
     try:

@@ -1,4 +1,4 @@
-"""A custom Task base class: before_start, on_success, on_failure, on_retry and after_return hooks."""
+"""A custom Task base class: before_start, on_success, on_failure, on_retry and after_return hooks, among signals."""
 
 import json
 import os
@@ -6,6 +6,7 @@ import time
 
 import redis
 from celery import Celery, Task
+from celery.signals import task_failure, task_postrun, task_prerun, task_retry, task_success
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://localhost:6379/0")
 app = Celery("hooks", broker=REDIS_URL, backend=REDIS_URL)
@@ -37,6 +38,31 @@ class RecordingTask(Task):
         record(task_id, "after_return", status, shown, repr(args), repr(kwargs), einfo is None)
 
 
+@task_prerun.connect
+def on_prerun(task_id=None, **extra):
+    record(task_id, "signal task_prerun")
+
+
+@task_success.connect
+def on_success_signal(sender=None, **extra):
+    record(sender.request.id, "signal task_success")
+
+
+@task_failure.connect
+def on_failure_signal(task_id=None, **extra):
+    record(task_id, "signal task_failure")
+
+
+@task_retry.connect
+def on_retry_signal(request=None, **extra):
+    record(request.id, "signal task_retry")
+
+
+@task_postrun.connect
+def on_postrun(task_id=None, state=None, **extra):
+    record(task_id, "signal task_postrun", state)
+
+
 @app.task(base=RecordingTask)
 def add(x, y):
     return x + y
@@ -55,11 +81,11 @@ def retry_once(self):
 
 
 def hook_calls(task_id, runs=1):
-    """The hooks recorded for a task, once ``runs`` after_return calls are in (or after 20 s)."""
+    """The hooks and signals recorded for a task, once ``runs`` task_postrun calls are in (or after 20 s)."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         calls = [json.loads(raw) for raw in store.lrange(f"hooks:{task_id}", 0, -1)]
-        if sum(call[0] == "after_return" for call in calls) >= runs:
+        if sum(call[0] == "signal task_postrun" for call in calls) >= runs:
             return calls
         time.sleep(0.05)
     return calls
@@ -78,7 +104,7 @@ def main():
 
     result = retry_once.delay()
     print("retry", result.get(timeout=20))
-    for call in hook_calls(result.id):
+    for call in hook_calls(result.id, runs=2):
         print("retry hook", *call)
 
     print("direct call", add(1, 1), store.llen("hooks:None"))

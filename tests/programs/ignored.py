@@ -53,10 +53,12 @@ def main():
             AsyncResult(result.id).get(timeout=0.5)
         except TimeoutError as exc:
             print(label, "get on a fresh handle", type(exc).__name__)
+        started = time.monotonic()
+        print(label, "get on the returned handle", result.get(timeout=5), time.monotonic() - started < 1)
 
     result = add.apply_async((1, 2), ignore_result=True)
     checked = add.delay(0, 0)
     checked.get(timeout=20)
     time.sleep(1)
-    print("ignore_result per call", AsyncResult(result.id).state)
+    print("ignore_result per call", AsyncResult(result.id).state, result.get(timeout=5))
     print("other calls still stored", add.delay(2, 2).get(timeout=20), checked.state)

@@ -80,3 +80,10 @@ def main():
     time.sleep(0.5)  # Ignore() must not overwrite the custom state afterwards
     fresh = AsyncResult(result.id)
     print("custom state then Ignore", bool(seen), fresh.state, fresh.info, fresh.ready())
+
+    crunch.update_state(task_id="progress-from-the-client", state="PROGRESS", meta={"current": 1, "total": 9})
+    fresh = AsyncResult("progress-from-the-client")
+    print("update_state from the client", fresh.state, fresh.info, fresh.ready())
+    crunch.update_state(task_id="progress-from-the-client", state="SUCCESS", meta={"done": True})
+    fresh = AsyncResult("progress-from-the-client")
+    print("update_state SUCCESS from the client", fresh.state, fresh.result, fresh.ready(), fresh.get(timeout=5))

@@ -44,6 +44,7 @@ def main():
     print("success result/info", ok.result, ok.info)
     print("success ready/successful/failed", ok.ready(), ok.successful(), ok.failed())
     print("success traceback", ok.traceback)
+    print("name without result_extended", ok.name, AsyncResult(ok.id).name)
     print("date_done", isinstance(ok.date_done, datetime), ok.date_done.tzinfo is not None)
     fresh = AsyncResult(ok.id)
     print("fresh handle", fresh.state, fresh.result, fresh.get(timeout=5))

@@ -27,7 +27,7 @@ def flaky(self, succeed_on):
 
 
 @app.task(bind=True, max_retries=1)
-def retry_without_exc(self):
+def retry_without_exc(self, value, flag=False):
     store.rpush(f"retries:{self.request.id}", self.request.retries)
     raise self.retry(countdown=1)
 
@@ -78,7 +78,7 @@ def retry_forever(self):
 def main():
     watched = flaky.delay(2)
     others = {
-        "retry_without_exc": retry_without_exc.delay(),
+        "retry_without_exc": retry_without_exc.apply_async((1,), {"flag": True}, task_id="retries-fixed-id"),
         "retry_with_exc": retry_with_exc.delay("missing"),
         "retry_with_call_limit": retry_with_call_limit.delay(),
         "auto_gives_up": auto_gives_up.delay(),
@@ -99,6 +99,6 @@ def main():
         try:
             print(name, "returned", result.get(timeout=30), result.state, attempts(result.id))
         except MaxRetriesExceededError as exc:
-            print(name, "raised", type(exc).__name__, result.state, attempts(result.id))
+            print(name, "raised", type(exc).__name__, exc.args, result.state, attempts(result.id))
         except Exception as exc:
             print(name, "raised", type(exc).__name__, exc.args, result.state, attempts(result.id))

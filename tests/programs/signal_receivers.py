@@ -50,9 +50,7 @@ def on_prerun(sender=None, task_id=None, task=None, args=None, kwargs=None, **ex
 
 @task_postrun.connect
 def on_postrun(sender=None, task_id=None, task=None, args=None, kwargs=None, retval=None, state=None, **extra):
-    shown = type(retval).__name__ if isinstance(retval, BaseException) else repr(retval)
-    if state == "RETRY":
-        shown = "(not compared)"
+    shown = f"{type(retval).__name__}: {retval}" if isinstance(retval, BaseException) else repr(retval)
     record(task_id, "task_postrun", sender.name, state, shown, repr(args), repr(kwargs))
 
 
@@ -69,7 +67,7 @@ def on_failure(sender=None, task_id=None, exception=None, args=None, kwargs=None
 
 @task_retry.connect
 def on_retry(sender=None, request=None, reason=None, **extra):
-    record(request.id, "task_retry", sender.name, request.retries)
+    record(request.id, "task_retry", sender.name, request.retries, type(reason).__name__, str(reason))
 
 
 @task_success.connect(sender=add)

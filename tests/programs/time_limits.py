@@ -47,6 +47,6 @@ def main():
     ]:
         value = result.get(timeout=30, propagate=False)
         if isinstance(value, BaseException):
-            print(label, result.state, type(value).__name__)
+            print(label, result.state, type(value).__name__, result.traceback is None)
         else:
             print(label, result.state, value)
