@@ -206,3 +206,33 @@ def mul(x, y):
 def collect(values, key):
     record(key, ",".join(str(value) for value in values))
     return values
+
+
+@app.task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def safe_to_repeat(self, key, seconds):
+    """Records each start, then works; killing its worker mid-way makes it run again."""
+    record(key, os.getpid())
+    time.sleep(seconds)
+    return "finished"
+
+
+@app.task(bind=True, acks_late=True, reject_on_worker_lost=True)
+def kills_its_worker(self, key):
+    record(key, os.getpid())
+    os.kill(os.getpid(), 9)
+
+
+@app.task(time_limit=1)
+def swallows_time_limit():
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.1)
+        except Exception:  # noqa: BLE001 - the point: a task that ignores its hard limit
+            pass
+    return "ignored the limit"
+
+
+@app.task
+def pid():
+    return os.getpid()

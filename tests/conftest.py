@@ -7,6 +7,7 @@ unless ``CI`` is set, where they fail: CI must never go green by skipping.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import warnings
@@ -187,9 +188,11 @@ def worker_process(celery_app, redis_url: str, tmp_path: Path):
         before = Worker.count(connection=celery_app.connection)
         log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # noqa: SIM115 - closed with the process
         env = {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": os.pathsep.join((str(ROOT), *pythonpath))}
+        # Its own session, so that teardown (and a test killing "the whole machine") reaches every
+        # process the worker started: work processes and RQ's scheduler process alike.
         process = subprocess.Popen(
             [sys.executable, "worker.py", "-A", app, "-u", redis_url, "-l", "INFO", *args],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         started.append(process)
         wait_for(lambda: Worker.count(connection=celery_app.connection) >= before + workers
@@ -207,4 +210,6 @@ def worker_process(celery_app, redis_url: str, tmp_path: Path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # whatever it left behind
 # --- celery_compat fixtures ---

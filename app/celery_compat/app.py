@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import redis
-from rq import Queue
+from rq import Callback, Queue
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .task import Task
 
 EXECUTE_TASK = "app.celery_compat.execution.execute_task"
+_FAILURE_CALLBACK = Callback("app.celery_compat.recovery.on_job_failure")
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 _state = threading.local()
@@ -107,6 +108,9 @@ class Celery:
         self.on_after_configure = signals.Signal("on_after_configure")
         self.on_after_finalize = signals.Signal("on_after_finalize")
         self.finalized = False
+        # As in Celery, on_after_configure fires when a setting is first read, after the
+        # program had the chance to connect its receivers and change the configuration.
+        self.conf.on_first_read = lambda: self.on_after_configure.send(sender=self, source=self.conf)
         if set_as_current:
             self.set_current()
         if _default_app is None:
@@ -212,7 +216,7 @@ class Celery:
     def finalize(self, auto: bool = False) -> None:
         if not self.finalized:
             self.finalized = True
-            self.on_after_configure.send(sender=self)
+            self.conf._first_read()
             self.on_after_finalize.send(sender=self)
 
     def autodiscover_tasks(self, packages: Any = None, related_name: str = "tasks", force: bool = False) -> None:
@@ -317,6 +321,8 @@ class Celery:
             "description": f"{shadow or name}({_describe(wire_args, wire_kwargs)})",
             "job_id": task_id,
             "meta": {"celery": options_meta},
+            # RQ calls it when maintenance finds the task abandoned by a dead worker (recovery.py).
+            "on_failure": _FAILURE_CALLBACK,
         }
         if signals.before_task_publish.receivers:
             signals.before_task_publish.send(

@@ -28,7 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "task_soft_time_limit": None,
     "task_acks_late": False,
     "task_reject_on_worker_lost": None,
+    "worker_lost_max_redeliveries": 3,
     "task_ignore_result": False,
+    "task_store_errors_even_if_ignored": False,
     "task_default_rate_limit": None,
     "task_default_priority": None,
     "task_create_missing_queues": True,
@@ -91,6 +93,19 @@ def check_serializer(key: str, value: Any) -> None:
 class Settings(dict):
     """Celery's ``app.conf``: a dict whose unset keys fall back to Celery's defaults."""
 
+    #: Called once, at the first read of any setting (Celery's on_after_configure moment).
+    on_first_read: Any = None
+
+    def _first_read(self) -> None:
+        hook, self.__dict__["on_first_read"] = self.__dict__.get("on_first_read"), None
+        if hook is not None:
+            hook()
+
+    def __getitem__(self, key: str) -> Any:
+        if self.__dict__.get("on_first_read") is not None:
+            self._first_read()
+        return super().__getitem__(key)
+
     def __getattr__(self, key: str) -> Any:
         try:
             return self[key]
@@ -98,6 +113,9 @@ class Settings(dict):
             raise AttributeError(key) from None
 
     def __setattr__(self, key: str, value: Any) -> None:
+        if key == "on_first_read":
+            self.__dict__[key] = value
+            return
         self[key] = value
 
     def __missing__(self, key: str) -> Any:
@@ -139,10 +157,10 @@ class Settings(dict):
         for key, value in items:
             if key.startswith("_"):
                 continue
-            if prefix:
-                if not key.startswith(prefix):
-                    continue
+            if prefix and key.startswith(prefix):
                 key = key[len(prefix):].lower()
+            elif prefix and not key.islower():
+                continue  # with a namespace, upper-case settings must carry it
             elif key in OLD_NAMES:
                 key = OLD_NAMES[key]
             elif not key.islower():

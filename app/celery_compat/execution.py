@@ -26,7 +26,16 @@ from . import signals, states
 from .app import current_app
 from .canvas import send_step, signature
 from .chords import chord_part_return, fail_steps
-from .exceptions import EncodeError, Ignore, Reject, Retry, TaskPredicate, TaskRevokedError, TimeLimitExceeded
+from .exceptions import (
+    EncodeError,
+    Ignore,
+    Reject,
+    Retry,
+    TaskPredicate,
+    TaskRevokedError,
+    Terminated,
+    TimeLimitExceeded,
+)
 from .limits import time_limits
 from .serialization import from_wire, to_wire
 from .task import Context, Task, _current
@@ -115,6 +124,10 @@ def trace_task(task: Task, request: Context, args: list, kwargs: dict, store: bo
             outcome = Outcome(states.IGNORED)
         except Reject as reject:
             outcome = Outcome(states.REJECTED, reject)
+        except Terminated as exc:
+            # revoke(terminate=True) already stored REVOKED; the task must not overwrite it.
+            signals.task_revoked.send(sender=task, request=request, terminated=True, signum=None, expired=False)
+            outcome = Outcome(states.REVOKED, exc)
         except Exception as exc:
             outcome = _handle_failure(task, request, exc, store)
         else:
@@ -131,7 +144,7 @@ def trace_task(task: Task, request: Context, args: list, kwargs: dict, store: bo
 
 
 def _tracks_started(task: Task) -> bool:
-    return task.track_started if task.track_started is not None else bool(task.app.conf.task_track_started)
+    return bool(task.track_started)
 
 
 def _extended(task: Task, request: Context) -> dict | None:
@@ -306,8 +319,8 @@ def _discard_if_revoked(task: Task, request: Context, options: dict) -> bool:
 
 
 def _report_to_rq(job: Job, outcome: Outcome) -> Any:
-    if outcome.state == states.FAILURE:
-        raise outcome.retval
+    if outcome.state in (states.FAILURE, states.REVOKED):
+        raise outcome.retval  # RQ records it too: FAILED, or STOPPED after a stop-job command
     if outcome.state == states.RETRY:
         return _rq_retry(job, outcome.retry)
     if outcome.state == states.SUCCESS:

@@ -73,6 +73,21 @@ class Context:
         return f"<Context: {self.__dict__!r}>"
 
 
+class FromConfig:
+    """A task option that, unless the task sets it, reads the app's setting (Celery binds them alike)."""
+
+    def __init__(self, setting: str) -> None:
+        self.setting = setting
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, task: Any, owner: type) -> Any:
+        if task is None:
+            return self
+        return task.app.conf[self.setting]
+
+
 class Task:
     """A task type with Celery's options as class attributes; instances are callable."""
 
@@ -81,13 +96,13 @@ class Task:
     max_retries: int | None = 3
     default_retry_delay: float = 180
     rate_limit: Any = None
-    ignore_result: bool = False
-    store_errors_even_if_ignored: bool = False
-    track_started: bool | None = None
+    ignore_result = FromConfig("task_ignore_result")
+    store_errors_even_if_ignored = FromConfig("task_store_errors_even_if_ignored")
+    track_started = FromConfig("task_track_started")
     time_limit: float | None = None
     soft_time_limit: float | None = None
-    acks_late: bool | None = None
-    reject_on_worker_lost: bool | None = None
+    acks_late = FromConfig("task_acks_late")
+    reject_on_worker_lost = FromConfig("task_reject_on_worker_lost")
     expires: Any = None
     priority: int | None = None
     queue: str | None = None

@@ -1,17 +1,20 @@
 """The worker command: ``python worker.py -A proj -Q queues -c N -P pool -B --loglevel info``.
 
-It accepts Celery's worker flags and runs RQ workers underneath. ``-P`` says how a task is
-isolated:
+It accepts Celery's worker flags and runs RQ workers underneath. ``-P`` says how tasks run:
 
-* ``fork`` (also ``prefork``, the default): RQ's ``Worker``; each task runs in a freshly forked
-  work horse, so a hard time limit or ``revoke(terminate=True)`` kills only that task.
-* ``solo`` (also ``threads``, ``gevent``, ``eventlet``): RQ's ``SimpleWorker``; tasks run in the
-  worker process itself, faster, but a task can only be stopped by stopping the worker.
+* ``prefork`` (the default): ``-c`` long-lived work processes (default: one per core) that run
+  tasks in-process, under a supervisor that replaces a process that dies, kills one whose
+  task overruns its hard time limit or is revoked with ``terminate=True``, and re-queues or
+  fails (``WorkerLostError``) the task of a process that died (see ``pool.py``).
+* ``fork``: RQ's classic worker: a fresh forked work horse for every task (slower; each task
+  starts from a clean copy of the worker).
+* ``solo`` (also ``threads``, ``gevent``, ``eventlet``): tasks run in the worker process itself;
+  ``revoke(terminate=True)`` interrupts the task with ``Terminated``.
 
-``-c N`` starts N such workers as child processes of one supervisor. Every worker runs RQ's
-scheduler (it takes a lock, so only one schedules at a time), which ``countdown``, ``eta``
-and retries need. ``-B`` also runs the periodic task scheduler (``beat_schedule``) in a thread
-of the main process; several ``-B`` workers send each tick once between them.
+Every worker runs RQ's scheduler (it takes a lock, so only one schedules at a time), which
+``countdown``, ``eta`` and retries need. ``-B`` also runs the periodic task scheduler
+(``beat_schedule``) in a thread of the main process; several ``-B`` workers send each tick once
+between them.
 """
 
 from __future__ import annotations
@@ -25,15 +28,18 @@ import signal
 import sys
 from typing import Any
 
-from rq import SimpleWorker, Worker
 from rq.logutils import setup_loghandlers
 from rq.serializers import JSONSerializer
 
 from . import execution as execution  # noqa: F401 - imported here so forked work horses need not import it
 from .app import Celery, current_app
+from .workers import HEARTBEAT_INTERVAL, ForkingWorker, InProcessWorker, raise_terminated
 
-POOLS = {"fork": Worker, "prefork": Worker, "solo": SimpleWorker, "threads": SimpleWorker,
-         "gevent": SimpleWorker, "eventlet": SimpleWorker}
+POOLS = {"prefork": InProcessWorker, "fork": ForkingWorker, "solo": InProcessWorker, "threads": InProcessWorker,
+         "gevent": InProcessWorker, "eventlet": InProcessWorker}
+#: Short enough that a dead worker's tasks are recovered within a minute (see workers.py).
+WORKER_TTL = 30
+MAINTENANCE_INTERVAL = 10
 
 logger = logging.getLogger("app.celery_compat.worker")
 
@@ -43,18 +49,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-A", "--app", help="module (or module:attribute) holding the Celery app, as `celery -A`")
     parser.add_argument("-Q", "--queues", help="comma-separated queues to consume (default: the app's default)")
     parser.add_argument("queue_names", nargs="*", help="queues, as `rq worker` takes them")
-    parser.add_argument("-c", "--concurrency", type=int, default=1, help="number of worker processes")
-    parser.add_argument("-P", "--pool", default="fork", choices=sorted(POOLS), help="how tasks are isolated")
+    parser.add_argument("-c", "--concurrency", type=int, default=None,
+                        help="number of work processes (default: 1 per core with prefork, else 1)")
+    parser.add_argument("-P", "--pool", default="prefork", choices=sorted(POOLS), help="how tasks run (see above)")
     parser.add_argument("-B", "--beat", action="store_true", help="also run the periodic task scheduler")
     parser.add_argument("-l", "--loglevel", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     parser.add_argument("-u", "--url", help="Redis URL (default: REDIS_URL, else the app's broker_url)")
     parser.add_argument("-n", "--hostname", help="worker name")
     parser.add_argument("-b", "--burst", action="store_true", help="exit once the queues are empty")
-    parser.add_argument("--max-tasks-per-child", type=int, help="a worker exits after this many tasks")
+    parser.add_argument("--max-tasks-per-child", type=int, help="a work process is replaced after this many tasks")
+    parser.add_argument("--grace-period", type=float, default=60.0,
+                        help="seconds a warm shutdown waits for running tasks before re-queueing them")
     parser.add_argument("--without-scheduler", action="store_true", help="do not run RQ's scheduler here")
-    parser.add_argument("--worker-ttl", type=int, default=None, help="seconds before a silent worker is dead")
-    parser.add_argument("--maintenance-interval", type=int, default=None,
-                        help="seconds between RQ maintenance runs (abandoned-job detection)")
+    parser.add_argument("--worker-ttl", type=int, default=WORKER_TTL, help="seconds before a silent worker is dead")
+    parser.add_argument("--maintenance-interval", type=int, default=MAINTENANCE_INTERVAL,
+                        help="seconds between RQ maintenance runs (abandoned-task detection)")
     return parser
 
 
@@ -81,17 +90,21 @@ def queue_names(options: argparse.Namespace, app: Celery) -> list[str]:
     return names or [app.conf.task_default_queue]
 
 
-def run_worker(app: Celery, options: argparse.Namespace, index: int = 0) -> bool:
-    """Run one RQ worker in this process until it is told to stop (or the queues drain in burst mode)."""
-    worker_class = POOLS[options.pool]
+def make_worker(app: Celery, options: argparse.Namespace, index: int = 0) -> Any:
+    """One RQ worker of the chosen pool's class, on the app's queues, with JSON jobs."""
     queues = [app.queue(name) for name in queue_names(options, app)]
     name = options.hostname and (f"{options.hostname}-{index}" if options.concurrency > 1 else options.hostname)
-    extra = {}
-    if options.worker_ttl:
-        extra["worker_ttl"] = options.worker_ttl
-    if options.maintenance_interval:
-        extra["maintenance_interval"] = options.maintenance_interval
-    worker = worker_class(queues, connection=app.connection, serializer=JSONSerializer, name=name, **extra)
+    return POOLS[options.pool](
+        queues, connection=app.connection, serializer=JSONSerializer, name=name, worker_ttl=options.worker_ttl,
+        maintenance_interval=options.maintenance_interval, job_monitoring_interval=HEARTBEAT_INTERVAL,
+    )
+
+
+def run_worker(app: Celery, options: argparse.Namespace, index: int = 0) -> bool:
+    """Run one RQ worker in this process until it is told to stop (or the queues drain in burst mode)."""
+    worker = make_worker(app, options, index)
+    if isinstance(worker, InProcessWorker):
+        signal.signal(signal.SIGUSR1, raise_terminated)
     return worker.work(burst=options.burst, logging_level=options.loglevel.upper(),
                        with_scheduler=not options.without_scheduler, max_jobs=options.max_tasks_per_child)
 
@@ -101,8 +114,8 @@ def _child(app: Celery, options: argparse.Namespace, index: int) -> None:
     run_worker(app, options, index)
 
 
-def supervise(app: Celery, options: argparse.Namespace) -> int:
-    """Run ``-c N`` workers as child processes; pass SIGINT/SIGTERM on and wait for all of them."""
+def run_processes(app: Celery, options: argparse.Namespace) -> int:
+    """``-c N`` with ``fork`` or ``solo``: N independent workers; signals are passed on to them."""
     context = multiprocessing.get_context("fork")
     children = [context.Process(target=_child, args=(app, options, i), name=f"worker-{i}")
                 for i in range(options.concurrency)]
@@ -124,6 +137,8 @@ def supervise(app: Celery, options: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None, default_app: Celery | None = None) -> int:
     """Entry point of ``python worker.py``; returns the exit code."""
     options = build_parser().parse_args(argv)
+    if options.concurrency is None:
+        options.concurrency = (os.cpu_count() or 1) if options.pool == "prefork" else 1
     setup_loghandlers(options.loglevel.upper())
     setup_loghandlers(options.loglevel.upper(), name="app.celery_compat")
     app = load_app(options.app) if options.app else (default_app or current_app())
@@ -139,7 +154,14 @@ def main(argv: list[str] | None = None, default_app: Celery | None = None) -> in
         start_beat_thread(app)
     logger.info("worker: app=%s queues=%s pool=%s concurrency=%s redis=%s", app.main, queue_names(options, app),
                 options.pool, options.concurrency, app.broker_url)
+    if options.pool == "prefork":
+        from .pool import Supervisor, child_main
+
+        def run_child(slot: Any, index: int) -> None:
+            child_main(app, options, slot, index, make_worker)
+
+        return Supervisor(app, options, run_child).run()
     if options.concurrency > 1:
-        return supervise(app, options)
+        return run_processes(app, options)
     run_worker(app, options)
     return 0

@@ -9,7 +9,8 @@ from app.celery_compat import Task, shared_task
 STEP_SECONDS = 0.5
 
 
-@shared_task(bind=True, track_started=True)
+# Safe to repeat: if its worker dies, the task runs again (at most 3 times) instead of failing.
+@shared_task(bind=True, track_started=True, acks_late=True, reject_on_worker_lost=True)
 def long_running(self: Task, duration: int) -> dict:
     """Work for ``duration`` seconds in half-second steps, publishing ``{current, total, percent}``."""
     total = max(1, round(duration / STEP_SECONDS))

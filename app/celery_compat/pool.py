@@ -1,0 +1,176 @@
+"""``-P prefork``: long-lived work processes that run tasks in-process, under a supervisor.
+
+Each child is an :class:`InProcessWorker` and tells the supervisor, through shared memory,
+which task it runs and since when. The supervisor replaces a child that exits, and:
+
+* a child that died mid-task (a crash, ``kill -9``, the OOM killer): the task is re-queued
+  or failed with ``WorkerLostError`` (:mod:`recovery`) at once, not after a heartbeat expires;
+* a task past its hard time limit that did not stop by itself: the child is killed and the
+  task fails with ``TimeLimitExceeded``;
+* ``revoke(terminate=True)``: the child kills itself and the task stays ``REVOKED``;
+* ``--max-tasks-per-child``: the child exits after that many tasks and a fresh one starts.
+
+SIGTERM or SIGINT asks every child to finish its task and exit; after ``--grace-period``
+seconds, or at a second signal, the children are killed and their tasks are recovered as
+above, so a shutdown loses no task and runs none twice by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from typing import Any
+
+from rq.job import Job, JobStatus
+from rq.job_lifecycle import record_job_failure
+from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from .recovery import recover_lost_job, store_time_limit_failure
+from .workers import InProcessWorker, Slot
+
+logger = logging.getLogger("app.celery_compat.worker")
+#: Seconds a task may overrun its hard limit before the supervisor kills it (the task's own
+#: SIGALRM raises TimeLimitExceeded first; this catches tasks that swallow it or block in C).
+HARD_LIMIT_GRACE = 2.0
+POLL_SECONDS = 0.2
+
+
+class Child:
+    """One work process and its slot."""
+
+    def __init__(self, context: Any, index: int) -> None:
+        self.index = index
+        self.slot = Slot(context)
+        self.process: Any = None
+
+
+class Supervisor:
+    """Starts ``concurrency`` children, keeps them alive, and recovers the tasks of dead ones."""
+
+    def __init__(self, app: Any, options: Any, run_child: Any) -> None:
+        self.app = app
+        self.options = options
+        self.run_child = run_child
+        self.context = multiprocessing.get_context("fork")
+        self.children = [Child(self.context, i) for i in range(options.concurrency)]
+        self.stopping_since: float | None = None
+        self.forced = False
+
+    def start_child(self, child: Child) -> None:
+        child.slot.end()
+        child.process = self.context.Process(target=self.run_child, args=(child.slot, child.index),
+                                             name=f"worker-{child.index}", daemon=False)
+        child.process.start()
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        if self.stopping_since is None:
+            logger.info("supervisor: warm shutdown, letting running tasks finish (grace %ss)",
+                        self.options.grace_period)
+            self.stopping_since = time.monotonic()
+            for child in self.alive():
+                os.kill(child.process.pid, signal.SIGTERM)
+        else:
+            logger.warning("supervisor: second signal, stopping running tasks now")
+            self.forced = True
+
+    def alive(self) -> list[Child]:
+        return [child for child in self.children if child.process is not None and child.process.is_alive()]
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self.request_stop)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        for child in self.children:
+            self.start_child(child)
+        while True:
+            self.check_children()
+            if not any(child.process is not None for child in self.children):
+                return 0
+            time.sleep(POLL_SECONDS)
+
+    def check_children(self) -> None:
+        for child in self.children:
+            process = child.process
+            if process is None:
+                continue
+            if process.is_alive():
+                self._enforce_limits(child)
+                continue
+            process.join()
+            self._after_exit(child, process.exitcode)
+            finished_burst = self.options.burst and process.exitcode == 0
+            if self.stopping_since is None and not finished_burst:
+                self.start_child(child)
+            else:
+                child.process = None
+
+    def _enforce_limits(self, child: Child) -> None:
+        slot = child.slot
+        job_id = slot.current
+        if self.stopping_since is not None:
+            overdue = time.monotonic() - self.stopping_since > self.options.grace_period
+            if job_id and (self.forced or overdue):
+                logger.warning("supervisor: killing worker-%d, still running %s at shutdown", child.index, job_id)
+                os.kill(child.process.pid, signal.SIGKILL)
+            return
+        limit = slot.hard_limit.value
+        if job_id and limit and time.time() - slot.started.value > limit + HARD_LIMIT_GRACE:
+            logger.error("supervisor: task %s ran past its hard time limit (%ss); killing worker-%d",
+                         job_id, limit, child.index)
+            slot.hard_limit.value = -1.0  # remembered as the reason of the coming death
+            os.kill(child.process.pid, signal.SIGKILL)
+
+    def _after_exit(self, child: Child, exitcode: int | None) -> None:
+        job_id = child.slot.current
+        if not job_id:
+            return  # an idle child exited: recycled after --max-tasks-per-child, or shut down
+        connection = self.app.connection
+        if child.slot.stopping.value:
+            self._mark_stopped(job_id)
+        elif child.slot.hard_limit.value < 0:
+            self._mark_time_limit(job_id)
+        else:
+            signum = -exitcode if exitcode and exitcode < 0 else None
+            reason = f"signal {signum} ({signal.Signals(signum).name})" if signum else f"exit code {exitcode}"
+            recover_lost_job(connection, job_id, f"Worker exited prematurely: {reason} Job: {job_id}.", app=self.app)
+        child.slot.end()
+
+    def _fetch_started(self, job_id: str) -> Job | None:
+        job = Job.fetch(job_id, connection=self.app.connection, serializer=JSONSerializer)
+        return job if job.get_status(refresh=False) == JobStatus.STARTED else None
+
+    def _close_failed(self, job: Job, status: JobStatus, exc_string: str) -> None:
+        connection = self.app.connection
+        with connection.pipeline() as pipe:
+            StartedJobRegistry(job.origin, connection=connection).remove_executions(job, pipeline=pipe)
+            record_job_failure(job, exc_string, pipe)
+            if status != JobStatus.FAILED:
+                job.set_status(status, pipeline=pipe)
+            pipe.execute()
+
+    def _mark_stopped(self, job_id: str) -> None:
+        job = self._fetch_started(job_id)
+        if job is not None:
+            self._close_failed(job, JobStatus.STOPPED, "Stopped by revoke(terminate=True)")
+        logger.info("supervisor: task %s terminated by revoke; worker replaced", job_id)
+
+    def _mark_time_limit(self, job_id: str) -> None:
+        job = self._fetch_started(job_id)
+        if job is not None:
+            store_time_limit_failure(job, self.app.connection, app=self.app)
+            self._close_failed(job, JobStatus.FAILED, "TimeLimitExceeded: killed by the supervisor")
+
+
+def child_main(app: Any, options: Any, slot: Slot, index: int, make_worker: Any) -> None:
+    """A work process: SIGINT is the supervisor's business (the terminal sends it to all of us)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    app._connection = None  # never share a socket with the parent
+    worker = make_worker(app, options, index)
+    if not isinstance(worker, InProcessWorker):
+        raise TypeError(f"the prefork pool runs InProcessWorker children, not {type(worker).__name__}")
+    worker.slot = slot
+    worker.work(burst=options.burst, logging_level=options.loglevel.upper(),
+                with_scheduler=not options.without_scheduler, max_jobs=options.max_tasks_per_child)

@@ -1,0 +1,118 @@
+"""What happens to a task whose worker died under it: run it again, or fail it as WorkerLostError.
+
+Celery's rule decides: a task with ``acks_late`` and ``reject_on_worker_lost`` (or the
+``task_acks_late``/``task_reject_on_worker_lost`` settings) is safe to repeat and goes back
+to its queue; any other fails with :class:`WorkerLostError` and stays in RQ's failed registry,
+where an operator can retry it. A task that keeps killing its worker is re-queued at most
+``worker_lost_max_redeliveries`` times (default 3), then fails.
+
+Two paths lead here: the pool's supervisor, which sees a work process die at once, and RQ's
+abandoned-job cleanup (any worker, the stock ``rq worker`` included), through the
+``on_failure`` callback every job carries.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rq.exceptions import AbandonedJobError, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.job_lifecycle import record_job_failure
+from rq.queue import Queue
+from rq.registry import StartedJobRegistry
+from rq.serializers import JSONSerializer
+
+from . import states
+from .app import current_app
+from .exceptions import WorkerLostError
+
+logger = logging.getLogger("app.celery_compat.worker")
+FAILURE_CALLBACK = "app.celery_compat.recovery.on_job_failure"
+
+
+def _task_for(app: Any, job: Job) -> Any:
+    try:
+        name = job.args[0]
+        module = (job.meta.get("celery") or {}).get("module")
+        if module:
+            __import__(module)
+        return app.find_task(name)
+    except Exception:
+        return None
+
+
+def is_safe_to_repeat(app: Any, job: Job) -> bool:
+    """Celery's acks_late + reject_on_worker_lost, from the task or else from the settings."""
+    task = _task_for(app, job)
+    if task is None:
+        return bool(app.conf.task_acks_late and app.conf.task_reject_on_worker_lost)
+    return bool(task.acks_late and task.reject_on_worker_lost)
+
+
+def _may_requeue(app: Any, job: Job) -> bool:
+    limit = app.conf.worker_lost_max_redeliveries
+    redelivered = (job.meta.get("celery") or {}).get("redelivered", 0)
+    return is_safe_to_repeat(app, job) and redelivered < limit
+
+
+def _count_redelivery(job: Job) -> int:
+    options = dict(job.meta.get("celery") or {})
+    options["redelivered"] = options.get("redelivered", 0) + 1
+    job.meta["celery"] = options
+    return options["redelivered"]
+
+
+def recover_lost_job(connection: Any, job_id: str, reason: str, app: Any = None) -> str:
+    """Re-queue or fail a job whose work process died; returns ``requeued``, ``failed`` or ``done``."""
+    app = app or current_app()
+    try:
+        job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return "done"
+    if job.get_status(refresh=False) != JobStatus.STARTED:
+        return "done"  # it ended, or RQ already handled it
+    queue = Queue(job.origin, connection=connection, serializer=JSONSerializer)
+    with connection.pipeline() as pipe:
+        StartedJobRegistry(job.origin, connection=connection).remove_executions(job, pipeline=pipe)
+        if _may_requeue(app, job):
+            count = _count_redelivery(job)
+            queue._enqueue_job(job, pipeline=pipe)
+            pipe.execute()
+            logger.warning("Task %s[%s] re-queued after its worker died (%s); redelivery %d",
+                           job.args[0], job.id, reason, count)
+            return "requeued"
+        error = WorkerLostError(reason)
+        app.backend.store_result(job.id, error, states.FAILURE, None, pipeline=pipe)
+        record_job_failure(job, f"WorkerLostError: {reason}", pipe)
+        pipe.execute()
+    logger.error("Task %s[%s] failed: worker lost (%s)", job.args[0], job.id, reason)
+    return "failed"
+
+
+def store_time_limit_failure(job: Job, connection: Any, app: Any = None) -> None:
+    """Record Celery's hard time limit outcome for a task whose process had to be killed."""
+    from .exceptions import TimeLimitExceeded
+
+    limit = (job.meta.get("celery") or {}).get("time_limit") or job.timeout
+    (app or current_app()).backend.store_result(job.id, TimeLimitExceeded(limit), states.FAILURE, None,
+                                                connection=connection)
+
+
+def on_job_failure(job: Job, connection: Any, exc_type: type, exc_value: BaseException, traceback: Any) -> None:
+    """RQ's failure callback: only abandoned jobs (a dead worker found by maintenance) concern us.
+
+    RQ re-queues the job after this callback when ``retries_left`` is positive, else records
+    the failure; we set it, or store WorkerLostError for Celery's clients.
+    """
+    if not (isinstance(exc_value, AbandonedJobError) or exc_type is AbandonedJobError):
+        return
+    app = current_app()
+    if _may_requeue(app, job):
+        _count_redelivery(job)
+        job.retries_left = 1
+        job.retry_intervals = [0]
+        logger.warning("Task %s[%s] abandoned by a dead worker; re-queued", job.args[0], job.id)
+        return
+    app.backend.store_result(job.id, WorkerLostError("Worker exited prematurely: abandoned job"),
+                             states.FAILURE, None, connection=connection)

@@ -1,0 +1,135 @@
+"""The RQ worker classes ``python worker.py`` runs, tuned for Celery's guarantees.
+
+* :class:`ForkingWorker` (``-P fork``): RQ's ``Worker``, a fresh work horse per task.
+* :class:`InProcessWorker` (``-P prefork`` children and ``-P solo``): RQ's ``SimpleWorker``,
+  tasks run in the process itself, with a heartbeat thread while a task runs.
+
+Both keep a task's entry in RQ's started registry alive with short heartbeats, so that a
+worker that dies with its machine is noticed within seconds instead of RQ's minutes, and
+both apply :mod:`recovery` when a task's process dies.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+from rq import SimpleWorker, Worker
+from rq.job import Job
+from rq.queue import Queue
+
+from .recovery import recover_lost_job, store_time_limit_failure
+
+#: Seconds between heartbeats of a running task.
+HEARTBEAT_INTERVAL = 5
+#: A running task whose heartbeat is older than this is abandoned (its worker is dead).
+HEARTBEAT_TTL = 20
+
+
+class ForkingWorker(Worker):
+    """RQ's forking worker with short heartbeats and Celery's rule for a horse that died."""
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return HEARTBEAT_TTL
+
+    def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
+        if job.timeout and job.timeout > 0 and job.started_at is not None:
+            ran = (datetime.now(timezone.utc) - job.started_at.replace(tzinfo=timezone.utc)).total_seconds()
+            if ran >= job.timeout:  # RQ killed a task that ignored its hard time limit
+                store_time_limit_failure(job, self.connection)
+                return
+        signum = os.WTERMSIG(ret_val) if ret_val and os.WIFSIGNALED(ret_val) else None
+        reason = f"Worker exited prematurely: signal {signum}" if signum else f"Worker exited: {ret_val}"
+        self._lost_outcome = recover_lost_job(self.connection, job.id, f"{reason} Job: {job.id}.")
+
+    def handle_job_failure(self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "",
+                           execution: Any = None) -> None:
+        # After a dead horse, recover_lost_job has already re-queued or failed the job; RQ's own
+        # handling would mark a re-queued job FAILED again, so only the execution is cleaned up.
+        outcome, self._lost_outcome = getattr(self, "_lost_outcome", None), None
+        if outcome in ("requeued", "failed"):
+            with self.connection.pipeline() as pipe:
+                self.cleanup_execution(job, pipeline=pipe, execution=execution)
+                pipe.execute()
+            return
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+
+
+class Slot:
+    """What a supervised work process tells its supervisor: the task it runs, since when, and why it stops."""
+
+    def __init__(self, context: Any) -> None:
+        self.job_id = context.Array("c", 64, lock=False)
+        self.started = context.Value("d", 0.0, lock=False)
+        self.hard_limit = context.Value("d", 0.0, lock=False)
+        self.stopping = context.Value("i", 0, lock=False)
+
+    def begin(self, job: Job) -> None:
+        import time
+
+        self.stopping.value = 0
+        self.hard_limit.value = float((job.meta.get("celery") or {}).get("time_limit") or 0)
+        self.started.value = time.time()
+        self.job_id.value = job.id.encode()[:63]
+
+    def end(self) -> None:
+        self.job_id.value = b""
+        self.started.value = 0.0
+
+    @property
+    def current(self) -> str | None:
+        return self.job_id.value.decode() or None
+
+
+class InProcessWorker(SimpleWorker):
+    """RQ's ``SimpleWorker`` with a heartbeat thread, reporting to a supervisor when it has one."""
+
+    slot: Slot | None = None
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        return HEARTBEAT_TTL
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        if self.slot is not None:
+            self.slot.begin(job)
+        stop = threading.Event()
+        beating = threading.Thread(target=self._beat, args=(job, stop), name="heartbeat", daemon=True)
+        beating.start()
+        try:
+            super().execute_job(job, queue)
+        finally:
+            stop.set()
+            if self.slot is not None:
+                self.slot.end()
+
+    def _beat(self, job: Job, stop: threading.Event) -> None:
+        # SimpleWorker runs the task in the main thread, so nothing else would heartbeat for it.
+        while not stop.wait(HEARTBEAT_INTERVAL):
+            execution = self.execution
+            if execution is None:
+                return
+            try:
+                self.maintain_heartbeats(job, execution)
+            except Exception:
+                self.log.warning("heartbeat for %s failed; will retry", job.id)
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Stop the running task (RQ's stop-job command, ``revoke(terminate=True)``).
+
+        Under a supervisor the whole work process dies and is replaced, as a prefork child
+        would; alone (``-P solo``) the task is interrupted with :class:`Terminated`.
+        """
+        if self.slot is not None:
+            self.slot.stopping.value = 1
+            os.kill(os.getpid(), signal.SIGKILL)
+        else:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+
+
+def raise_terminated(signum: int, frame: Any) -> None:
+    from .exceptions import Terminated
+
+    raise Terminated("terminated")
