@@ -59,6 +59,10 @@ class Defaults:
     #: Queue the web app enqueues to and the worker listens on.
     QUEUE = "default"
 
+    #: Largest request body Flask reads, in bytes; larger ones get a 413 before any parsing. An email
+    #: body may be 100 kB, which JSON escaping can inflate several times, so 1 MiB leaves room.
+    MAX_CONTENT_LENGTH = 1024 * 1024
+
 
 #: Environment variable -> (config key, parser). The parser turns the string into the config's type.
 _ENVIRONMENT: dict[str, tuple[str, Any]] = {

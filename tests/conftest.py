@@ -213,3 +213,89 @@ def worker_process(celery_app, redis_url: str, tmp_path: Path):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # whatever it left behind
 # --- celery_compat fixtures ---
+
+
+# --- web app fixtures: the project's worker, the app on a real port, a real browser ---
+#: Debian's Chromium (.ci/run installs it); Playwright's own browser download cannot work offline.
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.fixture
+def project_worker(redis_url: str, redis_conn: redis.Redis, tmp_path: Path):
+    """Start `python worker.py -P prefork -c 1`: the project's own tasks on queue "default"; stopped at teardown."""
+    import signal
+    import subprocess
+    import sys
+
+    from rq import Worker
+
+    log_path = tmp_path / "project-worker.log"
+    before = Worker.count(connection=redis_conn)
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    env = {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "worker.py", "-P", "prefork", "-c", "1", "-u", redis_url, "-l", "INFO"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    wait_for(lambda: Worker.count(connection=redis_conn) > before or process.poll() is not None, timeout=30)
+    assert process.poll() is None, log_path.read_text()
+    yield process
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)  # work processes it may have left behind
+    log.close()
+
+
+class LiveServer:
+    """The app served by Werkzeug in a thread: ``.url``, ``.app``."""
+
+    def __init__(self, app) -> None:
+        import threading
+
+        from werkzeug.serving import make_server
+
+        self.app = app
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="live-server", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(make_app: Callable[..., object], redis_url: str, redis_conn: redis.Redis) -> Iterator[LiveServer]:
+    """The app on a free port with CSRF on, as in production, on the session's (flushed) Redis."""
+    server = LiveServer(make_app(redis_url))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    """pytest-playwright's launch arguments, pointed at Debian's Chromium (dependencies.md, section 6).
+
+    Without it the browser tests skip, loudly, unless ``CI`` is set, where they fail.
+    """
+    if not os.access(CHROMIUM, os.X_OK):
+        reason = f"{CHROMIUM} is missing: apt-get install chromium chromium-driver (or set CHROMIUM)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs Chromium: {reason}", pytrace=False)
+        warnings.warn(f"Browser tests skipped: {reason}", stacklevel=2)
+        pytest.skip(reason)
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking"],
+    }
+# --- web app fixtures ---

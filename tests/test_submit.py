@@ -28,11 +28,26 @@ def test_the_api_accepts_a_task_and_says_where_to_poll(client, redis_conn):
     assert body["id"] in Queue("default", connection=redis_conn).job_ids
 
 
-def test_the_status_of_a_task_nobody_knows_is_pending_as_in_celery(client):
+def test_the_status_of_a_task_nobody_knows_is_a_404(client):
+    # Celery would say PENDING; the web app knows which tasks exist, and says so
     response = client.get("/api/tasks/no-such-task")
+    assert response.status_code == 404
+    assert "no-such-task" in response.json["error"]
+
+
+def test_a_queued_task_reads_pending_with_its_kind_arguments_and_submit_time(client):
+    # Given a task submitted while no worker runs
+    task_id = client.post("/api/tasks/long-running", json={"duration": 4}).json["id"]
+    # When its status is read
+    response = client.get(f"/api/tasks/{task_id}")
+    # Then it is PENDING, at 0 %, with what was asked, and never cached
     assert response.status_code == 200
-    assert response.json["state"] == "PENDING"
-    assert set(response.json) == {"id", "state", "progress", "result", "error"}
+    status = response.json
+    assert set(status) == {"id", "kind", "arguments", "state", "progress", "result", "error", "created_at",
+                           "started_at", "finished_at", "worker", "redelivered"}
+    assert (status["id"], status["kind"], status["arguments"]) == (task_id, "long-running", {"duration": 4})
+    assert (status["state"], status["progress"]["percent"], status["error"]) == ("PENDING", 0, None)
+    assert status["created_at"].endswith("Z") and status["started_at"] is None and status["redelivered"] == 0
     assert response.headers["Cache-Control"] == "no-store"
 
 
@@ -61,6 +76,19 @@ def test_a_body_that_is_not_a_json_object_is_a_400(client, raw):
     assert "JSON object" in response.json["error"]
 
 
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_a_post_that_is_not_sent_as_json_is_refused_as_a_possible_cross_site_request(
+        make_app, redis_url, redis_conn, content_type):
+    # Given the app with CSRF protection on, as in production
+    client = make_app(redis_url).test_client()
+    # When a JSON-looking body arrives without the JSON content type (what a cross-site form can send)
+    response = client.post("/api/tasks/long-running", data=b'{"duration": 3}', content_type=content_type)
+    # Then it is refused, and nothing is queued
+    assert response.status_code == 400
+    assert "application/json" in response.json["error"]
+    assert Queue("default", connection=redis_conn).count == 0
+
+
 def test_the_form_submits_a_task_and_redirects_to_its_page(client):
     # Given the index page with its form
     assert b'name="duration"' in client.get("/").data
@@ -73,7 +101,7 @@ def test_the_form_submits_a_task_and_redirects_to_its_page(client):
     page = client.get(task_url)
     assert page.status_code == 200
     assert b"PENDING" in page.data
-    assert b'http-equiv="refresh"' in page.data
+    assert b'role="progressbar"' in page.data or b"<progress" in page.data
 
 
 def test_the_form_shows_its_errors_again_with_422(client):
@@ -123,4 +151,4 @@ def test_a_task_run_by_a_worker_ends_with_success_and_full_progress(client, redi
         time.sleep(0.1)
     assert (status["state"], status["progress"]["percent"], status["error"]) == ("SUCCESS", 100, None)
     page = client.get(f"/tasks/{task_id}").data
-    assert b"SUCCESS" in page and b'http-equiv="refresh"' not in page
+    assert b"SUCCESS" in page and b'http-equiv="refresh"' not in page and b"Worked for 1 s" in page

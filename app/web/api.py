@@ -1,19 +1,41 @@
-"""The JSON API: submit tasks and poll their status."""
+"""The JSON API: submit tasks, read their status, follow it live, cancel or retry them, list them.
+
+Every endpoint is described by the OpenAPI document at ``/api/openapi.json`` (:mod:`app.web.openapi`).
+POST requests carry a JSON body with ``Content-Type: application/json``; that is what exempts them
+from CSRF tokens, since a cross-site HTML form cannot send that content type. Any other POST must
+carry a CSRF token, as the pages' forms do.
+"""
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
+from flask_wtf.csrf import CSRFError
 
-from app.tasks.long_running import long_running
-from app.web.forms import InvalidForm, parse_long_running
-from app.web.status import task_status
+from app.celery_compat import states
+from app.celery_compat.backend import META_PREFIX
+from app.redis import UNAVAILABLE_ERRORS, get_redis
+from app.web import forms
+from app.web.actions import Conflict, cancel_task, retry_task
+from app.web.forms import InvalidForm
+from app.web.openapi import openapi_document
+from app.web.status import FINISHED_STATES, UnknownTask, task_page, task_status
+from app.web.submit import EMAIL, LONG_RUNNING, submit
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
-#: The keys of a status answer; the traceback stays on the HTML page.
-STATUS_KEYS = ("id", "state", "progress", "result", "error")
+NO_STORE = {"Cache-Control": "no-store"}
+
+#: How often the event stream looks at the task's result document: one GET each time.
+EVENTS_POLL_SECONDS = 0.25
+#: A comment line this often keeps proxies from closing an idle stream.
+EVENTS_KEEPALIVE_SECONDS = 15
+#: A stream ends after this long even if the task has not; the browser's EventSource reconnects by itself.
+EVENTS_MAX_SECONDS = 300
 
 
 class MalformedRequest(ValueError):
@@ -21,11 +43,24 @@ class MalformedRequest(ValueError):
 
 
 def _json_object() -> dict[str, Any]:
-    # force: a client that forgets the Content-Type still means JSON; silent: we word the 400 ourselves.
-    data = request.get_json(force=True, silent=True)
+    # silent: we word the 400 ourselves. The content type was checked by require_json_or_token.
+    data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise MalformedRequest("the request body must be a JSON object")
     return data
+
+
+@bp.before_request
+def require_json_or_token() -> None:
+    """Let JSON POSTs through without a CSRF token; hold any other POST to the token, as forms are."""
+    if request.method != "POST" or request.mimetype == "application/json":
+        return
+    current_app.extensions["csrf"].protect()
+
+
+@bp.errorhandler(CSRFError)
+def not_json(exc: CSRFError) -> tuple[Response, int]:
+    return jsonify(error="send a JSON body with Content-Type: application/json"), 400
 
 
 @bp.errorhandler(MalformedRequest)
@@ -38,18 +73,109 @@ def invalid_form(exc: InvalidForm) -> tuple[Response, int]:
     return jsonify(errors=exc.errors), 422
 
 
+@bp.errorhandler(UnknownTask)
+def unknown_task(exc: UnknownTask) -> tuple[Response, int]:
+    return jsonify(error=f"no task has the id {exc}"), 404
+
+
+@bp.errorhandler(Conflict)
+def conflict(exc: Conflict) -> tuple[Response, int]:
+    return jsonify(error=str(exc)), 409
+
+
+def _accepted(task_id: str) -> tuple[Response, int, dict[str, str]]:
+    url = url_for("api.task_status_view", task_id=task_id)
+    return jsonify(id=task_id, state=states.PENDING, url=url), 202, {"Location": url}
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3 description of this API."""
+    return jsonify(openapi_document())
+
+
 @bp.post("/tasks/long-running")
 def submit_long_running() -> tuple[Response, int, dict[str, str]]:
     """Enqueue a long-running task of ``{"duration": seconds}``; answer 202 with its id and where to poll."""
-    duration = parse_long_running(_json_object())
-    result = long_running.delay(duration)
-    url = url_for("api.task_status_view", task_id=result.id)
-    return jsonify(id=result.id, state="PENDING", url=url), 202, {"Location": url}
+    duration = forms.parse_long_running(_json_object())
+    return _accepted(submit(LONG_RUNNING, {"duration": duration}))
+
+
+@bp.post("/tasks/email")
+def submit_email() -> tuple[Response, int, dict[str, str]]:
+    """Enqueue an email of ``{"to", "subject", "body"}``; answer 202 with its id and where to poll."""
+    return _accepted(submit(EMAIL, forms.parse_email(_json_object())))
+
+
+@bp.get("/tasks")
+def task_list() -> tuple[Response, int, dict[str, str]]:
+    """A page of the recent tasks, newest first: ``{"tasks": [...], "next": cursor or null}``."""
+    state, limit, cursor = forms.parse_task_query(request.args)
+    rows, next_cursor = task_page(state, limit, cursor)
+    for row in rows:
+        row["url"] = url_for("api.task_status_view", task_id=row["id"])
+    return jsonify(tasks=rows, next=None if next_cursor is None else repr(next_cursor)), 200, NO_STORE
 
 
 @bp.get("/tasks/<task_id>")
 def task_status_view(task_id: str) -> tuple[Response, int, dict[str, str]]:
-    """The task's ``{"id", "state", "progress", "result", "error"}``; an unknown id is PENDING, as in Celery."""
-    status = task_status(task_id)
+    """The task's status; ``404`` for an id nothing knows."""
     # Polled every second or so: a cached answer would freeze the progress bar.
-    return jsonify({key: status[key] for key in STATUS_KEYS}), 200, {"Cache-Control": "no-store"}
+    return jsonify(task_status(task_id)), 200, NO_STORE
+
+
+@bp.post("/tasks/<task_id>/cancel")
+def cancel(task_id: str) -> tuple[Response, int, dict[str, str]]:
+    """Stop a waiting or running task (``202``); ``409`` once it has finished."""
+    return jsonify(id=task_id, state=cancel_task(task_id)), 202, NO_STORE
+
+
+@bp.post("/tasks/<task_id>/retry")
+def retry(task_id: str) -> tuple[Response, int, dict[str, str]]:
+    """Submit a failed or cancelled task again, as a new task (``202``); ``409`` in any other state."""
+    return _accepted(retry_task(task_id))
+
+
+@bp.get("/tasks/<task_id>/events")
+def task_events(task_id: str) -> Response:
+    """``text/event-stream``: a ``status`` event at once and at each change, then ``end`` once finished."""
+    first = task_status(task_id)  # raises UnknownTask (404) before the stream starts
+    stream = _events(current_app._get_current_object(), task_id, first)  # type: ignore[attr-defined]
+    return Response(stream, mimetype="text/event-stream", headers={**NO_STORE, "X-Accel-Buffering": "no"})
+
+
+def _event(name: str, data: Any) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+def _events(app: Flask, task_id: str, status: dict[str, Any]) -> Iterator[str]:
+    # Progress is only SET in Redis, not published, so the stream polls the result document: one
+    # cheap GET per tick, and the full status (a few more reads) only when the document changed.
+    with app.app_context():
+        conn = get_redis()
+        key = f"{META_PREFIX}{task_id}"
+        started = last_sent = time.monotonic()
+        yield "retry: 1000\n" + _event("status", status)
+        raw = conn.get(key)
+        try:
+            while status["state"] not in FINISHED_STATES:
+                now = time.monotonic()
+                if now - started > EVENTS_MAX_SECONDS:
+                    return
+                if now - last_sent > EVENTS_KEEPALIVE_SECONDS:
+                    last_sent = now
+                    yield ": keep-alive\n\n"
+                time.sleep(EVENTS_POLL_SECONDS)
+                new_raw = conn.get(key)
+                if new_raw == raw:
+                    continue
+                raw = new_raw
+                new_status = task_status(task_id)
+                if new_status != status:
+                    status, last_sent = new_status, time.monotonic()
+                    yield _event("status", status)
+            yield _event("end", {"state": status["state"]})
+        except UNAVAILABLE_ERRORS:
+            # Redis went away mid-stream: say so and stop; the page falls back to polling, which
+            # answers 503 until Redis is back.
+            yield _event("unavailable", {"error": "Redis is unreachable"})

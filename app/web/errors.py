@@ -10,6 +10,7 @@ by themselves: the next request simply connects again.
 from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
 
 from app.redis import UNAVAILABLE_ERRORS, get_redis
 
@@ -38,8 +39,23 @@ def redis_unavailable(exc: Exception) -> tuple[Response | str, int, dict[str, st
     return render_template("error.html", title="Service unavailable", message=UNAVAILABLE_MESSAGE), 503, headers
 
 
+def http_error(exc: HTTPException) -> Response | tuple[Response | str, int]:
+    """Answer HTTP errors (404, 405, 413, ...) in the language of the caller: JSON under /api, HTML elsewhere."""
+    if exc.code is None or exc.code < 400:
+        return exc.get_response()
+    response = exc.get_response()  # keeps headers such as Allow on a 405
+    if request.path.startswith("/api/"):
+        body = jsonify(error=exc.description)
+    else:
+        body = render_template("error.html", title=f"{exc.code} {exc.name}", message=exc.description)
+    response.set_data(body.get_data() if isinstance(body, Response) else body)
+    response.mimetype = "application/json" if isinstance(body, Response) else "text/html"
+    return response
+
+
 def init_app(app: Flask) -> None:
     """Register the hook and the handlers on ``app``; register them last, so that auth hooks run first."""
     app.before_request(require_redis)
+    app.register_error_handler(HTTPException, http_error)
     for error in UNAVAILABLE_ERRORS:
         app.register_error_handler(error, redis_unavailable)

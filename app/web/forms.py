@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from flask_wtf import FlaskForm
-from wtforms import IntegerField
+from wtforms import IntegerField, StringField, TextAreaField
 from wtforms.validators import InputRequired, NumberRange
 
 #: Bounds of a long-running task, in seconds. An hour is long enough to watch, short enough to
@@ -51,3 +52,62 @@ def parse_long_running(data: Mapping[str, Any]) -> int:
     if error:
         raise InvalidForm({"duration": error})
     return data["duration"]
+
+
+class EmailForm(FlaskForm):
+    """The email form on the index page. Flask-WTF checks its CSRF token; the mail package checks the rest."""
+
+    to = StringField("To", description="One address, or several separated by commas")
+    subject = StringField("Subject")
+    body = TextAreaField("Message")
+
+
+def parse_email(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``{"to": [...], "subject", "body"}`` from a form or JSON object, or raise :class:`InvalidForm`.
+
+    The rules belong to the mail package (``app.mail.validation``), which the worker's task shares.
+    """
+    from app.mail.validation import validate_email_request
+
+    clean, errors = validate_email_request(data)
+    if errors:
+        raise InvalidForm(dict(errors))
+    return clean
+
+
+#: Bounds of one page of the task list.
+DEFAULT_PAGE_SIZE = 25
+MAX_PAGE_SIZE = 100
+
+
+def parse_task_query(args: Mapping[str, str]) -> tuple[str | None, int, float | None]:
+    """Return ``(state, limit, cursor)`` from the task list's query string, or raise :class:`InvalidForm`."""
+    from app.web.status import ALL_STATES
+
+    errors: dict[str, str] = {}
+    state = (args.get("state") or "").strip().upper() or None
+    if state is not None and state not in ALL_STATES:
+        errors["state"] = f"must be one of {', '.join(ALL_STATES)}"
+    limit = DEFAULT_PAGE_SIZE
+    raw_limit = args.get("limit")
+    if raw_limit not in (None, ""):
+        try:
+            limit = int(raw_limit)
+        except ValueError:
+            errors["limit"] = "must be a whole number"
+        else:
+            if not 1 <= limit <= MAX_PAGE_SIZE:
+                errors["limit"] = f"must be between 1 and {MAX_PAGE_SIZE}"
+    cursor = None
+    raw_cursor = args.get("cursor")
+    if raw_cursor not in (None, ""):
+        try:
+            cursor = float(raw_cursor)
+        except ValueError:
+            errors["cursor"] = "must be the 'next' value of a previous page"
+        else:
+            if not math.isfinite(cursor):
+                errors["cursor"] = "must be the 'next' value of a previous page"
+    if errors:
+        raise InvalidForm(errors)
+    return state, limit, cursor

@@ -1,21 +1,36 @@
-"""The HTML pages: the submit form and a task's status page."""
+"""The HTML pages: the two forms, a task's status page (with Cancel and Retry), and the task list."""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, url_for
+from datetime import datetime, timezone
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from app.tasks.long_running import long_running
-from app.web.forms import LongRunningForm
-from app.web.status import FINISHED_STATES, task_status
+from app.web import forms
+from app.web.actions import Conflict, cancel_task, retry_task
+from app.web.forms import EmailForm, InvalidForm, LongRunningForm
+from app.web.status import ALL_STATES, FINISHED_STATES, RETRYABLE_STATES, UnknownTask, task_page, task_status
+from app.web.submit import EMAIL, LONG_RUNNING, submit
 
 bp = Blueprint("pages", __name__)
 
 
+def _index(long_running: LongRunningForm | None = None, email: EmailForm | None = None,
+           status: int = 200) -> tuple[str, int]:
+    # A form is bound to request.form when built, so the one that was not submitted is built empty.
+    return render_template(
+        "index.html",
+        form=long_running or LongRunningForm(formdata=None),
+        email_form=email or EmailForm(formdata=None),
+    ), status
+
+
 @bp.get("/")
-def index() -> str:
-    """The form that submits a long-running task."""
-    return render_template("index.html", form=LongRunningForm())
+def index() -> tuple[str, int]:
+    """The forms that submit a long-running task and an email."""
+    return _index()
 
 
 @bp.post("/tasks/long-running")
@@ -23,13 +38,91 @@ def submit_long_running() -> Response | tuple[str, int]:
     """Enqueue the task and redirect to its page, or show the form again with the errors (422)."""
     form = LongRunningForm()
     if not form.validate_on_submit():
-        return render_template("index.html", form=form), 422
-    result = long_running.delay(form.duration.data)
-    return redirect(url_for("pages.task", task_id=result.id), code=303)
+        return _index(long_running=form, status=422)
+    task_id = submit(LONG_RUNNING, {"duration": form.duration.data})
+    return redirect(url_for("pages.task", task_id=task_id), code=303)
+
+
+@bp.post("/tasks/email")
+def submit_email() -> Response | tuple[str, int]:
+    """Enqueue the email and redirect to its page, or show the form again with the errors (422)."""
+    form = EmailForm()
+    if form.validate_on_submit():
+        try:
+            arguments = forms.parse_email({name: form[name].data or "" for name in ("to", "subject", "body")})
+        except InvalidForm as exc:
+            for name, message in exc.errors.items():
+                field = form._fields.get(name)
+                if field is not None:
+                    field.errors = [*field.errors, message]
+        else:
+            return redirect(url_for("pages.task", task_id=submit(EMAIL, arguments)), code=303)
+    return _index(email=form, status=422)
 
 
 @bp.get("/tasks/<task_id>")
 def task(task_id: str) -> str:
-    """The task's state and progress; the page reloads itself until the task has finished."""
-    status = task_status(task_id)
-    return render_template("task.html", task=status, finished=status["state"] in FINISHED_STATES)
+    """The task's page: state, arguments, a live progress bar, then the result or the error."""
+    try:
+        status = task_status(task_id)
+    except UnknownTask:
+        abort(404, description=f"No task has the id {task_id}.")
+    return render_template(
+        "task.html",
+        task=status,
+        finished=status["state"] in FINISHED_STATES,
+        retryable=status["state"] in RETRYABLE_STATES,
+        form=FlaskForm(formdata=None),
+    )
+
+
+def _act(task_id: str, action: str) -> Response:
+    # CSRFProtect has checked the form's token before the view ran.
+    try:
+        if action == "cancel":
+            cancel_task(task_id)
+            new_id = task_id
+        else:
+            new_id = retry_task(task_id)
+    except UnknownTask:
+        abort(404, description=f"No task has the id {task_id}.")
+    except Conflict as exc:
+        abort(409, description=str(exc).capitalize() + ".")
+    return redirect(url_for("pages.task", task_id=new_id), code=303)
+
+
+@bp.post("/tasks/<task_id>/cancel")
+def cancel(task_id: str) -> Response:
+    """The Cancel button: revoke the task (terminating it if it runs) and show its page again."""
+    return _act(task_id, "cancel")
+
+
+@bp.post("/tasks/<task_id>/retry")
+def retry(task_id: str) -> Response:
+    """The Retry button: submit a failed or cancelled task again and show the new task's page."""
+    return _act(task_id, "retry")
+
+
+@bp.get("/tasks")
+def task_list() -> tuple[str, int]:
+    """The recent tasks, newest first, filterable by state, a page at a time."""
+    try:
+        state, limit, cursor = forms.parse_task_query(request.args)
+    except InvalidForm as exc:
+        abort(400, description="; ".join(f"{name} {why}" for name, why in exc.errors.items()))
+    rows, next_cursor = task_page(state, limit, cursor)
+    now = datetime.now(timezone.utc)
+    for row in rows:
+        row["age"] = _age(now, datetime.fromisoformat(row["created_at"].replace("Z", "+00:00")))
+    return render_template(
+        "tasks.html", tasks=rows, state=state, states=ALL_STATES, limit=limit,
+        next_cursor=None if next_cursor is None else repr(next_cursor), first_page=cursor is None,
+    ), 200
+
+
+def _age(now: datetime, then: datetime) -> str:
+    seconds = max(0, int((now - then).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"

@@ -1,43 +1,167 @@
-"""A task's status as the API returns it and the task page shows it, read through Celery's ``AsyncResult``."""
+"""A task's status as the API returns it and the pages show it.
+
+The state, progress and outcome come from Celery's ``AsyncResult`` (the result document in Redis);
+the kind and arguments from the web app's own record (:mod:`app.web.history`); the timestamps, the
+worker and the redelivery count from the RQ job that carries the task.
+"""
 
 from __future__ import annotations
 
+import itertools
+from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.serializers import JSONSerializer
 
+from app.celery_compat import states
+from app.celery_compat.backend import META_PREFIX
 from app.celery_compat.result import AsyncResult
+from app.redis import get_redis
+from app.web import history
+from app.web.submit import kind_of
 
 #: States after which nothing changes any more (Celery's READY_STATES).
-FINISHED_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED"})
+FINISHED_STATES = frozenset(states.READY_STATES)
+
+#: Every state a task of this app can be in, in the order a task goes through them.
+ALL_STATES = ("PENDING", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED")
+
+#: The states whose tasks the Retry button may submit again.
+RETRYABLE_STATES = frozenset({states.FAILURE, states.REVOKED})
 
 
-def _progress(state: str, info: Any) -> dict[str, Any] | None:
+class UnknownTask(LookupError):
+    """Raised when no task has the given id: not submitted here, not queued, no result stored."""
+
+
+def progress(state: str, info: Any) -> dict[str, Any] | None:
+    """``{"current", "total", "percent"}`` for a task in ``state`` whose Celery info is ``info``."""
     if state == "PROGRESS" and isinstance(info, dict):
         return {"current": info.get("current"), "total": info.get("total"), "percent": info.get("percent")}
-    if state == "SUCCESS":
-        total = info.get("total") if isinstance(info, dict) else None
+    if state == states.SUCCESS:
+        total = info.get("steps", info.get("total")) if isinstance(info, dict) else None
         return {"current": total, "total": total, "percent": 100}
     if state in FINISHED_STATES:
-        return None  # how far a failed task got is not recorded once it fails
+        return None  # how far a failed or cancelled task got is not recorded once it ends
     return {"current": 0, "total": None, "percent": 0}
 
 
-def task_status(task_id: str) -> dict[str, Any]:
-    """Return ``{"id", "state", "progress", "result", "error", "traceback"}`` for ``task_id``.
+def _iso(moment: datetime | float | None) -> str | None:
+    if moment is None:
+        return None
+    if isinstance(moment, (int, float)):
+        moment = datetime.fromtimestamp(moment, timezone.utc)
+    elif moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)  # RQ stores naive UTC times
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
-    As in Celery, an id nobody has heard of is ``PENDING``. Raises redis' ConnectionError or
-    TimeoutError while Redis is unreachable; the app's error handler turns those into a 503.
-    """
+
+def _error(state: str, info: Any, traceback: str | None) -> dict[str, Any] | None:
+    if state not in (states.FAILURE, states.REVOKED):
+        return None
+    if isinstance(info, BaseException):
+        return {"type": type(info).__name__, "message": str(info), "traceback": traceback}
+    return {"type": "Error", "message": "" if info is None else str(info), "traceback": traceback}
+
+
+def _job(task_id: str) -> Job | None:
+    try:
+        return Job.fetch(task_id, connection=get_redis(), serializer=JSONSerializer)
+    except NoSuchJobError:
+        return None
+
+
+def _read_result(task_id: str) -> tuple[str, Any, str | None, datetime | None, bool]:
     result = AsyncResult(task_id, app=current_app.extensions["celery"])
-    state = result.state
-    info = result.info
-    failed = state == "FAILURE"
+    state, info = result.state, result.info
+    if result.state != state:  # it finished between the two reads: a finished result is cached, so read again
+        state, info = result.state, result.info
+    stored = get_redis().exists(f"{META_PREFIX}{task_id}") if state == states.PENDING else True
+    return state, info, result.traceback, result.date_done, bool(stored)
+
+
+def task_status(task_id: str) -> dict[str, Any]:
+    """Return the full status of ``task_id``, as ``GET /api/tasks/<id>`` answers it.
+
+    Raises :class:`UnknownTask` for an id that nothing in Redis knows, and Redis' ConnectionError
+    or TimeoutError while Redis is unreachable (the app turns those into a 503).
+    """
+    state, info, traceback, date_done, stored = _read_result(task_id)
+    known = history.load(get_redis(), task_id)
+    job = _job(task_id)
+    if not stored and known is None and job is None:
+        raise UnknownTask(task_id)
+    name = job.args[0] if job is not None and job.args else None
+    if known is not None:
+        kind, arguments = known.kind, known.arguments
+    else:
+        kind = kind_of(name)
+        arguments = {"args": job.args[1], "kwargs": job.args[2]} if job is not None and len(job.args) == 3 else {}
+    options = (job.meta.get("celery") or {}) if job is not None else {}
+    finished = date_done or (job.ended_at if job is not None and state in FINISHED_STATES else None)
     return {
         "id": task_id,
+        "kind": kind,
+        "arguments": arguments,
         "state": state,
-        "progress": _progress(state, info),
-        "result": info if state == "SUCCESS" else None,
-        "error": f"{type(info).__name__}: {info}" if failed and isinstance(info, BaseException) else None,
-        "traceback": result.traceback if failed else None,
+        "progress": progress(state, info),
+        "result": info if state == states.SUCCESS else None,
+        "error": _error(state, info, traceback),
+        "created_at": _iso(known.created if known is not None else job.created_at if job is not None else None),
+        "started_at": _iso(job.started_at if job is not None else None),
+        "finished_at": _iso(finished) if state in FINISHED_STATES else None,
+        "worker": job.worker_name if job is not None else None,
+        "redelivered": int(options.get("redelivered") or 0),
     }
+
+
+def summaries(task_ids: list[tuple[str, float]]) -> list[dict[str, Any]]:
+    """Short statuses for the task list, in two round trips whatever their number: one MGET, one pipeline."""
+    ids = [task_id for task_id, _ in task_ids]
+    metas = current_app.extensions["celery"].backend.get_many_meta(ids)
+    records = history.load_many(get_redis(), ids)
+    rows = []
+    for (task_id, created), meta, known in zip(task_ids, metas, records, strict=True):
+        state = meta.get("status", states.PENDING)
+        info = meta.get("result")
+        rows.append({
+            "id": task_id,
+            "kind": known.kind if known is not None else kind_of(meta.get("name")),
+            "state": state,
+            "progress": progress(state, info),
+            "created_at": _iso(created),
+            "finished_at": meta.get("date_done"),
+        })
+    return rows
+
+
+def task_page(state: str | None, limit: int, cursor: float | None) -> tuple[list[dict[str, Any]], float | None]:
+    """One page of the task list, newest first: ``(rows, next_cursor)``; ``next_cursor`` is None on the last.
+
+    Without a state filter a page costs three round trips. With one, tasks are read in chunks until
+    the page is full or :data:`history.MAX_SCANNED` tasks were looked at, so a state no task is in
+    still answers quickly; the cursor then lets the client go on from where the scan stopped.
+    """
+    conn = get_redis()
+    chunk_size = limit if state is None else 200
+    rows: list[dict[str, Any]] = []
+    scanned = 0
+    last: float | None = None
+    chunk: list[tuple[str, float]] = []
+    entries = history.newest(conn, before=cursor)
+    while len(rows) < limit and scanned < history.MAX_SCANNED:
+        chunk = list(itertools.islice(entries, chunk_size))
+        if not chunk:
+            break
+        for row, (_, created) in zip(summaries(chunk), chunk, strict=True):
+            scanned += 1
+            last = created
+            if state is None or row["state"] == state:
+                rows.append(row)
+                if len(rows) == limit:
+                    break
+    more = last is not None and conn.zcount(history.INDEX_KEY, "-inf", f"({last!r}") > 0
+    return rows, (last if more else None)

@@ -1,0 +1,87 @@
+// Follows a task on its page: Server-Sent Events from /api/tasks/<id>/events, polling as the fallback.
+// Everything is written with textContent, never innerHTML, so a task's data cannot inject markup.
+(function () {
+  "use strict";
+  var root = document.getElementById("task");
+  if (!root) return;
+  var FINISHED = ["SUCCESS", "FAILURE", "REVOKED"];
+  var RETRYABLE = ["FAILURE", "REVOKED"];
+  var POLL_MS = 1000;
+  var byId = function (id) { return document.getElementById(id); };
+  var show = function (el, visible) { if (el) el.hidden = !visible; };
+  var text = function (id, value) { var el = byId(id); if (el) el.textContent = value == null ? "" : String(value); };
+
+  function render(status) {
+    var state = status.state;
+    root.dataset.state = state;
+    var stateEl = byId("state");
+    stateEl.textContent = state;
+    stateEl.className = "state state-" + state.toLowerCase();
+
+    var progress = status.progress;
+    show(byId("progress-block"), !!progress);
+    if (progress && progress.percent != null) {
+      var bar = byId("progress");
+      bar.value = progress.percent;
+      bar.textContent = progress.percent + " %";
+      text("percent", progress.percent);
+      text("steps", progress.total ? " · step " + progress.current + " of " + progress.total : "");
+    }
+    text("created-at", status.created_at || "–");
+    text("started-at", status.started_at || "–");
+    text("finished-at", status.finished_at || "–");
+    text("worker", status.worker || "");
+    document.querySelectorAll(".worker").forEach(function (el) { el.hidden = !status.worker; });
+    text("redelivered", status.redelivered + " × (its worker died)");
+    document.querySelectorAll(".redelivered").forEach(function (el) { el.hidden = !status.redelivered; });
+
+    show(byId("result-block"), state === "SUCCESS");
+    if (state === "SUCCESS") text("result", JSON.stringify(status.result, null, 2));
+    show(byId("error-block"), state === "FAILURE");
+    if (status.error && state === "FAILURE") {
+      text("error-type", status.error.type);
+      text("error-message", status.error.message);
+      text("traceback", status.error.traceback || "");
+      show(byId("traceback-block"), !!status.error.traceback);
+    }
+    show(byId("cancelled"), state === "REVOKED");
+    var finished = FINISHED.indexOf(state) >= 0;
+    show(byId("cancel-form"), !finished);
+    show(byId("retry-form"), RETRYABLE.indexOf(state) >= 0);
+    show(byId("live-hint"), !finished);
+    return finished;
+  }
+
+  var pollTimer = null;
+  function poll() {
+    fetch(root.dataset.statusUrl, { headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (status) {
+        if (!(status && render(status))) pollTimer = setTimeout(poll, POLL_MS);
+      })
+      .catch(function () { pollTimer = setTimeout(poll, POLL_MS); });
+  }
+
+  function listen() {
+    if (!window.EventSource) return poll();
+    var source = new EventSource(root.dataset.eventsUrl);
+    var failures = 0;
+    source.addEventListener("status", function (event) {
+      failures = 0;
+      if (render(JSON.parse(event.data))) source.close();
+    });
+    source.addEventListener("end", function () { source.close(); });
+    source.addEventListener("unavailable", function () { source.close(); poll(); });
+    source.onerror = function () {
+      // EventSource reconnects by itself after a dropped stream; after repeated failures (a proxy
+      // that buffers or forbids streams), fall back to polling the status.
+      failures += 1;
+      if (failures >= 3 || source.readyState === EventSource.CLOSED) {
+        source.close();
+        if (!pollTimer) poll();
+      }
+    };
+  }
+
+  if (FINISHED.indexOf(root.dataset.state) < 0) listen();
+})();
