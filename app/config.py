@@ -63,6 +63,29 @@ class Defaults:
     #: body may be 100 kB, which JSON escaping can inflate several times, so 1 MiB leaves room.
     MAX_CONTENT_LENGTH = 1024 * 1024
 
+    #: The mail server email tasks deliver to. The launcher replaces it with its own mail catcher
+    #: when the variable is unset (the caught mail is shown at /mail); run alone, a worker expects
+    #: one on 127.0.0.1:1025, e.g. ``python -m app.mail.catcher``.
+    SMTP_HOST = "127.0.0.1"
+    SMTP_PORT = 1025
+    #: Credentials for servers that require a login. Never logged; set them only in the environment.
+    SMTP_USERNAME: str | None = None
+    SMTP_PASSWORD: str | None = None
+    #: "starttls" (port 587), "ssl" (implicit TLS, port 465) or "none". None is only for the catcher
+    #: on loopback: anything else would send the password and the mail in clear text.
+    SMTP_SECURITY = "none"
+    #: Seconds to wait for the mail server to connect or answer, so a silent server is a retry, not a hang.
+    SMTP_TIMEOUT = 10.0
+    #: The sender of every email; its domain also names the Message-IDs.
+    MAIL_FROM = "Background jobs <jobs@localhost>"
+    #: At most this many messages per period for all workers together, like Celery's rate_limit:
+    #: "30/m", "1/s", "500/h", "10/5s". Unset: no limit. Providers block senders that burst past theirs.
+    MAIL_RATE_LIMIT: str | None = None
+    #: Seconds before the first retry of a temporary failure; each retry waits twice as long (with jitter,
+    #: between half and all of it), at most MAIL_RETRY_MAX. With 4 retries, 10 s rides out outages of 75 s.
+    MAIL_RETRY_BASE = 10.0
+    MAIL_RETRY_MAX = 300.0
+
 
 #: Environment variable -> (config key, parser). The parser turns the string into the config's type.
 _ENVIRONMENT: dict[str, tuple[str, Any]] = {
@@ -74,6 +97,16 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "DASHBOARD_USERNAME": ("DASHBOARD_USERNAME", str),
     "DASHBOARD_PASSWORD": ("DASHBOARD_PASSWORD", str),
     "VAR_DIR": ("VAR_DIR", str),
+    "SMTP_HOST": ("SMTP_HOST", str),
+    "SMTP_PORT": ("SMTP_PORT", int),
+    "SMTP_USERNAME": ("SMTP_USERNAME", str),
+    "SMTP_PASSWORD": ("SMTP_PASSWORD", str),
+    "SMTP_SECURITY": ("SMTP_SECURITY", str.lower),
+    "SMTP_TIMEOUT": ("SMTP_TIMEOUT", float),
+    "MAIL_FROM": ("MAIL_FROM", str),
+    "MAIL_RATE_LIMIT": ("MAIL_RATE_LIMIT", str),
+    "MAIL_RETRY_BASE": ("MAIL_RETRY_BASE", float),
+    "MAIL_RETRY_MAX": ("MAIL_RETRY_MAX", float),
 }
 
 
@@ -120,6 +153,10 @@ def validate(settings: MutableMapping[str, Any]) -> None:
         raise ConfigError(f"PORT must be between 1 and 65535, not {settings['PORT']}")
     if float(settings["REDIS_SOCKET_TIMEOUT"]) <= 0:
         raise ConfigError("REDIS_SOCKET_TIMEOUT must be a positive number of seconds")
+    if settings.get("SMTP_SECURITY", "none") not in ("starttls", "ssl", "none"):
+        raise ConfigError(f"SMTP_SECURITY must be starttls, ssl or none, not {settings['SMTP_SECURITY']!r}")
+    if not 0 < int(settings.get("SMTP_PORT", 1025)) < 65536:
+        raise ConfigError(f"SMTP_PORT must be between 1 and 65535, not {settings['SMTP_PORT']}")
     if env != PRODUCTION:
         return
     missing = [
