@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
 from flask_wtf.csrf import CSRFError
+from werkzeug.routing import BaseConverter
 
 from app.celery_compat import states
 from app.celery_compat.backend import META_PREFIX
@@ -27,6 +28,17 @@ from app.web.status import FINISHED_STATES, UnknownTask, task_page, task_status
 from app.web.submit import EMAIL, LONG_RUNNING, submit
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+class TaskIdConverter(BaseConverter):
+    """A task id in a URL: what RQ accepts as a job id, and never the name of a submit endpoint.
+
+    Anything else is a 404 from the router. Without it ``GET /api/tasks/long-running`` would read
+    the status of a task called "long-running" instead of answering 405 for the POST-only endpoint,
+    and an id RQ refuses (``;``) would raise inside RQ.
+    """
+
+    regex = r"(?!(?:long-running|email)(?:/|$))[A-Za-z0-9_-]+"
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -117,26 +129,26 @@ def task_list() -> tuple[Response, int, dict[str, str]]:
     return jsonify(tasks=rows, next=None if next_cursor is None else repr(next_cursor)), 200, NO_STORE
 
 
-@bp.get("/tasks/<task_id>")
+@bp.get("/tasks/<task_id:task_id>")
 def task_status_view(task_id: str) -> tuple[Response, int, dict[str, str]]:
     """The task's status; ``404`` for an id nothing knows."""
     # Polled every second or so: a cached answer would freeze the progress bar.
     return jsonify(task_status(task_id)), 200, NO_STORE
 
 
-@bp.post("/tasks/<task_id>/cancel")
+@bp.post("/tasks/<task_id:task_id>/cancel")
 def cancel(task_id: str) -> tuple[Response, int, dict[str, str]]:
     """Stop a waiting or running task (``202``); ``409`` once it has finished."""
     return jsonify(id=task_id, state=cancel_task(task_id)), 202, NO_STORE
 
 
-@bp.post("/tasks/<task_id>/retry")
+@bp.post("/tasks/<task_id:task_id>/retry")
 def retry(task_id: str) -> tuple[Response, int, dict[str, str]]:
     """Submit a failed or cancelled task again, as a new task (``202``); ``409`` in any other state."""
     return _accepted(retry_task(task_id))
 
 
-@bp.get("/tasks/<task_id>/events")
+@bp.get("/tasks/<task_id:task_id>/events")
 def task_events(task_id: str) -> Response:
     """``text/event-stream``: a ``status`` event at once and at each change, then ``end`` once finished."""
     first = task_status(task_id)  # raises UnknownTask (404) before the stream starts

@@ -36,8 +36,9 @@ class LongRunningForm(FlaskForm):
 
 def duration_error(value: Any) -> str | None:
     """Return why ``value`` is not an acceptable task duration, or ``None`` if it is."""
-    # bool is an int subclass: JSON true must not quietly become a one-second task.
-    if isinstance(value, bool) or not isinstance(value, int):
+    # bool is an int subclass: JSON true must not quietly become a one-second task. 10.0 is a whole
+    # number to JSON Schema (and so to clients generated from the OpenAPI document).
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
         return "must be a whole number of seconds"
     if not MIN_DURATION <= value <= MAX_DURATION:
         return f"must be between {MIN_DURATION} and {MAX_DURATION}"
@@ -51,7 +52,7 @@ def parse_long_running(data: Mapping[str, Any]) -> int:
     error = duration_error(data["duration"])
     if error:
         raise InvalidForm({"duration": error})
-    return data["duration"]
+    return int(data["duration"])
 
 
 class EmailForm(FlaskForm):
@@ -85,29 +86,27 @@ def parse_task_query(args: Mapping[str, str]) -> tuple[str | None, int, float | 
     from app.web.status import ALL_STATES
 
     errors: dict[str, str] = {}
-    state = (args.get("state") or "").strip().upper() or None
+    # An empty state is "any", as the list page's filter sends it.
+    state = args.get("state") or None
     if state is not None and state not in ALL_STATES:
         errors["state"] = f"must be one of {', '.join(ALL_STATES)}"
     limit = DEFAULT_PAGE_SIZE
-    raw_limit = args.get("limit")
-    if raw_limit not in (None, ""):
+    if "limit" in args:
         try:
-            limit = int(raw_limit)
+            limit = int(args["limit"])
         except ValueError:
             errors["limit"] = "must be a whole number"
         else:
             if not 1 <= limit <= MAX_PAGE_SIZE:
                 errors["limit"] = f"must be between 1 and {MAX_PAGE_SIZE}"
     cursor = None
-    raw_cursor = args.get("cursor")
-    if raw_cursor not in (None, ""):
+    if "cursor" in args:
         try:
-            cursor = float(raw_cursor)
+            cursor = float(args["cursor"])
         except ValueError:
+            cursor = math.nan
+        if not math.isfinite(cursor):
             errors["cursor"] = "must be the 'next' value of a previous page"
-        else:
-            if not math.isfinite(cursor):
-                errors["cursor"] = "must be the 'next' value of a previous page"
     if errors:
         raise InvalidForm(errors)
     return state, limit, cursor

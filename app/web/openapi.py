@@ -25,7 +25,8 @@ def _error(description: str) -> dict[str, Any]:
     return _json(_ref("Error"), description)
 
 
-_TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_TASK_ID = {"name": "task_id", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}}
 
 _COMMON = {
     "405": _error("Wrong method"),
@@ -67,13 +68,15 @@ _SCHEMAS: dict[str, Any] = {
             "to": {
                 "description": "One address, several separated by commas, or a list (at most 50)",
                 "oneOf": [
-                    {"type": "string", "format": "email"},
+                    {"type": "string", "minLength": 3},
                     {"type": "array", "items": {"type": "string", "format": "email"}, "minItems": 1,
                      "maxItems": 50},
                 ],
             },
             "subject": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[^\\r\\n]*$"},
-            "body": {"type": "string", "maxLength": 100_000},
+            # The limit is 100 KiB of UTF-8: exact for ASCII; text in other scripts reaches it sooner.
+            "body": {"type": "string", "minLength": 1, "maxLength": 100 * 1024,
+                     "description": "At most 100 KiB in UTF-8"},
         },
     },
     "Progress": {
@@ -166,7 +169,8 @@ _DOCUMENT: dict[str, Any] = {
                 "operationId": "listTasks",
                 "summary": "Recent tasks, newest first",
                 "parameters": [
-                    {"name": "state", "in": "query", "schema": {"type": "string", "enum": _STATES}},
+                    {"name": "state", "in": "query", "schema": {"type": "string", "enum": ["", *_STATES]},
+                     "description": "Only tasks in this state; empty for any"},
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
                                 "default": DEFAULT_PAGE_SIZE}},

@@ -60,7 +60,7 @@ def submit_email() -> Response | tuple[str, int]:
     return _index(email=form, status=422)
 
 
-@bp.get("/tasks/<task_id>")
+@bp.get("/tasks/<task_id:task_id>")
 def task(task_id: str) -> str:
     """The task's page: state, arguments, a live progress bar, then the result or the error."""
     try:
@@ -91,13 +91,13 @@ def _act(task_id: str, action: str) -> Response:
     return redirect(url_for("pages.task", task_id=new_id), code=303)
 
 
-@bp.post("/tasks/<task_id>/cancel")
+@bp.post("/tasks/<task_id:task_id>/cancel")
 def cancel(task_id: str) -> Response:
     """The Cancel button: revoke the task (terminating it if it runs) and show its page again."""
     return _act(task_id, "cancel")
 
 
-@bp.post("/tasks/<task_id>/retry")
+@bp.post("/tasks/<task_id:task_id>/retry")
 def retry(task_id: str) -> Response:
     """The Retry button: submit a failed or cancelled task again and show the new task's page."""
     return _act(task_id, "retry")
