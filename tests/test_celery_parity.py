@@ -7,7 +7,7 @@ each time in its own temporary directory and on its own freshly flushed Redis:
 1. as written, with ``celery -A <prog> worker -P prefork -c 2`` (real Celery 5.7, a test dependency);
 2. with its imports rewritten by :func:`rewrite_imports` (``from celery`` becomes
    ``from app.celery_compat``, ``import celery`` becomes ``import app.celery_compat as celery``),
-   with ``python worker.py -A <prog> -P fork -c 2``.
+   with ``python worker.py -A <prog> -P prefork -c 2`` (the default pool).
 
 Both clients run ``python -c "import <prog>; <prog>.main()"`` while their worker is up, and their
 stdouts must be identical; a failure shows the diff. The two runs go side by side (two threads, two
@@ -131,7 +131,7 @@ def run_program(name: str, workdir: Path, server, adapter: bool) -> Run:
     queues = ["-Q", QUEUES[name]] if name in QUEUES else []
     beat = ["-B"] if name in BEAT else []
     if adapter:
-        command = [sys.executable, str(ROOT / "worker.py"), "-A", name, "-u", server.url, "-P", "fork", "-c", "2",
+        command = [sys.executable, str(ROOT / "worker.py"), "-A", name, "-u", server.url, "-P", "prefork", "-c", "2",
                    "-l", "WARNING", *queues, *beat]
         ready = rq_workers_registered(server.url, 2)
     else:

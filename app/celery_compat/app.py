@@ -25,6 +25,7 @@ from . import signals
 from .backend import RedisBackend
 from .config import Settings
 from .control import Control
+from .scripts import ENQUEUE
 from .serialization import to_wire
 
 if TYPE_CHECKING:
@@ -329,21 +330,45 @@ class Celery:
                 sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="", routing_key=queue_name,
                 headers={"id": task_id, "task": name}, properties={}, declare=[], retry_policy=None)
         rq_queue = self.queue(queue_name)
-        # One pipeline for the whole job: RQ alone would spend a second round trip on its queue set.
-        pipe = pipeline if pipeline is not None else self.connection.pipeline()
         if eta is not None:
+            pipe = pipeline if pipeline is not None else self.connection.pipeline()
             job = rq_queue.create_job(EXECUTE_TASK, status=JobStatus.SCHEDULED, **job_options)
             rq_queue.schedule_job(job, datetime.fromisoformat(eta), pipeline=pipe)
+            if pipeline is None:
+                pipe.execute()
         else:
-            rq_queue.enqueue_call(EXECUTE_TASK, pipeline=pipe, **job_options)
-        if pipeline is None:
-            pipe.execute()
+            self._enqueue(rq_queue, rq_queue.create_job(EXECUTE_TASK, **job_options), pipeline)
         if signals.after_task_publish.receivers:
             signals.after_task_publish.send(sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="",
                                             routing_key=queue_name, headers={"id": task_id, "task": name})
         result = (result_cls or AsyncResult)(task_id, app=self, task_name=name)
         result.ignored = bool(ignore_result)
         return result
+
+    def _enqueue(self, queue: Queue, job: Any, pipeline: Any = None) -> None:
+        """Write ``job`` to ``queue`` as ``Queue.enqueue_call`` would, in one atomic Lua call."""
+        job.origin = queue.name
+        job.enqueued_at = datetime.now(timezone.utc)
+        job._status = JobStatus.QUEUED
+        fields = [item for pair in job.to_dict().items() for item in pair]
+        keys = [queue.redis_queues_keys, queue.key, job.key]
+        script = self._enqueue_script
+        if pipeline is None:
+            script(keys=keys, args=[0, *fields])
+        else:
+            # A pipeline cannot load a script on demand; load it once, then EVALSHA.
+            if not getattr(script, "_loaded", False):
+                script.sha = self.connection.script_load(script.script)
+                script._loaded = True
+            pipeline.evalsha(script.sha, len(keys), *keys, 0, *fields)
+
+    @property
+    def _enqueue_script(self) -> Any:
+        connection = self.connection
+        script = self.__dict__.get("_enqueue_script_obj")
+        if script is None or script.registered_client is not connection:
+            script = self.__dict__["_enqueue_script_obj"] = connection.register_script(ENQUEUE)
+        return script
 
     def _message_options(self, task: Task | None, name: str, eta: Any, countdown: Any, expires: Any,
                          time_limit: Any, soft_time_limit: Any, ignore_result: bool, link: Any, link_error: Any,

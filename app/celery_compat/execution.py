@@ -159,7 +159,7 @@ def _handle_success(task: Task, request: Context, retval: Any, store: bool) -> O
     if store:
         try:
             task.backend.store_result(request.id, retval, states.SUCCESS, extra=_extended(task, request),
-                                      connection=request.connection)
+                                      connection=request.connection, pipeline=request.pipeline)
         except EncodeError as exc:
             return _handle_failure(task, request, exc, store)
     _safely(task.on_success, retval, request.id, request.args, request.kwargs)
@@ -260,7 +260,16 @@ def execute_task(name: str, args: list, kwargs: dict) -> Any:
     A failure is re-raised so that RQ records it too (its failed registry is what operators
     retry from); a Celery retry becomes an RQ ``Retry`` of the same job id.
     """
-    job = get_current_job()
+    return run_job(get_current_job(), name, args, kwargs)
+
+
+def run_job(job: Job, name: str, args: list, kwargs: dict, pipeline: Any = None) -> Any:
+    """Run the task a job carries; a ``pipeline`` receives the success's store instead of Redis.
+
+    The lean worker passes one so that the result and RQ's bookkeeping reach Redis in a
+    single round trip; a task with callbacks, a chain or a chord stores at once anyway,
+    since what follows it reads that result.
+    """
     options = job.meta.get("celery", {}) if job is not None else {}
     connection = job.connection if job is not None else None
     app = current_app()
@@ -272,7 +281,9 @@ def execute_task(name: str, args: list, kwargs: dict) -> Any:
         raise
     args, kwargs = from_wire(args), from_wire(kwargs)
     request = _request_for(job, name, args, kwargs, options, connection)
-    if _discard_if_revoked(task, request, options):
+    if pipeline is not None and not (request.callbacks or request.chain or request.chord):
+        request.pipeline = pipeline
+    if _discard_if_revoked(task, request, options, job):
         return None
     outcome = trace_task(task, request, args, kwargs, store=True)
     return _report_to_rq(job, outcome)
@@ -301,11 +312,14 @@ def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, c
     )
 
 
-def _discard_if_revoked(task: Task, request: Context, options: dict) -> bool:
+def _discard_if_revoked(task: Task, request: Context, options: dict, job: Job | None = None) -> bool:
     """Celery's worker drops a revoked or expired task instead of running it, and says so."""
     expires = options.get("expires")
     expired = bool(expires) and datetime.fromisoformat(expires) < datetime.now(timezone.utc)
-    if not expired and not task.backend.is_revoked(request.id, connection=request.connection):
+    revoked = getattr(job, "revoked", None)  # the lean worker learnt it while claiming the job
+    if revoked is None:
+        revoked = task.backend.is_revoked(request.id, connection=request.connection)
+    if not expired and not revoked:
         return False
     reason = "expired" if expired else "revoked"
     if not request.ignore_result:
@@ -380,4 +394,4 @@ def _as_list(value: Any) -> list | None:
     return [dict(item) for item in items]
 
 
-__all__ = ["execute_task", "run_eagerly", "trace_task", "ExceptionInfo", "backoff_countdown"]
+__all__ = ["execute_task", "run_job", "run_eagerly", "trace_task", "ExceptionInfo", "backoff_countdown"]

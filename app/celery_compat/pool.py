@@ -26,10 +26,9 @@ from typing import Any
 
 from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
-from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from .recovery import recover_lost_job, store_time_limit_failure
+from .recovery import recover_lost_job, remove_from_started, store_time_limit_failure
 from .workers import InProcessWorker, Slot
 
 logger = logging.getLogger("app.celery_compat.worker")
@@ -142,10 +141,13 @@ class Supervisor:
         job = Job.fetch(job_id, connection=self.app.connection, serializer=JSONSerializer)
         return job if job.get_status(refresh=False) == JobStatus.STARTED else None
 
-    def _close_failed(self, job: Job, status: JobStatus, exc_string: str) -> None:
+    def _close_failed(self, job: Job, status: JobStatus, exc_string: str, time_limit: bool = False) -> None:
+        # One transaction: a client that sees the task's FAILURE also sees RQ's FAILED.
         connection = self.app.connection
         with connection.pipeline() as pipe:
-            StartedJobRegistry(job.origin, connection=connection).remove_executions(job, pipeline=pipe)
+            if time_limit:
+                store_time_limit_failure(job, connection, app=self.app, pipeline=pipe)
+            remove_from_started(connection, job, pipe)
             record_job_failure(job, exc_string, pipe)
             if status != JobStatus.FAILED:
                 job.set_status(status, pipeline=pipe)
@@ -160,8 +162,7 @@ class Supervisor:
     def _mark_time_limit(self, job_id: str) -> None:
         job = self._fetch_started(job_id)
         if job is not None:
-            store_time_limit_failure(job, self.app.connection, app=self.app)
-            self._close_failed(job, JobStatus.FAILED, "TimeLimitExceeded: killed by the supervisor")
+            self._close_failed(job, JobStatus.FAILED, "TimeLimitExceeded: killed by the supervisor", time_limit=True)
 
 
 def child_main(app: Any, options: Any, slot: Slot, index: int, make_worker: Any) -> None:

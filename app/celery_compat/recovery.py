@@ -63,6 +63,20 @@ def _count_redelivery(job: Job) -> int:
     return options["redelivered"]
 
 
+def remove_from_started(connection: Any, job: Job, pipeline: Any) -> None:
+    """Take the job out of RQ's started registry, whichever worker kind put it there.
+
+    RQ's own workers record an Execution per run; the lean worker writes only the registry
+    entry ``<job id>:<execution id>``, so those are found by their prefix.
+    """
+    StartedJobRegistry(job.origin, connection=connection).remove_executions(job, pipeline=pipeline)
+    key = StartedJobRegistry(job.origin, connection=connection).key
+    prefix = f"{job.id}:".encode()
+    entries = [entry for entry in connection.zrange(key, 0, -1) if entry.startswith(prefix)]
+    if entries:
+        pipeline.zrem(key, *entries)
+
+
 def recover_lost_job(connection: Any, job_id: str, reason: str, app: Any = None) -> str:
     """Re-queue or fail a job whose work process died; returns ``requeued``, ``failed`` or ``done``."""
     app = app or current_app()
@@ -74,7 +88,7 @@ def recover_lost_job(connection: Any, job_id: str, reason: str, app: Any = None)
         return "done"  # it ended, or RQ already handled it
     queue = Queue(job.origin, connection=connection, serializer=JSONSerializer)
     with connection.pipeline() as pipe:
-        StartedJobRegistry(job.origin, connection=connection).remove_executions(job, pipeline=pipe)
+        remove_from_started(connection, job, pipe)
         if _may_requeue(app, job):
             count = _count_redelivery(job)
             queue._enqueue_job(job, pipeline=pipe)
@@ -90,13 +104,13 @@ def recover_lost_job(connection: Any, job_id: str, reason: str, app: Any = None)
     return "failed"
 
 
-def store_time_limit_failure(job: Job, connection: Any, app: Any = None) -> None:
+def store_time_limit_failure(job: Job, connection: Any, app: Any = None, pipeline: Any = None) -> None:
     """Record Celery's hard time limit outcome for a task whose process had to be killed."""
     from .exceptions import TimeLimitExceeded
 
     limit = (job.meta.get("celery") or {}).get("time_limit") or job.timeout
     (app or current_app()).backend.store_result(job.id, TimeLimitExceeded(limit), states.FAILURE, None,
-                                                connection=connection)
+                                                connection=connection, pipeline=pipeline)
 
 
 def on_job_failure(job: Job, connection: Any, exc_type: type, exc_value: BaseException, traceback: Any) -> None:

@@ -56,6 +56,7 @@ class Context:
     correlation_id: str | None = None
     headers: dict | None = None
     connection: Any = None
+    pipeline: Any = None
     chain: list | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -33,10 +33,11 @@ from rq.serializers import JSONSerializer
 
 from . import execution as execution  # noqa: F401 - imported here so forked work horses need not import it
 from .app import Celery, current_app
+from .lean import LeanWorker
 from .workers import HEARTBEAT_INTERVAL, ForkingWorker, InProcessWorker, raise_terminated
 
-POOLS = {"prefork": InProcessWorker, "fork": ForkingWorker, "solo": InProcessWorker, "threads": InProcessWorker,
-         "gevent": InProcessWorker, "eventlet": InProcessWorker}
+POOLS = {"prefork": LeanWorker, "fork": ForkingWorker, "solo": LeanWorker, "threads": LeanWorker,
+         "gevent": LeanWorker, "eventlet": LeanWorker}
 #: Short enough that a dead worker's tasks are recovered within a minute (see workers.py).
 WORKER_TTL = 30
 MAINTENANCE_INTERVAL = 10

@@ -1,0 +1,257 @@
+"""The lean worker: RQ's data model, a fraction of RQ's Redis traffic per task.
+
+:class:`LeanWorker` keeps what RQ's worker does once (registration, the command channel for
+``stop-job``, maintenance, the scheduler, signals) and replaces its per-task path:
+
+* claiming a task is one Lua call that pops its id and marks it started (when the queues are
+  empty, a blocking pop first, as RQ does);
+* the result, the end of the task and RQ's registries go to Redis in one pipelined round trip;
+* heartbeats and the worker's counters are written by a timer thread every few seconds, not
+  per task.
+
+RQ's per-task bookkeeping takes about 60 Redis commands; this takes about ten.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import redis
+from rq import Retry as RQRetry
+from rq.exceptions import StopRequested
+from rq.job import Job, JobStatus, _current_job
+from rq.job_lifecycle import record_job_failure
+from rq.queue import Queue
+from rq.utils import utcformat
+from rq.worker import WorkerStatus
+
+from . import scripts
+from .app import EXECUTE_TASK
+from .control import REVOKED_FIELD
+from .execution import run_job
+from .workers import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, InProcessWorker
+
+logger = logging.getLogger("app.celery_compat.worker")
+
+
+def _rq_now() -> tuple[datetime, str]:
+    moment = datetime.now(timezone.utc)
+    return moment, utcformat(moment)
+
+
+class LeanWorker(InProcessWorker):
+    """An in-process RQ worker whose hot path is a few Lua calls and pipelines."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._claim_next = self.connection.register_script(scripts.CLAIM_NEXT)
+        self._claim_given = self.connection.register_script(scripts.CLAIM_GIVEN)
+        self._finish = self.connection.register_script(scripts.FINISH_SUCCESS)
+        self._running: tuple[Job, str] | None = None
+        self._done = {"successful": 0, "failed": 0, "working_time": 0.0}
+
+    def get_current_job_id(self) -> str | None:
+        """The running task's id: RQ's stop-job command (revoke with terminate) asks for it."""
+        running = self._running
+        return running[0].id if running else None
+
+    # -- the loop ------------------------------------------------------------------------------
+    def work(self, burst: bool = False, logging_level: str | None = "INFO", max_jobs: int | None = None,
+             with_scheduler: bool = False, **kwargs: Any) -> bool:
+        self.bootstrap(logging_level)
+        if with_scheduler:
+            self._start_scheduler(burst, logging_level)
+        self._install_signal_handlers()
+        stop_beating = threading.Event()
+        threading.Thread(target=self._beat_forever, args=(stop_beating,), name="heartbeat", daemon=True).start()
+        completed = 0
+        try:
+            while not self._stop_requested:
+                if self.should_run_maintenance_tasks:
+                    self.run_maintenance_tasks()
+                claimed = self._claim(None if burst else self.dequeue_timeout)
+                if claimed is None:
+                    if burst:
+                        break
+                    continue
+                self._perform(*claimed)
+                completed += 1
+                if max_jobs is not None and completed >= max_jobs:
+                    break
+        except StopRequested:
+            pass
+        finally:
+            stop_beating.set()
+            self._flush_counters()
+            self.teardown()
+        return bool(completed)
+
+    def _claim(self, timeout: int | None) -> tuple[Job, Queue, str] | None:
+        """The next job, already marked started, or None when the wait ran out."""
+        wait = 1.0
+        while True:
+            try:
+                return self._claim_once(timeout)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                if self._stop_requested:
+                    raise StopRequested() from exc
+                self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0f s", self.name, exc, wait)
+                time.sleep(wait)
+                wait = min(wait * 2, 30.0)
+
+    def _claim_once(self, timeout: int | None) -> tuple[Job, Queue, str] | None:
+        execution_id = uuid.uuid4().hex[:12]
+        moment, stamp = _rq_now()
+        score = int(moment.timestamp()) + HEARTBEAT_TTL
+        keys = [queue.key for queue in self._ordered_queues]
+        claimed = self._claim_next(keys=keys, args=[self.name, stamp, score, execution_id])
+        if claimed is None:
+            if timeout is None:
+                return None  # burst mode: the queues are empty
+            self.set_state(WorkerStatus.IDLE)
+            claimed = self._wait_and_claim(keys, timeout, execution_id)
+            if claimed is None:
+                return None
+        queue_key, job_id, fields = claimed
+        raw = dict(zip(fields[::2], fields[1::2], strict=True))
+        job = Job(job_id.decode(), connection=self.connection, serializer=self.serializer)
+        job.restore(raw)
+        job.started_at, job.worker_name, job._status = moment, self.name, JobStatus.STARTED
+        job.revoked = REVOKED_FIELD in raw
+        queue = next(q for q in self._ordered_queues if q.key == queue_key.decode())
+        return job, queue, execution_id
+
+    def _wait_and_claim(self, keys: list[str], timeout: int, execution_id: str) -> Any:
+        # A blocking pop, as RQ's own: with one queue the id waits in RQ's intermediate list
+        # (which RQ's maintenance sweeps) until the claim script takes it out.
+        if len(keys) == 1:
+            intermediate = f"{keys[0]}:intermediate"
+            job_id = self.connection.blmove(keys[0], intermediate, timeout, "LEFT", "RIGHT")
+            queue_key, lrem = keys[0], "1"
+        else:
+            popped = self.connection.blpop(keys, timeout)
+            job_id = popped and popped[1]
+            queue_key, intermediate, lrem = (popped[0].decode() if popped else None), None, "0"
+        if not job_id:
+            return None
+        moment, stamp = _rq_now()
+        score = int(moment.timestamp()) + HEARTBEAT_TTL
+        return self._claim_given(keys=[queue_key, intermediate or queue_key],
+                                 args=[job_id, self.name, stamp, score, execution_id, lrem])
+
+    # -- one task ------------------------------------------------------------------------------
+    def _perform(self, job: Job, queue: Queue, execution_id: str) -> None:
+        self._state = WorkerStatus.BUSY
+        self._running = (job, execution_id)
+        if self.slot is not None:
+            self.slot.begin(job)
+        started = time.monotonic()
+        pipe = self.connection.pipeline(transaction=False)
+        token = _current_job.set(job)
+        try:
+            if job.func_name == EXECUTE_TASK:
+                outcome = run_job(job, *job.args, pipeline=pipe)
+            else:
+                outcome = job.func(*job.args, **job.kwargs)
+        except BaseException as exc:  # noqa: BLE001 - every failure is recorded, as RQ does
+            self._record_failure(job, queue, execution_id, exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            if isinstance(outcome, RQRetry):
+                self._record_retry(job, queue, execution_id, outcome)
+            else:
+                self._record_success(job, queue, execution_id, pipe)
+        finally:
+            _current_job.reset(token)
+            self._done["working_time"] += time.monotonic() - started
+            self._running = None
+            if self.slot is not None:
+                self.slot.end()
+            self._state = WorkerStatus.IDLE
+
+    def _record_success(self, job: Job, queue: Queue, execution_id: str, pipe: Any) -> None:
+        moment, stamp = _rq_now()
+        ttl = job.get_result_ttl(self.default_result_ttl)
+        score = "+inf" if ttl < 0 else int(moment.timestamp()) + ttl
+        # EVALSHA, not the Script object: in a pipeline it would ask SCRIPT EXISTS every time.
+        pipe.evalsha(self._finish.sha, 3, job.key, queue.started_job_registry.key,
+                     queue.finished_job_registry.key, job.id, execution_id, stamp, ttl, score)
+        try:
+            pipe.execute()
+        except redis.exceptions.NoScriptError:  # Redis restarted and forgot it: load, write again
+            self._finish(keys=[job.key, queue.started_job_registry.key, queue.finished_job_registry.key],
+                         args=[job.id, execution_id, stamp, ttl, score])
+        self._done["successful"] += 1
+
+    def _record_failure(self, job: Job, queue: Queue, execution_id: str, exc: BaseException) -> None:
+        import traceback
+
+        stopped = self._stopped_job_id == job.id
+        self._stopped_job_id = None
+        exc_string = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        job.ended_at = datetime.now(timezone.utc)
+        with self.connection.pipeline() as pipe:
+            pipe.zrem(queue.started_job_registry.key, f"{job.id}:{execution_id}")
+            record_job_failure(job, exc_string, pipe)
+            if stopped:
+                job.set_status(JobStatus.STOPPED, pipeline=pipe)
+            pipe.execute()
+        self._done["failed"] += 1
+
+    def _record_retry(self, job: Job, queue: Queue, execution_id: str, retry: RQRetry) -> None:
+        interval = retry.intervals[0] if retry.intervals else 0
+        job.number_of_retries = (job.number_of_retries or 0) + 1
+        with self.connection.pipeline() as pipe:
+            pipe.zrem(queue.started_job_registry.key, f"{job.id}:{execution_id}")
+            if interval:
+                from datetime import timedelta
+
+                job.set_status(JobStatus.SCHEDULED, pipeline=pipe)
+                queue.schedule_job(job, datetime.now(timezone.utc) + timedelta(seconds=interval), pipeline=pipe)
+            else:
+                queue._enqueue_job(job, pipeline=pipe)
+            pipe.execute()
+
+    # -- the timer -----------------------------------------------------------------------------
+    def _beat_forever(self, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT_INTERVAL):
+            try:
+                self._beat_once()
+            except redis.exceptions.RedisError as exc:
+                self.log.warning("Worker %s: heartbeat failed (%s); will retry", self.name, exc)
+
+    def _beat_once(self) -> None:
+        running = self._running
+        with self.connection.pipeline(transaction=False) as pipe:
+            self.heartbeat(HEARTBEAT_INTERVAL + HEARTBEAT_TTL, pipeline=pipe)
+            if running is not None:
+                job, execution_id = running
+                queue_name = job.origin
+                score = int(time.time()) + HEARTBEAT_TTL
+                pipe.zadd(f"rq:wip:{queue_name}", {f"{job.id}:{execution_id}": score}, xx=True)
+                pipe.hset(job.key, "last_heartbeat", utcformat(datetime.now(timezone.utc)))
+            self._add_counters(pipe)
+            pipe.execute()
+
+    def _add_counters(self, pipe: Any) -> None:
+        done, self._done = self._done, {"successful": 0, "failed": 0, "working_time": 0.0}
+        if done["successful"]:
+            pipe.hincrby(self.key, "successful_job_count", done["successful"])
+        if done["failed"]:
+            pipe.hincrby(self.key, "failed_job_count", done["failed"])
+        if done["working_time"]:
+            pipe.hincrbyfloat(self.key, "total_working_time", done["working_time"])
+
+    def _flush_counters(self) -> None:
+        try:
+            with self.connection.pipeline(transaction=False) as pipe:
+                self._add_counters(pipe)
+                pipe.execute()
+        except redis.exceptions.RedisError:
+            pass
