@@ -60,7 +60,8 @@ def _iso(moment: datetime | float | None) -> str | None:
 
 
 def _error(state: str, info: Any, traceback: str | None) -> dict[str, Any] | None:
-    if state not in (states.FAILURE, states.REVOKED):
+    # RETRY carries the error that made the task try again, e.g. a mail server that was away.
+    if state not in (states.FAILURE, states.REVOKED, states.RETRY):
         return None
     if isinstance(info, BaseException):
         return {"type": type(info).__name__, "message": str(info), "traceback": traceback}

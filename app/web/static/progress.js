@@ -37,8 +37,10 @@
 
     show(byId("result-block"), state === "SUCCESS");
     if (state === "SUCCESS") text("result", JSON.stringify(status.result, null, 2));
-    show(byId("error-block"), state === "FAILURE");
-    if (status.error && state === "FAILURE") {
+    var failing = state === "FAILURE" || state === "RETRY";
+    show(byId("error-block"), failing && !!status.error);
+    if (status.error && failing) {
+      text("error-title", state === "RETRY" ? "Error, will retry" : "Error");
       text("error-type", status.error.type);
       text("error-message", status.error.message);
       text("traceback", status.error.traceback || "");
