@@ -299,3 +299,119 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
                  "--disable-background-networking"],
     }
 # --- web app fixtures ---
+
+
+# --- mail fixtures ---
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on a loopback port, started and stopped by the test.
+
+    ``.received`` holds ``(mail_from, rcpt_tos, EmailMessage)`` per accepted transaction and
+    ``.arrivals`` its ``time.monotonic()``; ``.refuse_rcpt`` and ``.refuse_data`` are replies
+    ("550 5.1.1 ...") used, one each, before accepting; ``.delay`` slows every DATA by that many seconds.
+    """
+
+    def __init__(self, port: int) -> None:
+        import collections
+        import threading
+
+        self.port = port
+        self.received: list[tuple[str, list[str], object]] = []
+        self.arrivals: list[float] = []
+        self.delay = 0.0
+        self.refuse_rcpt: collections.deque[str] = collections.deque()
+        self.refuse_data: collections.deque[str] = collections.deque()
+        self._lock = threading.Lock()
+        self._controller = None
+
+    def start(self) -> SmtpSink:
+        from aiosmtpd.controller import Controller
+
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def messages(self) -> list:
+        with self._lock:
+            return [message for _, _, message in self.received]
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's name
+        if self.refuse_rcpt:
+            return self.refuse_rcpt.popleft()
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        import asyncio
+        import time
+        from email import policy
+        from email.parser import BytesParser
+
+        await asyncio.sleep(self.delay)
+        if self.refuse_data:
+            return self.refuse_data.popleft()
+        message = BytesParser(policy=policy.default).parsebytes(envelope.content)
+        with self._lock:
+            self.received.append((envelope.mail_from, list(envelope.rcpt_tos), message))
+            self.arrivals.append(time.monotonic())
+        return "250 2.0.0 Accepted"
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """An SMTP server on a free loopback port, already listening; ``.stop()``/``.start()`` keep the port."""
+    from app.embedded_redis import free_port
+
+    sink = SmtpSink(free_port()).start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def mail_worker(app, redis_url: str, smtp_sink: SmtpSink, tmp_path: Path):
+    """Start ``python worker.py`` (the project's tasks) delivering to ``smtp_sink``, with retries of about 1 s.
+
+    Call it with extra environment variables, e.g. ``mail_worker(MAIL_RATE_LIMIT="1/3s")``; the
+    worker is stopped (SIGTERM) at teardown.
+    """
+    import signal
+    import subprocess
+    import sys
+
+    from rq import Worker
+
+    connection = app.extensions["celery"].connection
+    started: list[subprocess.Popen] = []
+
+    def start(**env: str) -> subprocess.Popen:
+        before = Worker.count(connection=connection)
+        log_path = tmp_path / f"mail-worker-{len(started)}.log"
+        environment = {
+            **os.environ, "REDIS_URL": redis_url, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_sink.port),
+            "SMTP_SECURITY": "none", "MAIL_RETRY_BASE": "1", "MAIL_RETRY_MAX": "2", **env,
+        }
+        process = subprocess.Popen(
+            [sys.executable, "worker.py", "-u", redis_url, "-l", "INFO"], cwd=ROOT, env=environment,
+            stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        started.append(process)
+        wait_for(lambda: Worker.count(connection=connection) > before or process.poll() is not None, timeout=30)
+        assert process.poll() is None, log_path.read_text()
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in started:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)

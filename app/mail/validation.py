@@ -73,6 +73,8 @@ def _recipients(value: Any) -> list[str]:
             raise ValueError("must not contain line breaks or control characters")
         parts = ADDRESS_SEPARATORS.split(value)
     elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        if not all(is_safe_header_value(item) for item in value):
+            raise ValueError("must not contain line breaks or control characters")
         parts = value
     else:
         raise ValueError("must be a string of addresses or a list of strings")
