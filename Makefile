@@ -7,12 +7,13 @@ VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint format clean
+.PHONY: help venv run test lint format clean bench
 
 help:
 	@echo "make run    start Redis (embedded unless REDIS_URL is set), a worker and the web app on 127.0.0.1:$${PORT:-5000}"
 	@echo "make test   run the whole test suite"
 	@echo "make lint   check the code with ruff"
+	@echo "make bench  measure against raw RQ and Celery (a few minutes)"
 	@echo "make venv   create .venv and install requirements.txt (done by run and test)"
 
 venv: $(STAMP)
@@ -29,6 +30,11 @@ run: venv
 
 test: venv
 	$(VENV_PYTHON) -m pytest
+
+# Benchmarks against raw RQ and Celery on their own Redis; prints medians and ratios (minutes).
+bench: venv
+	$(VENV_PYTHON) -m bench.compat_overhead
+	$(VENV_PYTHON) -m bench.throughput
 
 lint: venv
 	$(VENV)/bin/ruff check .
