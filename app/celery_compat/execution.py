@@ -111,6 +111,8 @@ def trace_task(task: Task, request: Context, args: list, kwargs: dict, store: bo
     signals.task_prerun.send(sender=task, task_id=task_id, task=task, args=args, kwargs=kwargs)
     started = time.monotonic()
     outcome = Outcome(states.PENDING)
+    if not request.is_eager:
+        logger.info("Task %s[%s] started", task.name, task_id)
     try:
         task.before_start(task_id, args, kwargs)
         if store and _tracks_started(task):
@@ -247,10 +249,12 @@ def _log_outcome(task: Task, task_id: str, outcome: Outcome, runtime: float) -> 
         logger.info("Task %s[%s] succeeded in %.3fs: %.200r", task.name, task_id, runtime, outcome.retval)
     elif outcome.state == states.FAILURE:
         expected = isinstance(outcome.retval, tuple(task.throws or ()))
-        logger.log(logging.INFO if expected else logging.ERROR, "Task %s[%s] raised unexpected: %r",
-                   task.name, task_id, outcome.retval, exc_info=None if expected else outcome.retval)
+        logger.log(logging.INFO if expected else logging.ERROR, "Task %s[%s] failed in %.3fs: raised unexpected: %r",
+                   task.name, task_id, runtime, outcome.retval, exc_info=None if expected else outcome.retval)
     elif outcome.state == states.RETRY:
-        logger.info("Task %s[%s] retry: %s", task.name, task_id, outcome.retry)
+        logger.info("Task %s[%s] retried after %.3fs: %s", task.name, task_id, runtime, outcome.retry)
+    elif outcome.state == states.REVOKED:
+        logger.info("Task %s[%s] revoked (terminated) after %.3fs", task.name, task_id, runtime)
 
 
 # -- in the worker ---------------------------------------------------------------------------
@@ -280,6 +284,7 @@ def run_job(job: Job, name: str, args: list, kwargs: dict, pipeline: Any = None)
         logger.error("Received unregistered task of type %r", name)
         raise
     args, kwargs = from_wire(args), from_wire(kwargs)
+    logger.info("Task %s[%s] received", name, job.id)
     request = _request_for(job, name, args, kwargs, options, connection)
     if pipeline is not None and not (request.callbacks or request.chain or request.chord):
         request.pipeline = pipeline
