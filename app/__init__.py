@@ -46,6 +46,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    if app.config["APP_ENV"] == config.DEVELOPMENT:
+        # The caught mail may hold anything anyone typed; outside development there is no catcher anyway.
+        from app.web import mail
+
+        app.register_blueprint(mail.bp)
     dashboard.init_app(app)
     errors.init_app(app)
     return app

@@ -5,6 +5,8 @@
 * ``REDIS_URL`` set: that server is used as is. Unset: an embedded Valkey server is started on a
   free port of 127.0.0.1 (a new one each run, so a stale server or another Redis never clashes),
   with its pid file and log under ``VAR_DIR`` (``var/``), and its URL is exported to the children.
+* ``SMTP_HOST`` set: email goes to that server. Unset: a mail catcher (``python -m app.mail.catcher``)
+  is started on a free port of 127.0.0.1 and the worker delivers to it; the web app shows its mail at /mail.
 * The worker (``python worker.py``) and the web app (``flask run`` on 127.0.0.1:``PORT``) each run
   in their own session: the terminal's Ctrl-C reaches only the launcher, which then sends exactly
   one SIGTERM to each, so the worker makes a warm shutdown (finishes its current job) instead of
@@ -28,7 +30,7 @@ from types import FrameType
 from typing import IO
 
 from app import config
-from app.embedded_redis import EmbeddedRedis, EmbeddedRedisError, is_redis_server, pid_alive
+from app.embedded_redis import EmbeddedRedis, EmbeddedRedisError, free_port, is_redis_server, pid_alive
 
 #: Seconds to wait for the worker's warm shutdown before killing what is left.
 STOP_TIMEOUT = 60.0
@@ -73,6 +75,7 @@ class Launcher:
         try:
             self._claim_var_dir()
             env = self._start_redis()
+            self._start_mail_catcher(env)
             self._spawn("worker", [self.python, "worker.py"], env)
             self._spawn(
                 "web",
@@ -120,6 +123,21 @@ class Launcher:
         )
         env["REDIS_URL"] = self.redis.url
         return env
+
+    def _start_mail_catcher(self, env: dict[str, str]) -> None:
+        # Like REDIS_URL: the variable, not the setting, says whether the operator named a server.
+        if config.from_environ().get("SMTP_HOST"):
+            where = f"{self.settings['SMTP_HOST']}:{self.settings['SMTP_PORT']}"
+            self.log("launch", f"mail: delivering to SMTP_HOST={where} ({self.settings['SMTP_SECURITY']})")
+            return
+        port = free_port()
+        self._spawn("mail", [self.python, "-m", "app.mail.catcher", "--port", str(port)], env)
+        # The catcher asks for no login, so credentials meant for a real server would only make logins fail.
+        for name in ("SMTP_USERNAME", "SMTP_PASSWORD"):
+            env.pop(name, None)
+        env.update(SMTP_HOST="127.0.0.1", SMTP_PORT=str(port), SMTP_SECURITY="none")
+        self.log("launch", f"mail: SMTP_HOST unset, so email is caught on 127.0.0.1:{port}, delivered nowhere, "
+                           f"and shown on http://127.0.0.1:{self.settings['PORT']}/mail")
 
     def _spawn(self, label: str, command: Sequence[str], env: dict[str, str]) -> None:
         process = subprocess.Popen(

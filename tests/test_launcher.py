@@ -135,7 +135,7 @@ def test_ctrl_c_stops_redis_worker_and_web_and_a_second_run_starts_at_once(start
     assert "Redis: embedded Valkey" in first.log.splitlines()[0]
     redis_pid = first.redis_pid()
     children = first.child_pids()
-    assert redis_pid and set(children) == {"worker", "web"}
+    assert redis_pid and set(children) == {"mail", "worker", "web"}
     assert http_status(first.url("/healthz")) == 200
 
     # And a task is in progress
@@ -187,6 +187,30 @@ def test_the_launcher_stops_everything_when_a_child_dies(start_launcher):
     assert launcher.process.wait(timeout=SHUTDOWN_SECONDS) == 1
     assert "web exited" in launcher.log
     assert not pid_alive(launcher.child_pids()["worker"]) and not pid_alive(redis_pid)
+
+
+def test_without_smtp_host_an_email_is_caught_and_shown_on_the_mail_page(start_launcher):
+    # Given `make run` with no SMTP_HOST: it starts a mail catcher and says where to see its mail
+    launcher = start_launcher(SMTP_HOST="")
+    launcher.wait_until_serving()
+    assert "mail: SMTP_HOST unset, so email is caught" in launcher.log
+    # When an email is sent through the API
+    request = urllib.request.Request(
+        launcher.url("/api/tasks/email"),
+        data=json.dumps({"to": "ada@example.com", "subject": "Caught <b>here</b>", "body": "Hello & bye"}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        task_id = json.load(response)["id"]
+    # Then the worker delivers it to the catcher, and /mail shows it, escaped
+    assert wait_for(lambda: launcher.task_state(task_id) == "SUCCESS", timeout=30), launcher.log
+    with urllib.request.urlopen(launcher.url("/mail"), timeout=5) as response:
+        page = response.read().decode()
+    assert "Caught &lt;b&gt;here&lt;/b&gt;" in page and "Hello &amp; bye" in page
+    assert f"&lt;{task_id}@localhost&gt;" in page
+    # And Ctrl-C stops the catcher with the rest
+    assert launcher.stop(signal.SIGINT) == 0, launcher.log
+    assert not pid_alive(launcher.child_pids()["mail"])
 
 
 def test_a_redis_left_behind_by_a_killed_run_is_stopped_by_pid_file(tmp_path):
