@@ -101,8 +101,8 @@ def bench_state(conn: redis.Redis, count: int, repeats: int) -> dict:
 WORKERS = {
     "worker.py -c 2 -P fork": [[sys.executable, "worker.py", "-A", "bench.noop_tasks", "-c", "2", "-P", "fork",
                                 "rawrq", "celery"]],
-    "worker.py -c 2 -P solo": [[sys.executable, "worker.py", "-A", "bench.noop_tasks", "-c", "2", "-P", "solo",
-                                "rawrq", "celery"]],
+    "worker.py -c 2 (prefork)": [[sys.executable, "worker.py", "-A", "bench.noop_tasks", "-c", "2",
+                                  "rawrq", "celery"]],
     "rq worker x2 (fork)": [["rq", "worker", "--serializer", "json", "rawrq", "celery"]] * 2,
     "rq worker -w SimpleWorker x2": [["rq", "worker", "--serializer", "json", "-w", "rq.worker.SimpleWorker",
                                       "rawrq", "celery"]] * 2,
