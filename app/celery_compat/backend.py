@@ -2,8 +2,8 @@
 
 The key is ``celery-task-meta-<id>`` and holds ``status``, ``result``, ``traceback``,
 ``date_done`` and ``task_id``. A task with no document is ``PENDING``, which is what Celery
-reports for queued, unknown and forgotten tasks alike. Ready states are also published on
-the key's channel so that ``AsyncResult.get()`` blocks on Redis instead of polling.
+reports for queued, unknown and forgotten tasks alike. Every stored state is also published
+on the key's channel, so that ``AsyncResult.get()`` and the event stream block instead of polling.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class RedisBackend:
         connection: Redis | None = None,
         pipeline: Any = None,
     ) -> None:
-        """Write a task's state; ready states are also published for waiting clients."""
+        """Write a task's state and publish it for waiting clients."""
         document = self.encode_meta(task_id, state, result, traceback, extra)
         key = meta_key(task_id)
         pipe = pipeline if pipeline is not None else (connection or self.app.connection).pipeline(transaction=False)
@@ -79,8 +79,9 @@ class RedisBackend:
             pipe.set(key, document, ex=self.expires)
         else:
             pipe.set(key, document)
-        if state in states.READY_STATES:
-            pipe.publish(key, document)
+        # Every state is published, progress included, so that waiting clients (AsyncResult.get,
+        # the API's event stream) block on the channel instead of polling the key.
+        pipe.publish(key, document)
         if pipeline is None:
             pipe.execute()
 
