@@ -34,6 +34,7 @@ from . import scripts
 from .app import EXECUTE_TASK
 from .control import REVOKED_FIELD
 from .execution import run_job
+from .stats import TaskStats
 from .workers import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, InProcessWorker
 
 logger = logging.getLogger("app.celery_compat.worker")
@@ -54,6 +55,7 @@ class LeanWorker(InProcessWorker):
         self._finish = self.connection.register_script(scripts.FINISH_SUCCESS)
         self._running: tuple[Job, str] | None = None
         self._done = {"successful": 0, "failed": 0, "working_time": 0.0}
+        self._stats = TaskStats()
 
     def get_current_job_id(self) -> str | None:
         """The running task's id: RQ's stop-job command (revoke with terminate) asks for it."""
@@ -153,6 +155,7 @@ class LeanWorker(InProcessWorker):
         started = time.monotonic()
         pipe = self.connection.pipeline(transaction=False)
         token = _current_job.set(job)
+        outcome_name = "failed"
         try:
             if job.func_name == EXECUTE_TASK:
                 outcome = run_job(job, *job.args, pipeline=pipe)
@@ -164,12 +167,17 @@ class LeanWorker(InProcessWorker):
                 raise
         else:
             if isinstance(outcome, RQRetry):
+                outcome_name = "retried"
                 self._record_retry(job, queue, execution_id, outcome)
             else:
+                outcome_name = "succeeded"
                 self._record_success(job, queue, execution_id, pipe)
         finally:
             _current_job.reset(token)
-            self._done["working_time"] += time.monotonic() - started
+            elapsed = time.monotonic() - started
+            self._done["working_time"] += elapsed
+            task_name = job.args[0] if job.func_name == EXECUTE_TASK else job.func_name
+            self._stats.observe(task_name, elapsed, outcome_name)
             self._running = None
             if self.slot is not None:
                 self.slot.end()
@@ -240,6 +248,7 @@ class LeanWorker(InProcessWorker):
             pipe.execute()
 
     def _add_counters(self, pipe: Any) -> None:
+        self._stats.flush(pipe)
         done, self._done = self._done, {"successful": 0, "failed": 0, "working_time": 0.0}
         if done["successful"]:
             pipe.hincrby(self.key, "successful_job_count", done["successful"])
