@@ -42,8 +42,10 @@ class TaskIdConverter(BaseConverter):
 
 NO_STORE = {"Cache-Control": "no-store"}
 
-#: How often the event stream looks at the task's result document: one GET each time.
-EVENTS_POLL_SECONDS = 0.25
+#: The event stream waits this long on the task's channel before looking around (keep-alive, deadline).
+EVENTS_WAIT_SECONDS = 1.0
+#: ...and re-reads the task this often even without a message, in case one was lost.
+EVENTS_REREAD_SECONDS = 5.0
 #: A comment line this often keeps proxies from closing an idle stream.
 EVENTS_KEEPALIVE_SECONDS = 15
 #: A stream ends after this long even if the task has not; the browser's EventSource reconnects by itself.
@@ -161,15 +163,18 @@ def _event(name: str, data: Any) -> str:
 
 
 def _events(app: Flask, task_id: str, status: dict[str, Any]) -> Iterator[str]:
-    # Progress is only SET in Redis, not published, so the stream polls the result document: one
-    # cheap GET per tick, and the full status (a few more reads) only when the document changed.
+    # The worker publishes every state it stores (progress included) on the result key's channel,
+    # so the stream blocks on that channel; it re-reads the key now and then in case a message
+    # was lost while the subscription reconnected.
     with app.app_context():
         conn = get_redis()
         key = f"{META_PREFIX}{task_id}"
-        started = last_sent = time.monotonic()
-        yield "retry: 1000\n" + _event("status", status)
-        raw = conn.get(key)
+        started = last_sent = last_read = time.monotonic()
+        pubsub = conn.pubsub(ignore_subscribe_messages=True)
         try:
+            pubsub.subscribe(key)
+            status = task_status(task_id)  # after subscribing: no change can slip in between
+            yield "retry: 1000\n" + _event("status", status)
             while status["state"] not in FINISHED_STATES:
                 now = time.monotonic()
                 if now - started > EVENTS_MAX_SECONDS:
@@ -177,11 +182,10 @@ def _events(app: Flask, task_id: str, status: dict[str, Any]) -> Iterator[str]:
                 if now - last_sent > EVENTS_KEEPALIVE_SECONDS:
                     last_sent = now
                     yield ": keep-alive\n\n"
-                time.sleep(EVENTS_POLL_SECONDS)
-                new_raw = conn.get(key)
-                if new_raw == raw:
+                message = pubsub.get_message(timeout=EVENTS_WAIT_SECONDS)
+                if message is None and time.monotonic() - last_read < EVENTS_REREAD_SECONDS:
                     continue
-                raw = new_raw
+                last_read = time.monotonic()
                 new_status = task_status(task_id)
                 if new_status != status:
                     status, last_sent = new_status, time.monotonic()
@@ -191,3 +195,5 @@ def _events(app: Flask, task_id: str, status: dict[str, Any]) -> Iterator[str]:
             # Redis went away mid-stream: say so and stop; the page falls back to polling, which
             # answers 503 until Redis is back.
             yield _event("unavailable", {"error": "Redis is unreachable"})
+        finally:
+            pubsub.close()
