@@ -59,6 +59,16 @@ class Defaults:
     #: Queue the web app enqueues to and the worker listens on.
     QUEUE = "default"
 
+    #: Redis Sentinel for failover: "host:port,host:port" of the sentinels and the master's name.
+    #: When set, every part finds the current master through them and REDIS_URL only lends its
+    #: database number and password.
+    REDIS_SENTINELS: str | None = None
+    REDIS_SENTINEL_MASTER = "mymaster"
+
+    #: /healthz says "degraded" (and pages show a banner) when tasks wait, workers are connected,
+    #: yet none was taken for this many seconds: the stuck system that a ping cannot see.
+    STUCK_AFTER_SECONDS = 120.0
+
     #: Largest request body Flask reads, in bytes; larger ones get a 413 before any parsing. An email
     #: body may be 100 kB, which JSON escaping can inflate several times, so 1 MiB leaves room.
     MAX_CONTENT_LENGTH = 1024 * 1024
@@ -97,6 +107,9 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "DASHBOARD_USERNAME": ("DASHBOARD_USERNAME", str),
     "DASHBOARD_PASSWORD": ("DASHBOARD_PASSWORD", str),
     "VAR_DIR": ("VAR_DIR", str),
+    "REDIS_SENTINELS": ("REDIS_SENTINELS", str),
+    "REDIS_SENTINEL_MASTER": ("REDIS_SENTINEL_MASTER", str),
+    "STUCK_AFTER_SECONDS": ("STUCK_AFTER_SECONDS", float),
     "SMTP_HOST": ("SMTP_HOST", str),
     "SMTP_PORT": ("SMTP_PORT", int),
     "SMTP_USERNAME": ("SMTP_USERNAME", str),
@@ -157,6 +170,10 @@ def validate(settings: MutableMapping[str, Any]) -> None:
         raise ConfigError(f"SMTP_SECURITY must be starttls, ssl or none, not {settings['SMTP_SECURITY']!r}")
     if not 0 < int(settings.get("SMTP_PORT", 1025)) < 65536:
         raise ConfigError(f"SMTP_PORT must be between 1 and 65535, not {settings['SMTP_PORT']}")
+    if settings.get("REDIS_SENTINELS"):
+        sentinel_hosts(settings["REDIS_SENTINELS"])  # raises ConfigError when malformed
+    if float(settings.get("STUCK_AFTER_SECONDS", 1)) <= 0:
+        raise ConfigError("STUCK_AFTER_SECONDS must be a positive number of seconds")
     if env != PRODUCTION:
         return
     missing = [
@@ -166,3 +183,26 @@ def validate(settings: MutableMapping[str, Any]) -> None:
     ]
     if missing:
         raise ConfigError(f"refusing to start in production without {', '.join(missing)} set in the environment")
+
+
+def sentinel_hosts(value: str) -> list[tuple[str, int]]:
+    """Parse ``REDIS_SENTINELS`` ("host:port,host:port") into addresses, or raise :class:`ConfigError`."""
+    hosts = []
+    for entry in (part.strip() for part in value.split(",")):
+        host, _, port = entry.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"REDIS_SENTINELS entries must be host:port, not {entry!r}")
+        hosts.append((host.strip("[]"), int(port)))
+    return hosts
+
+
+def broker_url(settings: Mapping[str, Any]) -> str:
+    """The URL the task queue uses: ``REDIS_URL``, or Celery's ``sentinel://`` form when Sentinel is set."""
+    if not settings.get("REDIS_SENTINELS"):
+        return settings["REDIS_URL"]
+    from urllib.parse import urlsplit
+
+    base = urlsplit(settings["REDIS_URL"])
+    auth = f":{base.password}@" if base.password else ""
+    db = base.path or "/0"
+    return ";".join(f"sentinel://{auth}{host}:{port}{db}" for host, port in sentinel_hosts(settings["REDIS_SENTINELS"]))

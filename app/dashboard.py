@@ -51,6 +51,8 @@ def init_app(app: Flask) -> None:
     app.config.from_object(rq_dashboard.default_settings)
     # Set explicitly: otherwise rq-dashboard copies the legacy REDIS_URL key with a warning.
     app.config["RQ_DASHBOARD_REDIS_URL"] = app.config["REDIS_URL"]
+    # Likewise for our REDIS_SENTINELS; the dashboard uses the app's client (Sentinel or not) anyway.
+    app.config["RQ_DASHBOARD_REDIS_SENTINELS"] = app.config.get("REDIS_SENTINELS")
     with app.app_context():
         # Must run after the URL is set; it raises "No Redis configuration!" otherwise.
         rq_dashboard.web.setup_rq_connection(app)

@@ -12,14 +12,16 @@ if TYPE_CHECKING:
 DEFAULT_QUEUE = "default"  # the queue `rq worker` listens on when given none
 
 
-def make_celery(redis_url: str, socket_timeout: float = 1.0) -> Celery:
-    """A Celery app on ``redis_url`` whose tasks go to RQ's ``default`` queue."""
+def make_celery(redis_url: str, socket_timeout: float = 1.0, sentinel_master: str | None = None) -> Celery:
+    """A Celery app on ``redis_url`` (or Celery's ``sentinel://`` form) whose tasks go to RQ's ``default`` queue."""
     from app.redis import client_options
 
     celery = Celery("app", broker=redis_url, set_as_current=False)
+    transport = client_options(socket_timeout)  # fail fast while Redis is down, like the app's own client
+    if sentinel_master:
+        transport["master_name"] = sentinel_master
     celery.conf.update(
-        # Fail fast while Redis is down, like the app's own client (pages answer 503, not hang).
-        broker_transport_options=client_options(socket_timeout),
+        broker_transport_options=transport,
         task_default_queue=DEFAULT_QUEUE,
         result_extended=True,  # the pages show a task's name and arguments
         imports=("app.tasks.long_running",),
@@ -29,7 +31,11 @@ def make_celery(redis_url: str, socket_timeout: float = 1.0) -> Celery:
 
 def init_celery(flask_app: Flask) -> Celery:
     """Create the app's Celery, make it the default one, and keep it in ``app.extensions``."""
-    celery = make_celery(flask_app.config["REDIS_URL"], float(flask_app.config["REDIS_SOCKET_TIMEOUT"]))
+    from app.config import broker_url
+
+    settings = flask_app.config
+    celery = make_celery(broker_url(settings), float(settings["REDIS_SOCKET_TIMEOUT"]),
+                         settings.get("REDIS_SENTINEL_MASTER") if settings.get("REDIS_SENTINELS") else None)
     celery.set_default()
     flask_app.extensions["celery"] = celery
     return celery

@@ -36,9 +36,15 @@ def client_options(socket_timeout: float) -> dict[str, Any]:
 
 def init_app(app: Flask) -> None:
     """Create the app's client from ``REDIS_URL``. Nothing connects until the first command."""
-    app.extensions[EXTENSION] = redis.Redis.from_url(
-        app.config["REDIS_URL"], **client_options(float(app.config["REDIS_SOCKET_TIMEOUT"]))
-    )
+    options = client_options(float(app.config["REDIS_SOCKET_TIMEOUT"]))
+    if app.config.get("REDIS_SENTINELS"):
+        from app.celery_compat.app import sentinel_master
+        from app.config import broker_url
+
+        options["master_name"] = app.config["REDIS_SENTINEL_MASTER"]
+        app.extensions[EXTENSION] = sentinel_master(broker_url(app.config), options)
+        return
+    app.extensions[EXTENSION] = redis.Redis.from_url(app.config["REDIS_URL"], **options)
 
 
 def get_redis(app: Flask | None = None) -> redis.Redis:

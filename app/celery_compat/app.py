@@ -154,7 +154,7 @@ class Celery:
         """One Redis client per app, made on first use, with timeouts so a dead Redis never hangs a caller."""
         url = self.broker_url
         if self._connection is None or self._connection_url != url:
-            if not url.startswith(("redis://", "rediss://", "unix://", "valkey://")):
+            if not url.startswith(("redis://", "rediss://", "unix://", "valkey://", "sentinel://")):
                 from .exceptions import ImproperlyConfigured
 
                 raise ImproperlyConfigured(f"broker_url must be a Redis URL, not {url!r}")
@@ -162,7 +162,10 @@ class Celery:
             options.setdefault("socket_connect_timeout", 5)
             options.setdefault("health_check_interval", 30)
             options.pop("visibility_timeout", None)
-            self._connection = redis.Redis.from_url(url.replace("valkey://", "redis://", 1), **options)
+            if url.startswith("sentinel://"):
+                self._connection = sentinel_master(url, options)
+            else:
+                self._connection = redis.Redis.from_url(url.replace("valkey://", "redis://", 1), **options)
             self._connection_url = url
             self._queues.clear()
         return self._connection
@@ -417,6 +420,27 @@ class Celery:
 
     def __reduce__(self) -> tuple:
         return self.__class__, (self.main,)
+
+
+def sentinel_master(url: str, options: dict) -> redis.Redis:
+    """A client of the master that Redis Sentinel names, from Celery's URL form.
+
+    ``sentinel://[:password@]host:port[/db];sentinel://host2:port2`` with the master's name in
+    ``broker_transport_options={"master_name": ...}``, as Celery's Redis transport takes it.
+    """
+    from urllib.parse import urlsplit
+
+    from redis.sentinel import Sentinel
+
+    options = dict(options)
+    master = options.pop("master_name", None) or "mymaster"
+    sentinel_kwargs = options.pop("sentinel_kwargs", None)
+    parts = [urlsplit(part.strip()) for part in url.split(";") if part.strip()]
+    hosts = [(part.hostname or "localhost", part.port or 26379) for part in parts]
+    first = parts[0]
+    db = int((first.path or "/0").lstrip("/") or 0)
+    sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs, **options)
+    return sentinel.master_for(master, db=db, password=first.password)
 
 
 def task_module(task: Task) -> str | None:
