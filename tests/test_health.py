@@ -152,3 +152,37 @@ def test_the_default_socket_timeout_keeps_a_silent_redis_within_a_few_seconds(ma
     # When /healthz is probed, Then the probe fails within a few seconds
     response, elapsed = timed(lambda: client.get("/healthz"))
     assert (response.status_code, elapsed < MAX_OUTAGE_ANSWER_SECONDS) == (503, True), elapsed
+
+
+def test_healthz_is_degraded_when_tasks_wait_while_connected_workers_take_none(client, app, redis_conn):
+    from datetime import datetime, timedelta, timezone
+
+    from rq import Worker
+
+    from app.celery_compat.stats import STATS_KEY
+    from app.tasks.long_running import long_running
+
+    # Given a worker that is registered (connected) but takes nothing
+    idle = Worker(["default"], connection=redis_conn, name="stuck-worker")
+    idle.register_birth()
+    # and a task that has waited ten minutes, while the last dequeue was as long ago
+    result = long_running.delay(1)
+    long_ago = datetime.now(timezone.utc) - timedelta(minutes=10)
+    redis_conn.hset(f"rq:job:{result.id}", "enqueued_at", long_ago.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    redis_conn.hset(STATS_KEY, "last_dequeued_at", long_ago.timestamp())
+    # Then /healthz says degraded (still 200: Redis and the web app work), and pages show a banner
+    response = client.get("/healthz")
+    assert (response.status_code, response.json["status"]) == (200, "degraded")
+    assert response.json["queues"]["waiting"] == 1 and response.json["queues"]["stuck"] is True
+    assert "may be stuck" in client.get("/").get_data(as_text=True)
+    # And once a worker takes tasks again, it is ok
+    redis_conn.hset(STATS_KEY, "last_dequeued_at", datetime.now(timezone.utc).timestamp())
+    assert client.get("/healthz").json["status"] == "ok"
+
+
+def test_a_busy_queue_with_fresh_tasks_is_ok(client, redis_conn):
+    from app.tasks.long_running import long_running
+
+    long_running.delay(1)
+    response = client.get("/healthz")
+    assert (response.json["status"], response.json["queues"]["stuck"]) == ("ok", False)
