@@ -24,7 +24,7 @@ def make_celery(redis_url: str, socket_timeout: float = 1.0, sentinel_master: st
         broker_transport_options=transport,
         task_default_queue=DEFAULT_QUEUE,
         result_extended=True,  # the pages show a task's name and arguments
-        imports=("app.tasks.long_running",),
+        imports=("app.tasks.long_running", "app.tasks.email", "app.tasks.ping"),
     )
     return celery
 

@@ -25,7 +25,7 @@ from app.web.actions import Conflict, cancel_task, retry_task
 from app.web.forms import InvalidForm
 from app.web.openapi import openapi_document
 from app.web.status import FINISHED_STATES, UnknownTask, task_page, task_status
-from app.web.submit import EMAIL, LONG_RUNNING, submit
+from app.web.submit import EMAIL, LONG_RUNNING, PING, submit
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -38,7 +38,7 @@ class TaskIdConverter(BaseConverter):
     and an id RQ refuses (``;``) would raise inside RQ.
     """
 
-    regex = r"(?!(?:long-running|email)(?:/|$))[A-Za-z0-9_-]+"
+    regex = r"(?!(?:long-running|email|ping)(?:/|$))[A-Za-z0-9_-]+"
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -119,6 +119,12 @@ def submit_long_running() -> tuple[Response, int, dict[str, str]]:
 def submit_email() -> tuple[Response, int, dict[str, str]]:
     """Enqueue an email of ``{"to", "subject", "body"}``; answer 202 with its id and where to poll."""
     return _accepted(submit(EMAIL, forms.parse_email(_json_object())))
+
+
+@bp.post("/tasks/ping")
+def submit_ping() -> tuple[Response, int, dict[str, str]]:
+    """Enqueue the smallest task, ``{"token": "batch:n"}``: an end-to-end check, and the load test's task."""
+    return _accepted(submit(PING, forms.parse_ping(_json_object())))
 
 
 @bp.get("/tasks")

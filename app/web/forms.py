@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,6 +54,17 @@ def parse_long_running(data: Mapping[str, Any]) -> int:
     if error:
         raise InvalidForm({"duration": error})
     return int(data["duration"])
+
+
+PING_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+def parse_ping(data: Mapping[str, Any]) -> dict[str, str]:
+    """Return ``{"token"}`` of a ping task from a JSON object, or raise :class:`InvalidForm`."""
+    token = data.get("token")
+    if not isinstance(token, str) or not PING_TOKEN.fullmatch(token):
+        raise InvalidForm({"token": "is required: 1 to 100 letters, digits or . _ : -"})
+    return {"token": token}
 
 
 class EmailForm(FlaskForm):

@@ -61,6 +61,12 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["duration"],
         "properties": {"duration": {"type": "integer", "minimum": MIN_DURATION, "maximum": MAX_DURATION}},
     },
+    "PingRequest": {
+        "type": "object",
+        "required": ["token"],
+        "properties": {"token": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$",
+                                 "description": "batch:anything; the task records it as run"}},
+    },
     "EmailRequest": {
         "type": "object",
         "required": ["to", "subject", "body"],
@@ -161,6 +167,14 @@ _DOCUMENT: dict[str, Any] = {
                 "operationId": "submitEmail",
                 "summary": "Queue an email",
                 "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("EmailRequest")}}},
+                "responses": _SUBMITTED,
+            }
+        },
+        "/api/tasks/ping": {
+            "post": {
+                "operationId": "submitPing",
+                "summary": "Queue the smallest task (an end-to-end check); it records its token and returns pong",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("PingRequest")}}},
                 "responses": _SUBMITTED,
             }
         },

@@ -15,11 +15,13 @@ from app.web import history
 
 LONG_RUNNING = "long-running"
 EMAIL = "email"
+PING = "ping"
 
 #: Task name (its dotted path) -> the kind the pages and the API call it by.
 KINDS = {
     "app.tasks.long_running.long_running": LONG_RUNNING,
     "app.tasks.email.send_email": EMAIL,
+    "app.tasks.ping.ping": PING,
 }
 
 
@@ -45,6 +47,10 @@ def _task(kind: str) -> Any:
         from app.tasks.email import send_email
 
         return send_email
+    if kind == PING:
+        from app.tasks.ping import ping
+
+        return ping
     raise UnknownKind(kind)
 
 
