@@ -415,3 +415,21 @@ def mail_worker(app, redis_url: str, smtp_sink: SmtpSink, tmp_path: Path):
             process.wait()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def mail_catcher(redis_conn: redis.Redis) -> Iterator[int]:
+    """The development mail catcher on a free port, storing into the test's Redis as /mail reads it; yields the port.
+
+    For a test that follows an email to the /mail page: ``mail_worker(SMTP_PORT=str(mail_catcher))``.
+    """
+    from app.embedded_redis import free_port
+    from app.mail import catcher, mailbox
+
+    def keep(content: bytes, mail_from: str, rcpt_tos: list[str]) -> None:
+        mailbox.store(redis_conn, mailbox.parse(content, mail_from, rcpt_tos))
+
+    port = free_port()
+    controller = catcher.start(keep, port=port)
+    yield port
+    controller.stop()

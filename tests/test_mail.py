@@ -194,6 +194,18 @@ def test_the_catcher_keeps_what_it_receives_for_the_mail_page(redis_conn):
     assert caught[0]["body"] == "Body of Second – ünïcode\n" and caught[0]["rcpt_tos"] == ["ada@example.com"]
 
 
+def test_an_email_from_the_form_is_delivered_by_a_worker_and_shown_on_the_mail_page(client, mail_catcher, mail_worker):
+    # Given a worker delivering to the development mail catcher
+    mail_worker(SMTP_PORT=str(mail_catcher))
+    # When the email form is submitted
+    response = client.post("/tasks/email", data={"to": "ada@example.com", "subject": "From the form", "body": "Hi Ada"})
+    task_id = response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+    # Then the task succeeds and /mail shows the message
+    wait_for(lambda: client.get(f"/api/tasks/{task_id}").json["state"] == "SUCCESS", timeout=20)
+    page = client.get("/mail").get_data(as_text=True)
+    assert "From the form" in page and "Hi Ada" in page and f"&lt;{task_id}@localhost&gt;" in page
+
+
 def test_the_mail_page_shows_caught_mail_newest_first_and_escaped(client, redis_conn):
     # Given two caught messages, one trying to smuggle in HTML
     for subject, body in (("Older", "plain"), ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")):

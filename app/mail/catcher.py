@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help="port to listen on (default: SMTP_PORT, 1025)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd's, one line per SMTP command
     settings = config.load()
     conn = redis.Redis.from_url(settings["REDIS_URL"], socket_timeout=5, socket_connect_timeout=5)
     port = args.port or int(settings["SMTP_PORT"])
