@@ -90,3 +90,29 @@ def test_a_task_that_ignores_its_hard_time_limit_is_killed_with_its_process(cele
     job = Job.fetch(result.id, connection=celery_app.connection, serializer=JSONSerializer)
     assert job.get_status() == JobStatus.FAILED
     assert compat_tasks.add.delay(2, 2).get(timeout=20) == 4
+
+
+def test_the_api_shows_which_worker_ran_a_recovered_task_its_heartbeat_and_the_redelivery(
+        client, project_worker, redis_conn):
+    from rq import Worker
+
+    from app.tasks.long_running import long_running
+
+    # Given the project's worker running a long task (its tasks are safe to repeat)
+    result = long_running.delay(4)
+    job = Job.fetch(result.id, connection=redis_conn, serializer=JSONSerializer)
+
+    def running() -> bool:
+        job.refresh()
+        return job.get_status(refresh=False) == JobStatus.STARTED and bool(job.worker_name)
+
+    wait_for(running, timeout=20)
+    # When the work process running it is killed
+    [worker] = [w for w in Worker.all(connection=redis_conn) if w.name == job.worker_name]
+    os.kill(worker.pid, signal.SIGKILL)
+    # Then the API says it was re-queued once, which worker ran it and when it last heard of it
+    wait_for(lambda: client.get(f"/api/tasks/{result.id}").json["redelivered"] == 1, timeout=30)
+    status = client.get(f"/api/tasks/{result.id}").json
+    assert status["worker"] and status["last_heartbeat"]
+    # And it runs to the end on the replacement process
+    assert result.get(timeout=60)["duration"] == 4

@@ -50,9 +50,10 @@ class Child:
 class Supervisor:
     """Starts ``concurrency`` children, keeps them alive, and recovers the tasks of dead ones."""
 
-    def __init__(self, app: Any, options: Any, run_child: Any) -> None:
+    def __init__(self, app: Any, options: Any, run_child: Any, queue_names: list[str] | None = None) -> None:
         self.app = app
         self.options = options
+        self.queue_names = queue_names or [app.conf.task_default_queue]
         self.run_child = run_child
         self.context = multiprocessing.get_context("fork")
         self.children = [Child(self.context, i) for i in range(options.concurrency)]
@@ -124,18 +125,35 @@ class Supervisor:
 
     def _after_exit(self, child: Child, exitcode: int | None) -> None:
         job_id = child.slot.current
-        if not job_id:
-            return  # an idle child exited: recycled after --max-tasks-per-child, or shut down
-        connection = self.app.connection
-        if child.slot.stopping.value:
+        if job_id and child.slot.stopping.value:
             self._mark_stopped(job_id)
-        elif child.slot.hard_limit.value < 0:
+        elif job_id and child.slot.hard_limit.value < 0:
             self._mark_time_limit(job_id)
-        else:
+        elif exitcode != 0:
+            # A crash: recover the task it ran, and any it had claimed but not yet reported
+            # (it may die between taking a task and writing its slot).
             signum = -exitcode if exitcode and exitcode < 0 else None
             reason = f"signal {signum} ({signal.Signals(signum).name})" if signum else f"exit code {exitcode}"
-            recover_lost_job(connection, job_id, f"Worker exited prematurely: {reason} Job: {job_id}.", app=self.app)
+            for lost in {job_id, *self._claimed_by(child.slot.worker_name.value.decode())} - {None}:
+                recover_lost_job(self.app.connection, lost, f"Worker exited prematurely: {reason} Job: {lost}.",
+                                 app=self.app)
         child.slot.end()
+
+    def _claimed_by(self, worker_name: str) -> list[str]:
+        """Ids of started tasks whose job names ``worker_name`` as the worker running them."""
+        if not worker_name:
+            return []
+        connection = self.app.connection
+        entries = [entry for name in self.queue_names for entry in connection.zrange(f"rq:wip:{name}", 0, -1)]
+        job_ids = list({entry.decode().split(":", 1)[0] for entry in entries})
+        if not job_ids:
+            return []
+        with connection.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(f"rq:job:{job_id}", "worker_name")
+            owners = pipe.execute()
+        mine = worker_name.encode()
+        return [job_id for job_id, owner in zip(job_ids, owners, strict=True) if owner == mine]
 
     def _fetch_started(self, job_id: str) -> Job | None:
         job = Job.fetch(job_id, connection=self.app.connection, serializer=JSONSerializer)
@@ -173,5 +191,6 @@ def child_main(app: Any, options: Any, slot: Slot, index: int, make_worker: Any)
     if not isinstance(worker, InProcessWorker):
         raise TypeError(f"the prefork pool runs InProcessWorker children, not {type(worker).__name__}")
     worker.slot = slot
+    slot.worker_name.value = worker.name.encode()[:63]
     worker.work(burst=options.burst, logging_level=options.loglevel.upper(),
                 with_scheduler=not options.without_scheduler, max_jobs=options.max_tasks_per_child)

@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None, default_app: Celery | None = None) -> in
         def run_child(slot: Any, index: int) -> None:
             child_main(app, options, slot, index, make_worker)
 
-        return Supervisor(app, options, run_child).run()
+        return Supervisor(app, options, run_child, queue_names(options, app)).run()
     if options.concurrency > 1:
         return run_processes(app, options)
     run_worker(app, options)

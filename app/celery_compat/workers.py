@@ -66,6 +66,7 @@ class Slot:
         self.started = context.Value("d", 0.0, lock=False)
         self.hard_limit = context.Value("d", 0.0, lock=False)
         self.stopping = context.Value("i", 0, lock=False)
+        self.worker_name = context.Array("c", 64, lock=False)
 
     def begin(self, job: Job) -> None:
         import time

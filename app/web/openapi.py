@@ -105,7 +105,7 @@ _SCHEMAS: dict[str, Any] = {
     "TaskStatus": {
         "type": "object",
         "required": ["id", "kind", "arguments", "state", "progress", "result", "error", "created_at", "started_at",
-                     "finished_at", "worker", "redelivered"],
+                     "finished_at", "worker", "last_heartbeat", "redelivered"],
         "properties": {
             "id": {"type": "string"},
             "kind": {"type": ["string", "null"], "description": "long-running, email, or another task's name"},
@@ -118,6 +118,8 @@ _SCHEMAS: dict[str, Any] = {
             "started_at": {"type": ["string", "null"], "format": "date-time"},
             "finished_at": {"type": ["string", "null"], "format": "date-time"},
             "worker": {"type": ["string", "null"], "description": "The RQ worker that ran it last"},
+            "last_heartbeat": {"type": ["string", "null"],
+                               "description": "When that worker last said it was still running it"},
             "redelivered": {"type": "integer", "description": "How often it was run again after a worker died"},
         },
     },

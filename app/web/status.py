@@ -115,6 +115,7 @@ def task_status(task_id: str) -> dict[str, Any]:
         "started_at": _iso(job.started_at if job is not None else None),
         "finished_at": _iso(finished) if state in FINISHED_STATES else None,
         "worker": job.worker_name if job is not None else None,
+        "last_heartbeat": _iso(job.last_heartbeat if job is not None else None),
         "redelivered": int(options.get("redelivered") or 0),
     }
 

@@ -31,6 +31,7 @@
     text("started-at", status.started_at || "–");
     text("finished-at", status.finished_at || "–");
     text("worker", status.worker || "");
+    text("last_heartbeat", status.last_heartbeat || "");
     document.querySelectorAll(".worker").forEach(function (el) { el.hidden = !status.worker; });
     text("redelivered", status.redelivered + " × (its worker died)");
     document.querySelectorAll(".redelivered").forEach(function (el) { el.hidden = !status.redelivered; });
