@@ -44,7 +44,7 @@ def test_a_queued_task_reads_pending_with_its_kind_arguments_and_submit_time(cli
     assert response.status_code == 200
     status = response.json
     assert set(status) == {"id", "kind", "arguments", "state", "progress", "result", "error", "created_at",
-                           "started_at", "finished_at", "worker", "redelivered"}
+                           "started_at", "finished_at", "worker", "last_heartbeat", "redelivered"}
     assert (status["id"], status["kind"], status["arguments"]) == (task_id, "long-running", {"duration": 4})
     assert (status["state"], status["progress"]["percent"], status["error"]) == ("PENDING", 0, None)
     assert status["created_at"].endswith("Z") and status["started_at"] is None and status["redelivered"] == 0

@@ -355,15 +355,12 @@ class Celery:
         job._status = JobStatus.QUEUED
         fields = [item for pair in job.to_dict().items() for item in pair]
         keys = [queue.redis_queues_keys, queue.key, job.key]
-        script = self._enqueue_script
         if pipeline is None:
-            script(keys=keys, args=[0, *fields])
+            self._enqueue_script(keys=keys, args=[0, *fields])
         else:
-            # A pipeline cannot load a script on demand; load it once, then EVALSHA.
-            if not getattr(script, "_loaded", False):
-                script.sha = self.connection.script_load(script.script)
-                script._loaded = True
-            pipeline.evalsha(script.sha, len(keys), *keys, 0, *fields)
+            # EVAL, not EVALSHA: inside a caller's transaction a script Redis forgot (after a
+            # restart) would fail alone while the rest of the transaction is applied.
+            pipeline.eval(ENQUEUE, len(keys), *keys, 0, *fields)
 
     @property
     def _enqueue_script(self) -> Any:
