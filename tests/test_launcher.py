@@ -149,7 +149,7 @@ def test_ctrl_c_stops_redis_worker_and_web_and_a_second_run_starts_at_once(start
     # having stopped every process it started
     assert status == 0, first.log
     assert "warm shut down" in first.log
-    assert f"Job OK ({task_id})" in first.log
+    assert f"[{task_id}] succeeded in " in first.log
     for label, pid in {**children, "redis": redis_pid}.items():
         assert not pid_alive(pid), f"{label} (pid {pid}) survived the launcher"
     assert not list(Path(first.log_path.parent / "var").glob("*.pid"))

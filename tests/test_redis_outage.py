@@ -106,3 +106,29 @@ def test_with_append_only_persistence_a_restart_keeps_queued_tasks_and_results(
     SimpleWorker([app.queue("celery")], connection=app.connection, serializer=JSONSerializer).work(burst=True)
     assert AsyncResult(queued.id, app=app).get(timeout=5) == 7
     server.stop()
+
+
+def test_a_task_running_through_an_outage_still_reaches_its_result(own_redis_server, own_app, tmp_path):
+    from tests import compat_tasks
+
+    # Given a task reporting progress every 0.2 s for about 3 s
+    worker = start_worker(own_redis_server.url, tmp_path, "-c", "1")
+    try:
+        result = compat_tasks.progress.delay(15, delay=0.2)
+        wait_for(lambda: _state(result) == "PROGRESS", timeout=20)
+        # When Redis goes away for two seconds in the middle of it
+        own_redis_server.stop()
+        time.sleep(2)  # the outage itself
+        own_redis_server.start()
+        # Then the task waits out the outage and its result still arrives; nothing is lost
+        assert result.get(timeout=60) == "done"
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+    finally:
+        stop_worker(worker)
+
+
+def _state(result) -> str | None:
+    try:
+        return AsyncResult(result.id, app=result.app).state
+    except redis.exceptions.ConnectionError:
+        return None

@@ -83,7 +83,28 @@ class RedisBackend:
         # the API's event stream) block on the channel instead of polling the key.
         pipe.publish(key, document)
         if pipeline is None:
-            pipe.execute()
+            self._execute(pipe)
+
+    def _execute(self, pipe: Any) -> None:
+        """Run ``pipe``; with ``result_backend_always_retry`` (the worker sets it), ride out an outage.
+
+        A worker that cannot store a result has nothing better to do than wait for Redis: giving
+        up would lose the outcome of work already done.
+        """
+        import redis
+
+        conf = self.app.conf
+        attempts = int(conf.result_backend_max_retries) if conf.result_backend_always_retry else 0
+        wait = 0.1
+        for attempt in range(attempts + 1):
+            try:
+                pipe.execute()
+                return
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                if attempt == attempts:
+                    raise
+                time.sleep(wait)
+                wait = min(wait * 2, float(conf.result_backend_max_sleep_between_retries_ms) / 1000)
 
     def get_task_meta(self, task_id: str, connection: Redis | None = None) -> dict:
         """The stored document, or a PENDING one when nothing is stored."""

@@ -75,7 +75,7 @@ class LeanWorker(InProcessWorker):
         try:
             while not self._stop_requested:
                 if self.should_run_maintenance_tasks:
-                    self.run_maintenance_tasks()
+                    self._until_redis(self.run_maintenance_tasks)
                 claimed = self._claim(None if burst else self.dequeue_timeout)
                 if claimed is None:
                     if burst:
@@ -162,16 +162,16 @@ class LeanWorker(InProcessWorker):
             else:
                 outcome = job.func(*job.args, **job.kwargs)
         except BaseException as exc:  # noqa: BLE001 - every failure is recorded, as RQ does
-            self._record_failure(job, queue, execution_id, exc)
+            self._until_redis(self._record_failure, job, queue, execution_id, exc)
             if not isinstance(exc, Exception):
                 raise
         else:
             if isinstance(outcome, RQRetry):
                 outcome_name = "retried"
-                self._record_retry(job, queue, execution_id, outcome)
+                self._until_redis(self._record_retry, job, queue, execution_id, outcome)
             else:
                 outcome_name = "succeeded"
-                self._record_success(job, queue, execution_id, pipe)
+                self._until_redis(self._record_success, job, queue, execution_id, pipe)
         finally:
             _current_job.reset(token)
             elapsed = time.monotonic() - started
@@ -183,18 +183,33 @@ class LeanWorker(InProcessWorker):
                 self.slot.end()
             self._state = WorkerStatus.IDLE
 
+    def _until_redis(self, action: Any, *args: Any) -> Any:
+        """Run ``action``, waiting out a Redis outage: a task's outcome must not be lost to one."""
+        wait = 0.5
+        while True:
+            try:
+                return action(*args)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                self.log.error("Worker %s: Redis unreachable (%s); retrying in %.1f s", self.name, exc, wait)
+                time.sleep(wait)
+                wait = min(wait * 2, 10.0)
+
     def _record_success(self, job: Job, queue: Queue, execution_id: str, pipe: Any) -> None:
         moment, stamp = _rq_now()
         ttl = job.get_result_ttl(self.default_result_ttl)
         score = "+inf" if ttl < 0 else int(moment.timestamp()) + ttl
+        keys = [job.key, queue.started_job_registry.key, queue.finished_job_registry.key]
+        args = [job.id, execution_id, stamp, ttl, score]
         # EVALSHA, not the Script object: in a pipeline it would ask SCRIPT EXISTS every time.
-        pipe.evalsha(self._finish.sha, 3, job.key, queue.started_job_registry.key,
-                     queue.finished_job_registry.key, job.id, execution_id, stamp, ttl, score)
+        queued = list(pipe.command_stack)  # the task's result, kept to write again after an outage
+        pipe.evalsha(self._finish.sha, 3, *keys, *args)
         try:
             pipe.execute()
         except redis.exceptions.NoScriptError:  # Redis restarted and forgot it: load, write again
-            self._finish(keys=[job.key, queue.started_job_registry.key, queue.finished_job_registry.key],
-                         args=[job.id, execution_id, stamp, ttl, score])
+            self._finish(keys=keys, args=args)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            pipe.command_stack = queued  # execute() emptied it; _until_redis calls us again
+            raise
         self._done["successful"] += 1
 
     def _record_failure(self, job: Job, queue: Queue, execution_id: str, exc: BaseException) -> None:

@@ -24,6 +24,7 @@ import signal
 import time
 from typing import Any
 
+import redis
 from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.serializers import JSONSerializer
@@ -59,6 +60,7 @@ class Supervisor:
         self.children = [Child(self.context, i) for i in range(options.concurrency)]
         self.stopping_since: float | None = None
         self.forced = False
+        self.pending: list[Any] = []  # recoveries that waited for Redis
 
     def start_child(self, child: Child) -> None:
         child.slot.end()
@@ -87,8 +89,16 @@ class Supervisor:
             self.start_child(child)
         while True:
             self.check_children()
+            self._run_pending()
             if not any(child.process is not None for child in self.children):
-                return 0
+                if not self.pending:
+                    return 0
+                self.stopping_since = self.stopping_since or time.monotonic()  # burst mode ends here too
+                if self.forced or time.monotonic() - self.stopping_since > self.options.grace_period:
+                    # RQ's own maintenance (any worker) finds these tasks through their heartbeats.
+                    logger.error("supervisor: Redis unreachable at shutdown; %d lost tasks left to maintenance",
+                                 len(self.pending))
+                    return 1
             time.sleep(POLL_SECONDS)
 
     def check_children(self) -> None:
@@ -125,19 +135,35 @@ class Supervisor:
 
     def _after_exit(self, child: Child, exitcode: int | None) -> None:
         job_id = child.slot.current
-        if job_id and child.slot.stopping.value:
-            self._mark_stopped(job_id)
-        elif job_id and child.slot.hard_limit.value < 0:
-            self._mark_time_limit(job_id)
+        stopping, hard_limit = child.slot.stopping.value, child.slot.hard_limit.value
+        worker_name = child.slot.worker_name.value.decode()
+        child.slot.end()
+        if job_id and stopping:
+            self.pending.append(lambda: self._mark_stopped(job_id))
+        elif job_id and hard_limit < 0:
+            self.pending.append(lambda: self._mark_time_limit(job_id))
         elif exitcode != 0:
             # A crash: recover the task it ran, and any it had claimed but not yet reported
             # (it may die between taking a task and writing its slot).
             signum = -exitcode if exitcode and exitcode < 0 else None
             reason = f"signal {signum} ({signal.Signals(signum).name})" if signum else f"exit code {exitcode}"
-            for lost in {job_id, *self._claimed_by(child.slot.worker_name.value.decode())} - {None}:
-                recover_lost_job(self.app.connection, lost, f"Worker exited prematurely: {reason} Job: {lost}.",
-                                 app=self.app)
-        child.slot.end()
+            self.pending.append(lambda: self._recover(job_id, worker_name, reason))
+        self._run_pending()
+
+    def _recover(self, job_id: str | None, worker_name: str, reason: str) -> None:
+        for lost in {job_id, *self._claimed_by(worker_name)} - {None}:
+            recover_lost_job(self.app.connection, lost, f"Worker exited prematurely: {reason} Job: {lost}.",
+                             app=self.app)
+
+    def _run_pending(self) -> None:
+        """Do the recoveries owed; one that meets a Redis outage waits for the next round."""
+        while self.pending:
+            try:
+                self.pending[0]()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                logger.warning("supervisor: Redis unreachable (%s); will recover the lost task when it is back", exc)
+                return
+            self.pending.pop(0)
 
     def _claimed_by(self, worker_name: str) -> list[str]:
         """Ids of started tasks whose job names ``worker_name`` as the worker running them."""

@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None, default_app: Celery | None = None) -> in
         app.conf.broker_url = url
     app.import_default_modules()
     app.finalize()
+    # In a worker, a result that cannot be stored is waited on, not lost, while Redis is away.
+    if "result_backend_always_retry" not in app.conf:
+        app.conf.result_backend_always_retry = True
     if options.beat:
         from .beat import start_beat_thread
 
