@@ -236,3 +236,10 @@ def swallows_time_limit():
 @app.task
 def pid():
     return os.getpid()
+
+
+@app.task
+def fails_while_flagged(key):
+    if redis.Redis.from_url(app.broker_url).exists(f"flag:{key}"):
+        raise RuntimeError("flagged")
+    return "recovered"

@@ -106,3 +106,31 @@ def test_the_workers_page_data_works_while_a_worker_is_busy_with_a_json_job(clie
         assert [w["state"] for w in response.json["workers"]] == ["busy"]
     finally:
         worker.register_death()
+
+
+def test_a_failed_json_task_is_requeued_from_the_dashboard_and_runs_again(client, celery_app, burst_worker,
+                                                                          redis_conn):
+    from app.celery_compat.result import AsyncResult
+    from tests import compat_tasks
+
+    # Given a task that failed
+    redis_conn.set("flag:dash", 1)
+    result = compat_tasks.fails_while_flagged.delay("dash")
+    burst_worker()
+    assert AsyncResult(result.id).state == "FAILURE"
+    # When its cause is fixed and an operator requeues it from the dashboard
+    redis_conn.delete("flag:dash")
+    assert client.post(f"/rq/job/{result.id}/requeue").status_code == 200
+    burst_worker()
+    # Then it ran again and succeeded, under the same id
+    assert AsyncResult(result.id).get(timeout=5) == "recovered"
+
+
+def test_a_queued_json_task_is_deleted_from_the_dashboard_and_never_runs(client, celery_app, burst_worker,
+                                                                         redis_conn):
+    from tests import compat_tasks
+
+    result = compat_tasks.ignored.apply_async(("dash-deleted",), ignore_result=False)
+    assert client.post(f"/rq/job/{result.id}/delete").status_code == 200
+    burst_worker()
+    assert redis_conn.exists("record:dash-deleted") == 0
