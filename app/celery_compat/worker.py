@@ -26,8 +26,10 @@ import multiprocessing
 import os
 import signal
 import sys
+import time
 from typing import Any
 
+import redis
 from rq.logutils import setup_loghandlers
 from rq.serializers import JSONSerializer
 
@@ -102,12 +104,40 @@ def make_worker(app: Celery, options: argparse.Namespace, index: int = 0) -> Any
 
 
 def run_worker(app: Celery, options: argparse.Namespace, index: int = 0) -> bool:
-    """Run one RQ worker in this process until it is told to stop (or the queues drain in burst mode)."""
-    worker = make_worker(app, options, index)
-    if isinstance(worker, InProcessWorker):
-        signal.signal(signal.SIGUSR1, raise_terminated)
-    return worker.work(burst=options.burst, logging_level=options.loglevel.upper(),
-                       with_scheduler=not options.without_scheduler, max_jobs=options.max_tasks_per_child)
+    """Run one RQ worker in this process until it is told to stop (or the queues drain in burst mode).
+
+    RQ's own loop quits on a Redis timeout; here the worker starts again once Redis answers, so
+    an outage never leaves a machine without its worker.
+    """
+    wait = 1.0
+    while True:
+        worker = make_worker(app, options, index)
+        if isinstance(worker, InProcessWorker):
+            signal.signal(signal.SIGUSR1, raise_terminated)
+        try:
+            worked = worker.work(burst=options.burst, logging_level=options.loglevel.upper(),
+                                 with_scheduler=not options.without_scheduler, max_jobs=options.max_tasks_per_child)
+            error: Exception | None = None
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            worked, error = False, exc
+        asked_to_stop = getattr(worker, "_shutdown_requested_date", None) is not None
+        if asked_to_stop or options.burst or (worked and options.max_tasks_per_child) or not _redis_trouble(
+                app, error):
+            return worked
+        logger.error("worker: stopped by a Redis error (%s); starting again in %.0f s", error or "timeout", wait)
+        time.sleep(wait)
+        wait = min(wait * 2, 30.0)
+
+
+def _redis_trouble(app: Celery, error: Exception | None) -> bool:
+    """Did the worker stop because Redis failed (rather than by request)?"""
+    if error is not None:
+        return True
+    try:
+        app.connection.ping()
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        return True
+    return False
 
 
 def _child(app: Celery, options: argparse.Namespace, index: int) -> None:
