@@ -18,6 +18,7 @@ import argparse
 import http.client
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,10 +54,11 @@ def _wait_http(port: int, deadline: float) -> None:
     raise RuntimeError("the web app did not start")
 
 
-def _client(port: int, tokens: list[str], ids: list[str], errors: list[str]) -> None:
+def _client(port: int, tokens: list[str], ids: list[str], errors: list[str], latencies: list[float]) -> None:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     for token in tokens:
         body = json.dumps({"token": token})
+        sent = time.perf_counter()
         for attempt in range(3):
             try:
                 connection.request("POST", "/api/tasks/ping", body, {"Content-Type": "application/json"})
@@ -68,6 +70,7 @@ def _client(port: int, tokens: list[str], ids: list[str], errors: list[str]) -> 
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
                 if attempt == 2:
                     raise
+        latencies.append(time.perf_counter() - sent)
         if response.status == 202:
             ids.append(json.loads(payload)["id"])
         else:
@@ -92,7 +95,8 @@ def run(tasks: int = 10_000, clients: int = 8, workdir: str | None = None, timeo
         tokens = [f"{batch}:{i}" for i in range(tasks)]
         ids: list[str] = []
         errors: list[str] = []
-        threads = [threading.Thread(target=_client, args=(port, tokens[i::clients], ids, errors))
+        latencies: list[float] = []
+        threads = [threading.Thread(target=_client, args=(port, tokens[i::clients], ids, errors, latencies))
                    for i in range(clients)]
         started = time.perf_counter()
         for thread in threads:
@@ -111,6 +115,8 @@ def run(tasks: int = 10_000, clients: int = 8, workdir: str | None = None, timeo
         return {
             "submitted": len(ids), "refused": len(errors), "first_errors": errors[:3],
             "submits_per_s": len(ids) / submitted_in, "completions_per_s": total / completed_in,
+            "submit_p50_ms": statistics.median(latencies) * 1000,
+            "submit_p99_ms": sorted(latencies)[int(len(latencies) * 0.99) - 1] * 1000,
             "distinct_runs": distinct, "all_runs": total,
             "lost": len(ids) - distinct, "duplicated": total - distinct,
             "not_success": sum(count for state, count in states.items() if state != "SUCCESS"), "states": states,
@@ -142,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     options = parser.parse_args(argv)
     result = run(options.tasks, options.clients)
     print(f"{result['submitted']} tasks through the API from {options.clients} clients, 2 workers")
-    print(f"submits/s {result['submits_per_s']:,.0f}   completions/s {result['completions_per_s']:,.0f}")
+    print(f"submits/s {result['submits_per_s']:,.0f}   completions/s {result['completions_per_s']:,.0f}   "
+          f"POST p50 {result['submit_p50_ms']:.1f} ms, p99 {result['submit_p99_ms']:.1f} ms")
     print(f"lost {result['lost']}   duplicated {result['duplicated']}   not SUCCESS {result['not_success']}   "
           f"refused {result['refused']}")
     print(json.dumps(result))
