@@ -104,7 +104,7 @@ def test_the_api_shows_which_worker_ran_a_recovered_task_its_heartbeat_and_the_r
 
     def running() -> bool:
         job.refresh()
-        return job.get_status(refresh=False) == JobStatus.STARTED and bool(job.worker_name)
+        return bool(job.worker_name) and AsyncResult(result.id).state == "PROGRESS"
 
     wait_for(running, timeout=20)
     # When the work process running it is killed

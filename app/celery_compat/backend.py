@@ -85,12 +85,8 @@ class RedisBackend:
         if pipeline is None:
             self._execute(pipe)
 
-    def _execute(self, pipe: Any) -> None:
-        """Run ``pipe``; with ``result_backend_always_retry`` (the worker sets it), ride out an outage.
-
-        A worker that cannot store a result has nothing better to do than wait for Redis: giving
-        up would lose the outcome of work already done.
-        """
+    def retrying(self, action: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call ``action``, riding out an outage as ``_execute`` does (with ``result_backend_always_retry``)."""
         import redis
 
         conf = self.app.conf
@@ -98,13 +94,27 @@ class RedisBackend:
         wait = 0.1
         for attempt in range(attempts + 1):
             try:
-                pipe.execute()
-                return
+                return action(*args, **kwargs)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 if attempt == attempts:
                     raise
                 time.sleep(wait)
                 wait = min(wait * 2, float(conf.result_backend_max_sleep_between_retries_ms) / 1000)
+        return None
+
+    def _execute(self, pipe: Any) -> None:
+        """Run ``pipe``; with ``result_backend_always_retry`` (the worker sets it), ride out an outage.
+
+        A worker that cannot store a result has nothing better to do than wait for Redis: giving
+        up would lose the outcome of work already done.
+        """
+        commands = list(pipe.command_stack)
+
+        def run() -> None:
+            pipe.command_stack = list(commands)  # execute() empties it, also when it fails
+            pipe.execute()
+
+        self.retrying(run)
 
     def get_task_meta(self, task_id: str, connection: Redis | None = None) -> dict:
         """The stored document, or a PENDING one when nothing is stored."""

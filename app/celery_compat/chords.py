@@ -47,8 +47,8 @@ def chord_part_return(task: Task, request: Context) -> None:
     values = [from_wire(meta["result"]) for meta in metas]
     body_options = dict(body.options)
     rest = body_options.pop("chain", None)
+    # The counter is left to expire: deleting it would let a header task run twice count again.
     send_step(body, (values,), {}, chain=rest, parent_id=request.id, root_id=request.root_id)
-    connection.delete(key)
 
 
 def fail_steps(task: Task, steps: list[dict], exc: BaseException, traceback: str | None, connection: Any) -> None:

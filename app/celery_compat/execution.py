@@ -166,16 +166,18 @@ def _handle_success(task: Task, request: Context, retval: Any, store: bool) -> O
             return _handle_failure(task, request, exc, store)
     _safely(task.on_success, retval, request.id, request.args, request.kwargs)
     signals.task_success.send(sender=task, result=retval)
+    # What follows a success must reach Redis even through an outage, or a chain or chord stops.
+    retrying = task.backend.retrying
     for callback in request.callbacks or ():
         sig = signature(callback, app=task.app)
-        sig.apply_async(() if sig.immutable else (retval,), parent_id=request.id,
-                        root_id=request.root_id or request.id)
+        retrying(sig.apply_async, () if sig.immutable else (retval,), parent_id=request.id,
+                 root_id=request.root_id or request.id)
     if request.chain:
         next_step, rest = request.chain[0], request.chain[1:]
-        send_step(signature(next_step, app=task.app), (retval,), {}, chain=rest, parent_id=request.id,
-                  root_id=request.root_id or request.id)
+        retrying(send_step, signature(next_step, app=task.app), (retval,), {}, chain=rest, parent_id=request.id,
+                 root_id=request.root_id or request.id)
     if request.chord:
-        chord_part_return(task, request)
+        retrying(chord_part_return, task, request)
     return Outcome(states.SUCCESS, retval)
 
 
@@ -192,9 +194,9 @@ def _handle_failure(task: Task, request: Context, exc: Exception, store: bool) -
     for errback in request.errbacks or ():
         _call_errback(task, request, signature(errback, app=task.app), exc, einfo)
     if request.chain:
-        fail_steps(task, request.chain, exc, einfo.traceback, request.connection)
+        task.backend.retrying(fail_steps, task, request.chain, exc, einfo.traceback, request.connection)
     if request.chord:
-        chord_part_return(task, request)
+        task.backend.retrying(chord_part_return, task, request)
     return Outcome(states.FAILURE, exc, einfo.traceback)
 
 

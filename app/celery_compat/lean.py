@@ -15,6 +15,7 @@ RQ's per-task bookkeeping takes about 60 Redis commands; this takes about ten.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 import uuid
@@ -34,6 +35,7 @@ from . import scripts
 from .app import EXECUTE_TASK
 from .control import REVOKED_FIELD
 from .execution import run_job
+from .recovery import recover_lost_job
 from .stats import TaskStats
 from .workers import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, InProcessWorker
 
@@ -53,9 +55,20 @@ class LeanWorker(InProcessWorker):
         self._claim_next = self.connection.register_script(scripts.CLAIM_NEXT)
         self._claim_given = self.connection.register_script(scripts.CLAIM_GIVEN)
         self._finish = self.connection.register_script(scripts.FINISH_SUCCESS)
+        self._beat = self.connection.register_script(scripts.BEAT)
         self._running: tuple[Job, str] | None = None
+        self._claiming = False
         self._done = {"successful": 0, "failed": 0, "working_time": 0.0}
         self._stats = TaskStats()
+
+    def _shutdown(self) -> None:
+        # RQ raises StopRequested from the signal handler when the worker is not BUSY. Between
+        # taking a task and starting it we are not BUSY yet, but raising there would strand the
+        # task: stop after it instead, as for a running one.
+        if self._claiming:
+            self._stop_requested = True
+            return
+        super()._shutdown()
 
     def get_current_job_id(self) -> str | None:
         """The running task's id: RQ's stop-job command (revoke with terminate) asks for it."""
@@ -69,6 +82,9 @@ class LeanWorker(InProcessWorker):
         if with_scheduler:
             self._start_scheduler(burst, logging_level)
         self._install_signal_handlers()
+        if self.slot is not None:
+            # The terminal's Ctrl-C reaches every process of the group; the supervisor decides.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         stop_beating = threading.Event()
         threading.Thread(target=self._beat_forever, args=(stop_beating,), name="heartbeat", daemon=True).start()
         completed = 0
@@ -111,8 +127,10 @@ class LeanWorker(InProcessWorker):
         moment, stamp = _rq_now()
         score = int(moment.timestamp()) + HEARTBEAT_TTL
         keys = [queue.key for queue in self._ordered_queues]
+        self._claiming = True
         claimed = self._claim_next(keys=keys, args=[self.name, stamp, score, execution_id])
         if claimed is None:
+            self._claiming = False
             if timeout is None:
                 return None  # burst mode: the queues are empty
             self.set_state(WorkerStatus.IDLE)
@@ -141,14 +159,25 @@ class LeanWorker(InProcessWorker):
             queue_key, intermediate, lrem = (popped[0].decode() if popped else None), None, "0"
         if not job_id:
             return None
-        moment, stamp = _rq_now()
-        score = int(moment.timestamp()) + HEARTBEAT_TTL
-        return self._claim_given(keys=[queue_key, intermediate or queue_key],
-                                 args=[job_id, self.name, stamp, score, execution_id, lrem])
+        # The id is out of its queue now: claim it even if Redis fails or a stop arrives
+        # meanwhile, or no queue and no registry would hold it any more.
+        self._claiming = True
+
+        def claim_popped() -> Any:
+            moment, stamp = _rq_now()
+            score = int(moment.timestamp()) + HEARTBEAT_TTL
+            return self._claim_given(keys=[queue_key, intermediate or queue_key],
+                                     args=[job_id, self.name, stamp, score, execution_id, lrem])
+
+        claimed = self._until_redis(claim_popped)
+        if claimed is None:
+            self._claiming = False
+        return claimed
 
     # -- one task ------------------------------------------------------------------------------
     def _perform(self, job: Job, queue: Queue, execution_id: str) -> None:
         self._state = WorkerStatus.BUSY
+        self._claiming = False
         self._running = (job, execution_id)
         if self.slot is not None:
             self.slot.begin(job)
@@ -161,10 +190,14 @@ class LeanWorker(InProcessWorker):
                 outcome = run_job(job, *job.args, pipeline=pipe)
             else:
                 outcome = job.func(*job.args, **job.kwargs)
-        except BaseException as exc:  # noqa: BLE001 - every failure is recorded, as RQ does
+        except Exception as exc:  # every failure is recorded, as RQ does
             self._until_redis(self._record_failure, job, queue, execution_id, exc)
-            if not isinstance(exc, Exception):
-                raise
+        except BaseException:
+            # A forced stop (SystemExit, KeyboardInterrupt) is no outcome of the task: it stays
+            # STARTED, and the worker-lost rule applies (the supervisor, or RQ's maintenance).
+            if self.slot is None:
+                self._until_redis(recover_lost_job, self.connection, job.id, "Worker stopped by force")
+            raise
         else:
             if isinstance(outcome, RQRetry):
                 outcome_name = "retried"
@@ -243,11 +276,15 @@ class LeanWorker(InProcessWorker):
 
     # -- the timer -----------------------------------------------------------------------------
     def _beat_forever(self, stop: threading.Event) -> None:
-        while not stop.wait(HEARTBEAT_INTERVAL):
+        wait = HEARTBEAT_INTERVAL
+        while not stop.wait(wait):
             try:
                 self._beat_once()
+                wait = HEARTBEAT_INTERVAL
             except redis.exceptions.RedisError as exc:
+                # Soon again: a running task's entry expires HEARTBEAT_TTL after its last beat.
                 self.log.warning("Worker %s: heartbeat failed (%s); will retry", self.name, exc)
+                wait = 0.5
 
     def _beat_once(self) -> None:
         running = self._running
@@ -255,12 +292,15 @@ class LeanWorker(InProcessWorker):
             self.heartbeat(HEARTBEAT_INTERVAL + HEARTBEAT_TTL, pipeline=pipe)
             if running is not None:
                 job, execution_id = running
-                queue_name = job.origin
                 score = int(time.time()) + HEARTBEAT_TTL
-                pipe.zadd(f"rq:wip:{queue_name}", {f"{job.id}:{execution_id}": score}, xx=True)
-                pipe.hset(job.key, "last_heartbeat", utcformat(datetime.now(timezone.utc)))
+                # Only while the entry is still ours: a finished (or deleted) job is not revived.
+                pipe.evalsha(self._beat.sha, 2, f"rq:wip:{job.origin}", job.key, f"{job.id}:{execution_id}", score,
+                             utcformat(datetime.now(timezone.utc)))
             self._add_counters(pipe)
-            pipe.execute()
+            try:
+                pipe.execute()
+            except redis.exceptions.NoScriptError:  # first beat, or Redis restarted: load it for next time
+                self.connection.script_load(scripts.BEAT)
 
     def _add_counters(self, pipe: Any) -> None:
         self._stats.flush(pipe)

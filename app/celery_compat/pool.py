@@ -142,18 +142,22 @@ class Supervisor:
             self.pending.append(lambda: self._mark_stopped(job_id))
         elif job_id and hard_limit < 0:
             self.pending.append(lambda: self._mark_time_limit(job_id))
-        elif exitcode != 0:
-            # A crash: recover the task it ran, and any it had claimed but not yet reported
-            # (it may die between taking a task and writing its slot).
+        else:
+            # Whatever the exit code (a forced stop exits 0 too): recover the task it ran, and any
+            # it had claimed but not begun (it may die between taking a task and writing its slot).
             signum = -exitcode if exitcode and exitcode < 0 else None
             reason = f"signal {signum} ({signal.Signals(signum).name})" if signum else f"exit code {exitcode}"
             self.pending.append(lambda: self._recover(job_id, worker_name, reason))
         self._run_pending()
 
     def _recover(self, job_id: str | None, worker_name: str, reason: str) -> None:
-        for lost in {job_id, *self._claimed_by(worker_name)} - {None}:
-            recover_lost_job(self.app.connection, lost, f"Worker exited prematurely: {reason} Job: {lost}.",
+        if job_id:
+            recover_lost_job(self.app.connection, job_id, f"Worker exited prematurely: {reason} Job: {job_id}.",
                              app=self.app)
+        for claimed in set(self._claimed_by(worker_name)) - {job_id}:
+            # Claimed, never begun: it did not run, so it goes back whatever its options.
+            recover_lost_job(self.app.connection, claimed, f"Claimed by a worker that exited ({reason})",
+                             app=self.app, never_started=True)
 
     def _run_pending(self) -> None:
         """Do the recoveries owed; one that meets a Redis outage waits for the next round."""

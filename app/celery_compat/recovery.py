@@ -77,8 +77,12 @@ def remove_from_started(connection: Any, job: Job, pipeline: Any) -> None:
         pipeline.zrem(key, *entries)
 
 
-def recover_lost_job(connection: Any, job_id: str, reason: str, app: Any = None) -> str:
-    """Re-queue or fail a job whose work process died; returns ``requeued``, ``failed`` or ``done``."""
+def recover_lost_job(connection: Any, job_id: str, reason: str, app: Any = None, never_started: bool = False) -> str:
+    """Re-queue or fail a job whose work process died; returns ``requeued``, ``failed`` or ``done``.
+
+    ``never_started``: the job was claimed but its task never began, so it is re-queued whatever
+    its options, and that is not counted as a redelivery.
+    """
     app = app or current_app()
     try:
         job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
@@ -89,8 +93,8 @@ def recover_lost_job(connection: Any, job_id: str, reason: str, app: Any = None)
     queue = Queue(job.origin, connection=connection, serializer=JSONSerializer)
     with connection.pipeline() as pipe:
         remove_from_started(connection, job, pipe)
-        if _may_requeue(app, job):
-            count = _count_redelivery(job)
+        if never_started or _may_requeue(app, job):
+            count = (job.meta.get("celery") or {}).get("redelivered", 0) if never_started else _count_redelivery(job)
             queue._enqueue_job(job, pipeline=pipe)
             pipe.execute()
             logger.warning("Task %s[%s] re-queued after its worker died (%s); redelivery %d",

@@ -63,7 +63,11 @@ return {KEYS[1], ARGV[1], fields}
 #: KEYS: job key, started registry, finished registry.
 #: ARGV: job id, execution id, ended_at, result TTL (0 delete, -1 keep), finished score.
 FINISH_SUCCESS = """
-redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. ARGV[2])
+if redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. ARGV[2]) == 0 then
+    -- Not ours any more: maintenance took it for abandoned (or the job was deleted) and has
+    -- re-queued or failed it; leave that decision alone rather than write a second outcome.
+    return 0
+end
 local ttl = tonumber(ARGV[4])
 if ttl == 0 then
     redis.call('DEL', KEYS[1])
@@ -73,4 +77,16 @@ redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
 if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
 return 1
+"""
+
+#: A running task's heartbeat: its started-registry entry and the job's last_heartbeat, only
+#: while that entry still exists (a finished or deleted job must not be brought back).
+#: KEYS: started registry, job key. ARGV: entry, new score, now (RQ's time format).
+BEAT = """
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
+    redis.call('HSET', KEYS[2], 'last_heartbeat', ARGV[3])
+    return 1
+end
+return 0
 """
