@@ -51,9 +51,10 @@ def test_an_expired_task_is_revoked_and_never_runs(celery_app, burst_worker):
         result.get(timeout=5)
 
 
-def test_revoke_with_terminate_stops_a_running_task(celery_app, worker_process):
-    # Given a forking worker running a long task
-    worker_process("-P", "fork")
+@pytest.mark.parametrize("pool", ["fork", "prefork", "solo"])
+def test_revoke_with_terminate_stops_a_running_task(celery_app, worker_process, pool):
+    # Given a worker running a long task
+    worker_process("-P", pool, "-c", "1")
     result = compat_tasks.tracked.delay(30)
     wait_for(lambda: AsyncResult(result.id).state == states.STARTED, timeout=15)
     # When it is revoked with terminate=True

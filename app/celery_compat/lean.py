@@ -249,22 +249,24 @@ class LeanWorker(InProcessWorker):
         import traceback
 
         stopped = self._stopped_job_id == job.id
-        self._stopped_job_id = None
         exc_string = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         job.ended_at = datetime.now(timezone.utc)
-        with self.connection.pipeline() as pipe:
-            pipe.zrem(queue.started_job_registry.key, f"{job.id}:{execution_id}")
+
+        def write(pipe: Any) -> None:
             record_job_failure(job, exc_string, pipe)
             if stopped:
                 job.set_status(JobStatus.STOPPED, pipeline=pipe)
-            pipe.execute()
+
+        self._if_still_ours(queue, job, execution_id, write)
+        self._stopped_job_id = None
         self._done["failed"] += 1
 
     def _record_retry(self, job: Job, queue: Queue, execution_id: str, retry: RQRetry) -> None:
         interval = retry.intervals[0] if retry.intervals else 0
-        job.number_of_retries = (job.number_of_retries or 0) + 1
-        with self.connection.pipeline() as pipe:
-            pipe.zrem(queue.started_job_registry.key, f"{job.id}:{execution_id}")
+        retries = (job.number_of_retries or 0) + 1
+
+        def write(pipe: Any) -> None:
+            job.number_of_retries = retries
             if interval:
                 from datetime import timedelta
 
@@ -272,7 +274,31 @@ class LeanWorker(InProcessWorker):
                 queue.schedule_job(job, datetime.now(timezone.utc) + timedelta(seconds=interval), pipeline=pipe)
             else:
                 queue._enqueue_job(job, pipeline=pipe)
-            pipe.execute()
+
+        self._if_still_ours(queue, job, execution_id, write)
+
+    def _if_still_ours(self, queue: Queue, job: Job, execution_id: str, write: Any) -> bool:
+        """Take the job out of the started registry and ``write`` its outcome, atomically, once.
+
+        Once only: if the entry is gone, maintenance took the job for abandoned, or this is a
+        replay after a lost reply; writing again would queue a retry twice or undo that decision.
+        """
+        key, member = queue.started_job_registry.key, f"{job.id}:{execution_id}"
+        while True:
+            with self.connection.pipeline() as pipe:
+                try:
+                    pipe.watch(key)
+                    if pipe.zscore(key, member) is None:
+                        self.log.warning("Worker %s: job %s is no longer ours; its outcome is not written again",
+                                         self.name, job.id)
+                        return False
+                    pipe.multi()
+                    pipe.zrem(key, member)
+                    write(pipe)
+                    pipe.execute()
+                    return True
+                except redis.exceptions.WatchError:
+                    continue  # another worker changed the registry meanwhile: look again
 
     # -- the timer -----------------------------------------------------------------------------
     def _beat_forever(self, stop: threading.Event) -> None:
