@@ -73,3 +73,27 @@ def test_max_tasks_per_child_replaces_a_work_process_after_that_many_tasks(celer
     worker_process("-P", "prefork", "-c", "1", "--max-tasks-per-child", "2")
     pids = [compat_tasks.pid.delay().get(timeout=20) for _ in range(4)]
     assert pids[0] == pids[1] != pids[2] == pids[3]
+
+
+def test_work_processes_stop_by_themselves_when_their_supervisor_is_killed(celery_app, worker_process):
+    import os
+
+    from rq import Worker
+
+    # Given a prefork worker whose supervisor dies without a chance to clean up
+    supervisor = worker_process("-P", "prefork", "-c", "2", workers=2)
+    children = [worker.pid for worker in Worker.all(connection=celery_app.connection)]
+    os.kill(supervisor.pid, signal.SIGKILL)
+    # Then its work processes notice within a heartbeat and exit instead of working unsupervised
+
+    def all_gone() -> bool:
+        alive = []
+        for pid in children:
+            try:
+                os.kill(pid, 0)
+                alive.append(pid)
+            except ProcessLookupError:
+                pass
+        return not alive
+
+    wait_for(all_gone, timeout=20)

@@ -15,6 +15,7 @@ RQ's per-task bookkeeping takes about 60 Redis commands; this takes about ten.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -303,7 +304,14 @@ class LeanWorker(InProcessWorker):
     # -- the timer -----------------------------------------------------------------------------
     def _beat_forever(self, stop: threading.Event) -> None:
         wait = HEARTBEAT_INTERVAL
+        parent = os.getppid()
         while not stop.wait(wait):
+            if self.slot is not None and os.getppid() != parent:
+                # The supervisor died (kill -9): stop after the running task rather than work on
+                # unsupervised; its tasks' time limits and recovery depended on it.
+                self.log.warning("Worker %s: supervisor %d is gone; stopping", self.name, parent)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
             try:
                 self._beat_once()
                 wait = HEARTBEAT_INTERVAL
