@@ -45,6 +45,18 @@ def start_redis(directory: str) -> EmbeddedRedis:
     return server
 
 
+def run_on_own_redis(report: Callable[[EmbeddedRedis, argparse.Namespace], None],
+                     options: argparse.Namespace) -> None:
+    """Start a Redis of our own in a temporary directory, point REDIS_URL at it, report, stop it."""
+    with tempfile.TemporaryDirectory() as directory:
+        server = start_redis(directory)
+        os.environ["REDIS_URL"] = server.url
+        try:
+            report(server, options)
+        finally:
+            server.stop()
+
+
 def commands_processed(conn: redis.Redis) -> int:
     stats = conn.info("commandstats")
     return sum(value["calls"] for key, value in stats.items() if key not in ("cmdstat_info", "cmdstat_flushdb"))
@@ -163,13 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, default=1000, help="tasks per end-to-end run")
     parser.add_argument("--repeats", type=int, default=3)
     options = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as directory:
-        server = start_redis(directory)
-        os.environ["REDIS_URL"] = server.url
-        try:
-            report(server, options)
-        finally:
-            server.stop()
+    run_on_own_redis(report, options)
 
 
 def report(server: EmbeddedRedis, options: argparse.Namespace) -> None:

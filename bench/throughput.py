@@ -24,7 +24,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -34,7 +33,7 @@ from rq import Queue, Worker
 from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
-from bench.compat_overhead import commands_processed, median_range, start_redis
+from bench.compat_overhead import commands_processed, median_range, run_on_own_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -201,13 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-tasks", type=int, default=200)
     parser.add_argument("--memory-tasks", type=int, default=100_000, help="0 to skip the memory check")
     options = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as directory:
-        server = start_redis(directory)
-        os.environ["REDIS_URL"] = server.url
-        try:
-            report(server, options)
-        finally:
-            server.stop()
+    run_on_own_redis(report, options)
 
 
 def report(server, options: argparse.Namespace) -> None:

@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -130,6 +133,41 @@ def client(app):
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def spawn_worker(args: list[str], env: dict[str, str], log_path: Path, connection: redis.Redis,
+                 workers: int = 1) -> subprocess.Popen:
+    """Start ``python worker.py ARGS`` and return once ``workers`` more RQ workers registered.
+
+    It runs in its own session, so that stopping it (and a test killing "the whole machine")
+    reaches every process the worker started: work processes and RQ's scheduler alike.
+    """
+    from rq import Worker
+
+    before = Worker.count(connection=connection)
+    process = subprocess.Popen(
+        [sys.executable, "worker.py", *args], cwd=ROOT, env={"PYTHONPATH": str(ROOT), **env},
+        stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    wait_for(lambda: Worker.count(connection=connection) >= before + workers or process.poll() is not None,
+             timeout=30)
+    assert process.poll() is None, log_path.read_text()
+    return process
+
+
+def stop_workers(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM (a warm shutdown), a kill after 20 s, then whatever their sessions left behind."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> object:
     """Poll ``predicate`` until it returns something truthy; fail with a clear message at the deadline."""
     import time
@@ -175,43 +213,18 @@ def burst_worker(celery_app):
 @pytest.fixture
 def worker_process(celery_app, redis_url: str, tmp_path: Path):
     """Start `python worker.py -A tests.compat_tasks` processes; each is stopped (SIGTERM) at teardown."""
-    import signal
-    import subprocess
-    import sys
-
-    from rq import Worker
-
     started: list[subprocess.Popen] = []
 
     def start(*args: str, app: str = "tests.compat_tasks", workers: int = 1,
               pythonpath: tuple[str, ...] = ()) -> subprocess.Popen:
-        before = Worker.count(connection=celery_app.connection)
-        log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # noqa: SIM115 - closed with the process
         env = {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": os.pathsep.join((str(ROOT), *pythonpath))}
-        # Its own session, so that teardown (and a test killing "the whole machine") reaches every
-        # process the worker started: work processes and RQ's scheduler process alike.
-        process = subprocess.Popen(
-            [sys.executable, "worker.py", "-A", app, "-u", redis_url, "-l", "INFO", *args],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        process = spawn_worker(["-A", app, "-u", redis_url, "-l", "INFO", *args], env,
+                               tmp_path / f"worker-{len(started)}.log", celery_app.connection, workers)
         started.append(process)
-        wait_for(lambda: Worker.count(connection=celery_app.connection) >= before + workers
-                 or process.poll() is not None, timeout=30)
-        assert process.poll() is None, (tmp_path / f"worker-{len(started) - 1}.log").read_text()
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in started:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # whatever it left behind
+    stop_workers(started)
 # --- celery_compat fixtures ---
 
 
@@ -223,33 +236,10 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 @pytest.fixture
 def project_worker(redis_url: str, redis_conn: redis.Redis, tmp_path: Path):
     """Start `python worker.py -P prefork -c 1`: the project's own tasks on queue "default"; stopped at teardown."""
-    import signal
-    import subprocess
-    import sys
-
-    from rq import Worker
-
-    log_path = tmp_path / "project-worker.log"
-    before = Worker.count(connection=redis_conn)
-    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    env = {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "worker.py", "-P", "prefork", "-c", "1", "-u", redis_url, "-l", "INFO"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    wait_for(lambda: Worker.count(connection=redis_conn) > before or process.poll() is not None, timeout=30)
-    assert process.poll() is None, log_path.read_text()
+    process = spawn_worker(["-P", "prefork", "-c", "1", "-u", redis_url, "-l", "INFO"],
+                           {**os.environ, "REDIS_URL": redis_url}, tmp_path / "project-worker.log", redis_conn)
     yield process
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)  # work processes it may have left behind
-    log.close()
+    stop_workers([process])
 
 
 class LiveServer:
@@ -378,43 +368,21 @@ def mail_worker(app, redis_url: str, smtp_sink: SmtpSink, tmp_path: Path):
     Call it with extra environment variables, e.g. ``mail_worker(MAIL_RATE_LIMIT="1/3s")``; the
     worker is stopped (SIGTERM) at teardown.
     """
-    import signal
-    import subprocess
-    import sys
-
-    from rq import Worker
-
     connection = app.extensions["celery"].connection
     started: list[subprocess.Popen] = []
 
     def start(**env: str) -> subprocess.Popen:
-        before = Worker.count(connection=connection)
-        log_path = tmp_path / f"mail-worker-{len(started)}.log"
         environment = {
             **os.environ, "REDIS_URL": redis_url, "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(smtp_sink.port),
             "SMTP_SECURITY": "none", "MAIL_RETRY_BASE": "1", "MAIL_RETRY_MAX": "2", **env,
         }
-        process = subprocess.Popen(
-            [sys.executable, "worker.py", "-u", redis_url, "-l", "INFO"], cwd=ROOT, env=environment,
-            stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        process = spawn_worker(["-u", redis_url, "-l", "INFO"], environment,
+                               tmp_path / f"mail-worker-{len(started)}.log", connection)
         started.append(process)
-        wait_for(lambda: Worker.count(connection=connection) > before or process.poll() is not None, timeout=30)
-        assert process.poll() is None, log_path.read_text()
         return process
 
     yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in started:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+    stop_workers(started)
 
 
 @pytest.fixture
