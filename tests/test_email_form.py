@@ -66,3 +66,16 @@ def test_the_email_form_needs_its_csrf_token(make_app, redis_url, redis_conn):
     client = make_app(redis_url).test_client()
     assert client.post("/tasks/email", data=EMAIL).status_code == 400
     assert 'id="email-csrf"' in client.get("/").get_data(as_text=True)
+
+
+def test_the_form_refuses_a_subject_that_decodes_to_new_headers_and_says_why_beside_it(client, redis_conn):
+    # When the form is sent with the audit's encoded-word subject
+    subject = ("=?utf-8?q?x=0D=0AReply-To:_a@evil.example=0D=0AContent-Type:_text/html=0D=0A=0D=0A"
+               "<h1>x</h1>?=")
+    response = client.post("/tasks/email", data={**EMAIL, "subject": subject})
+    # Then it comes back with 422 and the reason beside the subject only; nothing is queued
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert 'id="subject-error"' in page and 'id="to-error"' not in page
+    assert "must be one line, without control characters, also once its" in page and "decoded" in page
+    assert Queue("default", connection=redis_conn).count == 0

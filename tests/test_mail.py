@@ -223,3 +223,61 @@ def test_the_mail_page_exists_only_in_development(make_app, redis_url, redis_con
     production = make_app(redis_url, APP_ENV="production", SECRET_KEY="k" * 32, DASHBOARD_USERNAME="admin",
                           DASHBOARD_PASSWORD="pw")
     assert production.test_client().get("/mail").status_code == 404
+
+
+AUDIT_SUBJECT = ("=?utf-8?q?x=0D=0AReply-To:_a@evil.example=0D=0AContent-Type:_text/html=0D=0A=0D=0A"
+                 "<h1>x</h1>?=")
+
+
+def test_the_builder_checks_the_serialised_headers_even_if_every_check_before_it_let_the_subject_through(
+        monkeypatch):
+    # Given checks that let everything through, as a runtime whose email package decodes differently might
+    import app.mail.message as message_module
+
+    monkeypatch.setattr(message_module, "is_safe_header_value", lambda value, **options: True)
+    # When the audit's subject is built into a message, Then the serialised headers give it away
+    with pytest.raises(InvalidMessage, match="serialised headers would be .*reply-to"):
+        build_message("jobs@localhost", ["ada@example.com"], AUDIT_SUBJECT, "body")
+
+
+def test_the_builder_refuses_a_recipient_that_would_read_back_as_another_address(monkeypatch):
+    # Given an address check that lets an encoded-word local part through
+    import app.mail.message as message_module
+
+    monkeypatch.setattr(message_module, "normalize_address", lambda address: address)
+    # When it is built into a message, Then the To header would read differently, and the builder says so
+    with pytest.raises(InvalidMessage, match="Subject or To would read differently"):
+        build_message("jobs@localhost", ["=?utf-8?q?victim?=@example.com"], "Hi", "body")
+
+
+def test_the_wire_check_refuses_any_header_we_did_not_set():
+    # Given a built message to which someone added a header later
+    message = build_message("jobs@localhost", ["ada@example.com"], "Hi", "body")
+    message["Bcc"] = "victim@example.com"
+    # When it is serialised for the wire, Then it is refused
+    from app.mail.message import wire_bytes
+
+    with pytest.raises(InvalidMessage, match="bcc"):
+        wire_bytes(message)
+
+
+@pytest.mark.parametrize(
+    ("subject", "why"),
+    [
+        (AUDIT_SUBJECT, "encoded-words are decoded"),
+        ("=?utf-8?b?eA0KQmNjOiB2aWN0aW1AZXhhbXBsZS5jb20=?=", "encoded-words are decoded"),
+        ("=?utf-16?b?AA0ACg==?=", "encoded-words are decoded"),  # CR LF in another charset
+        ("=?x-unknown?q?a=0Ab?=", "encoded-words are decoded"),  # an unknown charset still decodes its ASCII
+        ("=?utf-8?q?a=1Cb?=", "encoded-words are decoded"),  # FS, a line separator to str.splitlines
+        ("x\ud800", "lone surrogate"),
+    ],
+)
+def test_a_subject_is_judged_by_what_it_decodes_to(subject, why):
+    clean, errors = validate_email_request({**VALID, "subject": subject})
+    assert list(errors) == ["subject"] and why in errors["subject"]
+
+
+@pytest.mark.parametrize("subject", ["=?utf-8?q?Gr=C3=BC=C3=9Fe?=", "Price =?? ok ?=", "a = b? yes", "Grüße – 東京"])
+def test_subjects_that_decode_to_one_line_of_text_are_accepted(subject):
+    clean, errors = validate_email_request({**VALID, "subject": subject})
+    assert errors == {} and clean["subject"] == subject

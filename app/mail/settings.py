@@ -9,6 +9,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from app import config
+from app.mail.validation import Limits
 
 SECURITY_MODES = ("starttls", "ssl", "none")
 
@@ -29,6 +30,8 @@ class MailSettings:
     rate_limit: str | None = None
     retry_base: float = 10.0
     retry_max: float = 300.0
+    #: How big a message may be; the task checks again what the web app checked.
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def sender_domain(self) -> str:
@@ -67,4 +70,5 @@ def mail_settings(settings: Mapping[str, Any] | None = None) -> MailSettings:
         rate_limit=settings.get("MAIL_RATE_LIMIT") or None,
         retry_base=float(settings["MAIL_RETRY_BASE"]),
         retry_max=float(settings["MAIL_RETRY_MAX"]),
+        limits=Limits.from_settings(settings),
     )

@@ -18,7 +18,7 @@ import redis
 
 from app.celery_compat import Task, shared_task
 from app.mail.errors import DeliveryError, DeliveryUncertain, InvalidMessage, TemporaryDeliveryError
-from app.mail.message import build_message, message_id_for
+from app.mail.message import build_message, message_id_for, wire_bytes
 from app.mail.ratelimit import RateLimit, SendRateLimiter
 from app.mail.record import SENDING, SENT, DeliveryRecord
 from app.mail.settings import MailSettings, mail_settings
@@ -37,10 +37,10 @@ RATE_POLL_SECONDS = 2.0
              acks_late=True, reject_on_worker_lost=True)
 def send_email(self: Task, to: list[str], subject: str, body: str) -> dict[str, Any]:
     """Send one message to every address in ``to``; return its Message-ID and who got it."""
-    clean, errors = validate_email_request({"to": to, "subject": subject, "body": body})
+    settings = mail_settings()
+    clean, errors = validate_email_request({"to": to, "subject": subject, "body": body}, settings.limits)
     if errors:
         raise InvalidMessage("; ".join(f"{field} {message}" for field, message in errors.items()))
-    settings = mail_settings()
     recipients = clean["to"]
     message_id = message_id_for(self.request.id, settings.sender_domain)
     message = build_message(settings.sender_header(), recipients, clean["subject"], clean["body"],
@@ -54,7 +54,7 @@ def send_email(self: Task, to: list[str], subject: str, body: str) -> dict[str, 
                 _wait_for_send_slot(self, SendRateLimiter(conn, RateLimit.parse(settings.rate_limit)),
                                     len(sent_before), len(recipients))
             try:
-                _deliver(self, settings, record, message.as_bytes(), recipients, sent_before)
+                _deliver(self, settings, record, wire_bytes(message), recipients, sent_before)
             except TemporaryDeliveryError as exc:
                 raise _retry(self, settings, exc) from exc
     finally:
