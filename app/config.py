@@ -69,9 +69,17 @@ class Defaults:
     #: yet none was taken for this many seconds: the stuck system that a ping cannot see.
     STUCK_AFTER_SECONDS = 120.0
 
+    # --- input limits (issue 12): refused before any per-item work, so a huge request costs nothing ---
     #: Largest request body Flask reads, in bytes; larger ones get a 413 before any parsing. An email
     #: body may be 100 kB, which JSON escaping can inflate several times, so 1 MiB leaves room.
     MAX_CONTENT_LENGTH = 1024 * 1024
+    #: Addresses one email may go to; each costs an SMTP transaction. More is a mailing list, not a task.
+    MAIL_MAX_RECIPIENTS = 50
+    #: Characters in a subject, as typed; mail clients cut long ones anyway.
+    MAIL_MAX_SUBJECT_LENGTH = 200
+    #: Bytes of an email's body in UTF-8; 100 kB of text is a long letter, not an attachment.
+    MAIL_MAX_BODY_BYTES = 100 * 1024
+    # --- end of input limits ---
 
     #: The mail server email tasks deliver to. The launcher replaces it with its own mail catcher
     #: when the variable is unset (the caught mail is shown at /mail); run alone, a worker expects
@@ -110,6 +118,11 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "REDIS_SENTINELS": ("REDIS_SENTINELS", str),
     "REDIS_SENTINEL_MASTER": ("REDIS_SENTINEL_MASTER", str),
     "STUCK_AFTER_SECONDS": ("STUCK_AFTER_SECONDS", float),
+    # input limits (issue 12)
+    "MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", int),
+    "MAIL_MAX_RECIPIENTS": ("MAIL_MAX_RECIPIENTS", int),
+    "MAIL_MAX_SUBJECT_LENGTH": ("MAIL_MAX_SUBJECT_LENGTH", int),
+    "MAIL_MAX_BODY_BYTES": ("MAIL_MAX_BODY_BYTES", int),
     "SMTP_HOST": ("SMTP_HOST", str),
     "SMTP_PORT": ("SMTP_PORT", int),
     "SMTP_USERNAME": ("SMTP_USERNAME", str),
@@ -174,6 +187,7 @@ def validate(settings: MutableMapping[str, Any]) -> None:
         sentinel_hosts(settings["REDIS_SENTINELS"])  # raises ConfigError when malformed
     if float(settings.get("STUCK_AFTER_SECONDS", 1)) <= 0:
         raise ConfigError("STUCK_AFTER_SECONDS must be a positive number of seconds")
+    _validate_limits(settings)
     if env != PRODUCTION:
         return
     missing = [
@@ -183,6 +197,13 @@ def validate(settings: MutableMapping[str, Any]) -> None:
     ]
     if missing:
         raise ConfigError(f"refusing to start in production without {', '.join(missing)} set in the environment")
+
+
+def _validate_limits(settings: Mapping[str, Any]) -> None:
+    # input limits (issue 12): a zero or negative limit would refuse everything, or nothing.
+    for name in ("MAX_CONTENT_LENGTH", "MAIL_MAX_RECIPIENTS", "MAIL_MAX_SUBJECT_LENGTH", "MAIL_MAX_BODY_BYTES"):
+        if settings.get(name) is not None and int(settings[name]) <= 0:
+            raise ConfigError(f"{name} must be a positive whole number, not {settings[name]}")
 
 
 def sentinel_hosts(value: str) -> list[tuple[str, int]]:

@@ -9,8 +9,10 @@ by themselves: the next request simply connects again.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from app.redis import UNAVAILABLE_ERRORS, get_redis
 
@@ -39,10 +41,30 @@ def redis_unavailable(exc: Exception) -> tuple[Response | str, int, dict[str, st
     return render_template("error.html", title="Service unavailable", message=UNAVAILABLE_MESSAGE), 503, headers
 
 
+#: The pages whose forms are shown again, with the reason, when what they post is too large.
+_FORM_ENDPOINTS = {"pages.submit_long_running": "duration", "pages.submit_email": "body"}
+
+
+def _form_too_large() -> tuple[str, int]:
+    # The body was not read (that is the point), so what was typed is lost: say so beside the field.
+    from app.web.forms import EmailForm, LongRunningForm
+
+    limit = request.max_content_length or 0
+    message = (f"What was sent is larger than the {limit // 1024} kB this server accepts, so it was not read; "
+               "shorten it and send it again.")
+    forms: dict[str, Any] = {"form": LongRunningForm(formdata=None), "email_form": EmailForm(formdata=None)}
+    form = forms["email_form" if request.endpoint == "pages.submit_email" else "form"]
+    form[_FORM_ENDPOINTS[request.endpoint]].errors = [message]
+    return render_template("index.html", **forms), 413
+
+
 def http_error(exc: HTTPException) -> Response | tuple[Response | str, int]:
-    """Answer HTTP errors (404, 405, 413, ...) in the language of the caller: JSON under /api, HTML elsewhere."""
+    """Answer HTTP errors (404, 405, 413, ...) in the language of the caller: JSON under /api, HTML elsewhere;
+    a form posted too large is shown again with the reason."""
     if exc.code is None or exc.code < 400:
         return exc.get_response()
+    if isinstance(exc, RequestEntityTooLarge) and request.endpoint in _FORM_ENDPOINTS:
+        return _form_too_large()
     response = exc.get_response()  # keeps headers such as Allow on a 405
     if request.path.startswith("/api/"):
         body = jsonify(error=exc.description)

@@ -80,9 +80,11 @@ def parse_email(data: Mapping[str, Any]) -> dict[str, Any]:
 
     The rules belong to the mail package (``app.mail.validation``), which the worker's task shares.
     """
-    from app.mail.validation import validate_email_request
+    from flask import current_app
 
-    clean, errors = validate_email_request(data)
+    from app.mail.validation import Limits, validate_email_request
+
+    clean, errors = validate_email_request(data, Limits.from_settings(current_app.config))
     if errors:
         raise InvalidForm(dict(errors))
     return clean
