@@ -58,9 +58,16 @@ class MalformedRequest(ValueError):
 
 def _json_object() -> dict[str, Any]:
     # silent: we word the 400 ourselves. The content type was checked by require_json_or_token.
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # the parser's own limit, near a thousand levels: not a ValueError, so not silenced
+        raise MalformedRequest(f"the request body nests deeper than {forms.MAX_JSON_DEPTH} levels") from None
     if not isinstance(data, dict):
         raise MalformedRequest("the request body must be a JSON object")
+    try:
+        forms.check_json_document(data)  # nesting (400), and text no UTF-8 can carry (422 naming the field)
+    except forms.TooDeep as exc:
+        raise MalformedRequest(str(exc)) from None
     return data
 
 

@@ -1,4 +1,7 @@
-"""Redis outages: every page and API call answers 503 with a clear message, never a 500 or a hang.
+"""Errors as the user sees them: Redis outages, HTTP errors in the caller's language, never a 500.
+
+Text that UTF-8 cannot encode (stored before the door refused it) is sent escaped, not as a 500.
+For Redis outages, every page and API call answers 503 with a clear message, never a hang.
 
 Two parts: a cheap PING before each request, so that pages which would not otherwise touch Redis
 (the form, the dashboard views that swallow connection errors and answer 200) report the outage
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import flask
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -45,6 +49,19 @@ def redis_unavailable(exc: Exception) -> tuple[Response | str, int, dict[str, st
 _FORM_ENDPOINTS = {"pages.submit_long_running": "duration", "pages.submit_email": "body"}
 
 
+class TolerantResponse(flask.Response):
+    """Flask's response, except that text UTF-8 cannot encode goes out escaped (``\\ud800``).
+
+    Lone surrogates are refused at the door, but tasks stored before that was so still hold them;
+    their pages show the rest instead of failing whole with a 500.
+    """
+
+    def set_data(self, value: bytes | str) -> None:
+        if isinstance(value, str):
+            value = value.encode("utf-8", "backslashreplace")
+        super().set_data(value)
+
+
 def _form_too_large() -> tuple[str, int]:
     # The body was not read (that is the point), so what was typed is lost: say so beside the field.
     from app.web.forms import EmailForm, LongRunningForm
@@ -77,6 +94,7 @@ def http_error(exc: HTTPException) -> Response | tuple[Response | str, int]:
 
 def init_app(app: Flask) -> None:
     """Register the hook and the handlers on ``app``; register them last, so that auth hooks run first."""
+    app.response_class = TolerantResponse
     app.before_request(require_redis)
     app.register_error_handler(HTTPException, http_error)
     for error in UNAVAILABLE_ERRORS:

@@ -90,6 +90,46 @@ def parse_email(data: Mapping[str, Any]) -> dict[str, Any]:
     return clean
 
 
+#: How deep a JSON body may nest. The API's bodies are flat objects; the parser itself would fail
+#: with a RecursionError (a 500) somewhere near a thousand levels.
+MAX_JSON_DEPTH = 20
+
+
+NOT_TEXT = "must be valid Unicode text (it holds a lone surrogate such as \\ud800)"
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+class TooDeep(ValueError):
+    """Raised when a JSON document nests deeper than :data:`MAX_JSON_DEPTH`."""
+
+
+def check_json_document(data: Any) -> None:
+    """Raise :class:`TooDeep` if ``data`` (parsed JSON) nests too deep, or :class:`InvalidForm` naming each
+    field whose text (a key or a string anywhere in it) holds a lone surrogate such as ``"\\ud800"``.
+
+    Such text is valid JSON yet no UTF-8 can carry it: accepted, it would break the task's result,
+    its page and its log lines later, so it is refused at the door. Walks without recursion.
+    """
+    errors: dict[str, str] = {}
+    stack: list[tuple[str, Any, int]] = [("", data, 0)]
+    while stack:
+        field, value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise TooDeep(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                name = field or key
+                if _SURROGATE.search(key):
+                    errors[name.encode("utf-8", "backslashreplace").decode()] = NOT_TEXT
+                stack.append((name, item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((field, item, depth + 1) for item in value)
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            errors[field.encode("utf-8", "backslashreplace").decode()] = NOT_TEXT
+    if errors:
+        raise InvalidForm(errors)
+
+
 #: Bounds of one page of the task list.
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
