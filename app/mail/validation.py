@@ -16,6 +16,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from app import config
 from app.mail.headers import (
     BREAKS_AS_GIVEN,
     ENCODED_WORD,
@@ -26,10 +27,10 @@ from app.mail.headers import (
     has_lone_surrogate,
 )
 
-MAX_RECIPIENTS = 50
-MAX_SUBJECT_LENGTH = 200
-#: In UTF-8 bytes, which is what travels; 100 kB of text is a long letter, not an attachment.
-MAX_BODY_BYTES = 100 * 1024
+#: The defaults of the MAIL_MAX_* settings, whose why-comments are in app/config.py.
+MAX_RECIPIENTS = config.Defaults.MAIL_MAX_RECIPIENTS
+MAX_SUBJECT_LENGTH = config.Defaults.MAIL_MAX_SUBJECT_LENGTH
+MAX_BODY_BYTES = config.Defaults.MAIL_MAX_BODY_BYTES
 #: RFC 5321's limit on a forward path, which bounds the length of one address.
 MAX_ADDRESS_LENGTH = 254
 
