@@ -129,3 +129,13 @@ def test_an_api_request_larger_than_the_request_limit_is_a_413_in_json(make_app,
     client = make_app(redis_url, MAX_CONTENT_LENGTH=64 * 1024).test_client()
     response = client.post("/api/tasks/email", json={"to": "a@example.com", "subject": "Hi", "body": "x" * 100_000})
     assert response.status_code == 413 and response.is_json and response.json["error"]
+
+
+def test_a_long_running_form_larger_than_the_request_limit_is_shown_again_with_the_reason(
+        make_app, redis_url, redis_conn):
+    client = make_app(redis_url, WTF_CSRF_ENABLED=False, MAX_CONTENT_LENGTH=1024).test_client()
+    response = client.post("/tasks/long-running", data={"duration": "3", "pad": "x" * 4096})
+    page = response.get_data(as_text=True)
+    assert (response.status_code, response.mimetype) == (413, "text/html")
+    assert 'id="long-running-form"' in page and 'id="duration-error"' in page and "larger than the 1 kB" in page
+    assert Queue("default", connection=redis_conn).count == 0
