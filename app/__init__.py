@@ -1,6 +1,6 @@
 """The web app: ``create_app`` builds it from configuration, as Flask's tutorial does.
 
-Run it alone with ``flask --app app run``, or under gunicorn with ``gunicorn 'app:create_app()'``.
+Run it alone with ``flask --app app run``, or in production with ``gunicorn -c gunicorn.conf.py``.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from flask_wtf.csrf import CSRFProtect
 
     from app import config, dashboard, redis
-    from app.web import api, errors, health, metrics, pages
+    from app.web import api, errors, events, health, metrics, pages
 
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.from_mapping(config.load(test_config))
 
     redis.init_app(app)
+    events.init_app(app)
     csrf = CSRFProtect(app)
     # The JSON API is called by scripts holding no session, so a CSRF token would only get in the way.
     csrf.exempt(api.bp)
