@@ -26,12 +26,21 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from flask_wtf.csrf import CSRFProtect
 
     from app import config, dashboard, redis
-    from app.web import api, errors, events, health, metrics, pages
+    from app.web import api, auth, errors, events, health, metrics, pages, security
 
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.from_mapping(config.load(test_config))
+    if app.config["PROXY_COUNT"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Only as many hops as the operator vouches for: a client could forge any further ones.
+        hops = int(app.config["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     redis.init_app(app)
+    # Before every other hook: a stranger's request touches neither Redis nor a view.
+    auth.init_app(app)
+    security.init_app(app)
     events.init_app(app)
     csrf = CSRFProtect(app)
     # The JSON API is called by scripts holding no session, so a CSRF token would only get in the way.

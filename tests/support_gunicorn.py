@@ -34,6 +34,8 @@ PRODUCTION = {
     "DASHBOARD_PASSWORD": PASSWORD,
     "API_TOKENS": API_TOKEN,
 }
+#: The same, as create_app's test_config takes them (API_TOKENS parsed, as from the environment).
+PRODUCTION_SETTINGS = {**PRODUCTION, "API_TOKENS": (API_TOKEN,)}
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode()}
 BEARER = {"Authorization": f"Bearer {API_TOKEN}"}
 
