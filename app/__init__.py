@@ -26,7 +26,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from flask_wtf.csrf import CSRFProtect
 
     from app import config, dashboard, redis
-    from app.web import api, auth, errors, events, health, metrics, pages, security
+    from app.web import api, auth, errors, events, health, metrics, pages, ratelimit, security
 
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.from_mapping(config.load(test_config))
@@ -41,6 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     # Before every other hook: a stranger's request touches neither Redis nor a view.
     auth.init_app(app)
     security.init_app(app)
+    ratelimit.init_app(app)
     events.init_app(app)
     csrf = CSRFProtect(app)
     # The JSON API is called by scripts holding no session, so a CSRF token would only get in the way.

@@ -51,9 +51,13 @@ class Gunicorn:
         return f"http://127.0.0.1:{self.port}"
 
     def request(self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None,
-                timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
-        """One request on a fresh connection: ``(status, headers, body)``; repeated headers are joined."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+                timeout: float = 10.0, source: str | None = None) -> tuple[int, dict[str, str], bytes]:
+        """One request on a fresh connection: ``(status, headers, body)``; repeated headers are joined.
+
+        ``source`` is the client's own loopback address (e.g. "127.0.0.2"), to play another client.
+        """
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout,
+                                                source_address=(source, 0) if source else None)
         try:
             all_headers = dict(headers or {})
             data = None
