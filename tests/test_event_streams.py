@@ -154,3 +154,38 @@ def test_the_api_poll_still_reports_progress_while_streams_are_held_open(server,
     finally:
         for sock in sockets:
             sock.close()
+
+
+def test_a_stream_beyond_the_bound_is_refused_at_once_and_a_closed_stream_frees_its_slot(make_app, redis_url,
+                                                                                        redis_conn):
+    # Given a process that serves one stream at a time, serving one
+    client = make_app(redis_url, EVENT_STREAMS_PER_WORKER=1).test_client()
+    task_id = client.post("/api/tasks/long-running", json={"duration": 5}).json["id"]
+    first = client.get(f"/api/tasks/{task_id}/events")
+    assert first.status_code == 200
+    # When another client asks for a stream, Then it is refused at once, told to poll and when to come back
+    refused = client.get(f"/api/tasks/{task_id}/events")
+    assert refused.status_code == 503 and refused.headers["Retry-After"].isdigit()
+    assert refused.json["poll"] == f"/api/tasks/{task_id}"
+    # And once the first stream is closed, its slot serves the next one
+    first.close()
+    again = client.get(f"/api/tasks/{task_id}/events")
+    assert again.status_code == 200
+    again.close()
+
+
+def test_an_unknown_task_gives_its_slot_back(make_app, redis_url, redis_conn):
+    client = make_app(redis_url, EVENT_STREAMS_PER_WORKER=1).test_client()
+    assert [client.get("/api/tasks/nobody/events").status_code for _ in range(3)] == [404] * 3
+
+
+def test_a_stream_ends_after_its_lifetime_even_if_the_task_has_not(make_app, redis_url, redis_conn):
+    client = make_app(redis_url, EVENT_STREAM_MAX_SECONDS=1.5).test_client()
+    task_id = client.post("/api/tasks/long-running", json={"duration": 5}).json["id"]
+    started = time.monotonic()
+    response = client.get(f"/api/tasks/{task_id}/events")
+    body = response.get_data(as_text=True)
+    response.close()
+    # The browser's EventSource reconnects after the "retry" the stream announced
+    assert 1.5 <= time.monotonic() - started < 5
+    assert body.startswith("retry: 1000\nevent: status") and "event: end" not in body
