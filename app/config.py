@@ -135,15 +135,13 @@ def _tokens(raw: str) -> tuple[str, ...]:
     return tuple(token.strip() for token in raw.split(",") if token.strip())
 
 
-def _boolean(raw: str) -> bool:
+def boolean(raw: str) -> bool:
+    """Parse 1/0, true/false, yes/no, on/off; raise :class:`ValueError` otherwise."""
     if raw.lower() in ("1", "true", "yes", "on"):
         return True
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise ValueError(raw)
-
-
-_boolean.__name__ = "boolean (1/0, true/false)"
 
 
 #: Environment variable -> (config key, parser). The parser turns the string into the config's type.
@@ -174,7 +172,7 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "APP_PASSWORD": ("APP_PASSWORD", str),
     "API_TOKENS": ("API_TOKENS", _tokens),
     "METRICS_TOKEN": ("METRICS_TOKEN", str),
-    "METRICS_PUBLIC": ("METRICS_PUBLIC", _boolean),
+    "METRICS_PUBLIC": ("METRICS_PUBLIC", boolean),
     "PROXY_COUNT": ("PROXY_COUNT", int),
     "SUBMIT_RATE_LIMIT": ("SUBMIT_RATE_LIMIT", str),
     "MAX_QUEUED_TASKS": ("MAX_QUEUED_TASKS", int),

@@ -121,6 +121,9 @@ def test_while_streams_are_held_open_the_task_page_still_follows_its_task(server
         # When a person opens the task's page
         context = browser.new_context(http_credentials={"username": USERNAME, "password": PASSWORD})
         page = context.new_page()
+        answers: dict[str, list[int]] = {"stream": [], "poll": []}
+        page.on("response", lambda response: answers["stream" if response.url.endswith("/events") else "poll"]
+                .append(response.status) if f"/api/tasks/{task_id}" in response.url else None)
         page.goto(f"{server.url}/tasks/{task_id}")
         # Then the page shows the task's progress and its end without a reload (polling, if no stream is free)
         page.evaluate("window.notReloaded = true")
@@ -128,6 +131,8 @@ def test_while_streams_are_held_open_the_task_page_still_follows_its_task(server
         page.wait_for_function("() => document.querySelector('#state').textContent === 'SUCCESS'", timeout=20_000)
         assert page.evaluate("window.notReloaded") is True
         assert "Worked for 3 s" in page.text_content("#result")
+        # Every stream slot was taken, so the page's stream was refused and it polled the status instead
+        assert answers["stream"] == [503] and answers["poll"] and set(answers["poll"]) == {200}, answers
         context.close()
     finally:
         for sock in sockets:
