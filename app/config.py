@@ -216,6 +216,7 @@ def load(test_config: Mapping[str, Any] | None = None, environ: Mapping[str, str
         settings.update(PRODUCTION_DEFAULTS)
     settings.update(overrides)
     validate(settings)
+    validate_web_security(settings)
     return settings
 
 
@@ -236,7 +237,6 @@ def validate(settings: MutableMapping[str, Any]) -> None:
         sentinel_hosts(settings["REDIS_SENTINELS"])  # raises ConfigError when malformed
     if float(settings.get("STUCK_AFTER_SECONDS", 1)) <= 0:
         raise ConfigError("STUCK_AFTER_SECONDS must be a positive number of seconds")
-    validate_web_security(settings)
     if env != PRODUCTION:
         return
     missing = [
@@ -246,7 +246,6 @@ def validate(settings: MutableMapping[str, Any]) -> None:
     ]
     if missing:
         raise ConfigError(f"refusing to start in production without {', '.join(missing)} set in the environment")
-    validate_production_access(settings)
 
 
 def sentinel_hosts(value: str) -> list[tuple[str, int]]:
@@ -282,7 +281,10 @@ def page_credentials(settings: Mapping[str, Any]) -> tuple[str, str] | None:
 
 
 def validate_web_security(settings: Mapping[str, Any]) -> None:
-    """Raise :class:`ConfigError` for authentication, rate-limit or server settings that cannot work."""
+    """Raise :class:`ConfigError` for authentication, rate-limit or server settings that cannot work.
+
+    Run by :func:`load` after :func:`validate`, so that a missing SECRET_KEY is reported first.
+    """
     from app.mail.ratelimit import RateLimit
 
     threads, streams = int(settings.get("WEB_THREADS", 8)), int(settings.get("EVENT_STREAMS_PER_WORKER", 4))
@@ -300,10 +302,11 @@ def validate_web_security(settings: Mapping[str, Any]) -> None:
             RateLimit.parse(rate)
         except ValueError as exc:
             raise ConfigError(f"SUBMIT_RATE_LIMIT: {exc}") from None
+    if settings.get("APP_ENV") == PRODUCTION:
+        _validate_production_access(settings)
 
 
-def validate_production_access(settings: Mapping[str, Any]) -> None:
-    """Raise :class:`ConfigError` unless production has credentials for its pages and strong tokens."""
+def _validate_production_access(settings: Mapping[str, Any]) -> None:
     if bool(settings.get("APP_USERNAME")) != bool(settings.get("APP_PASSWORD")):
         raise ConfigError("set both APP_USERNAME and APP_PASSWORD, or neither (then the dashboard's are used)")
     if page_credentials(settings) is None:
