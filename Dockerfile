@@ -13,11 +13,12 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY app ./app
-COPY worker.py .
+COPY worker.py gunicorn.conf.py ./
 
 # The worker forks a work horse per job; neither needs root.
 RUN useradd --create-home --uid 10001 jobs
 USER jobs
 
 EXPOSE 8000
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4", "--access-logfile", "-", "app:create_app()"]
+# Workers, threads and the stream bound: gunicorn.conf.py (WEB_WORKERS, WEB_THREADS, EVENT_STREAMS_PER_WORKER).
+CMD ["gunicorn", "-c", "gunicorn.conf.py"]

@@ -1,6 +1,6 @@
 """The web app: ``create_app`` builds it from configuration, as Flask's tutorial does.
 
-Run it alone with ``flask --app app run``, or under gunicorn with ``gunicorn 'app:create_app()'``.
+Run it alone with ``flask --app app run``, or in production with ``gunicorn -c gunicorn.conf.py``.
 """
 
 from __future__ import annotations
@@ -26,12 +26,23 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from flask_wtf.csrf import CSRFProtect
 
     from app import config, dashboard, redis
-    from app.web import api, errors, health, metrics, pages
+    from app.web import api, auth, errors, events, health, metrics, pages, ratelimit, security
 
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.from_mapping(config.load(test_config))
+    if app.config["PROXY_COUNT"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Only as many hops as the operator vouches for: a client could forge any further ones.
+        hops = int(app.config["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
     redis.init_app(app)
+    # Before every other hook: a stranger's request touches neither Redis nor a view.
+    auth.init_app(app)
+    security.init_app(app)
+    ratelimit.init_app(app)
+    events.init_app(app)
     csrf = CSRFProtect(app)
     # The JSON API is called by scripts holding no session, so a CSRF token would only get in the way.
     csrf.exempt(api.bp)

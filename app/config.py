@@ -104,6 +104,53 @@ class Defaults:
     MAIL_RETRY_BASE = 10.0
     MAIL_RETRY_MAX = 300.0
 
+    # --- web security: who may use the app, how much, and how the server holds up (README, Security) ---
+    #: HTTP basic-auth credentials for the pages, the API and /metrics outside development. Unset,
+    #: they are the dashboard's, so one admin account opens everything and the browser asks once.
+    APP_USERNAME: str | None = None
+    APP_PASSWORD: str | None = None
+    #: Bearer tokens for programs calling the API ("Authorization: Bearer <token>"), comma-separated.
+    #: Each also has its own submit rate limit. Outside development each must be 16+ characters.
+    API_TOKENS: tuple[str, ...] = ()
+    #: A bearer token that opens /metrics and nothing else: what Prometheus is given.
+    METRICS_TOKEN: str | None = None
+    #: True: /metrics needs no credentials at all (a scraper on a private network, nothing else).
+    METRICS_PUBLIC = False
+    #: Reverse proxies in front of the app whose X-Forwarded-For/-Proto to believe. 0 trusts none:
+    #: anyone could otherwise pick their own address and dodge the rate limit.
+    PROXY_COUNT = 0
+    #: Submits per client (API token, else address) per period, as "60/m", "10/s", "500/h", "10/5s";
+    #: "off" for none. Unset: off in development, PRODUCTION_DEFAULTS in production.
+    SUBMIT_RATE_LIMIT: str | None = None
+    #: Refuse submits while this many tasks wait in the queue, whoever sends them; 0 for no bound.
+    MAX_QUEUED_TASKS = 0
+    #: gunicorn.conf.py: worker processes and threads per process (every request, stream or not, takes one).
+    WEB_WORKERS = 2
+    WEB_THREADS = 8
+    #: Live task streams one process serves at once; more get 503 and the page polls instead. At most
+    #: half of WEB_THREADS, so streams can never take every thread and starve /healthz and the pages.
+    EVENT_STREAMS_PER_WORKER = 4
+    #: A stream ends after this long even if its task has not, freeing its thread; the browser reconnects.
+    EVENT_STREAM_MAX_SECONDS = 60
+    # --- end of web security ---
+
+
+#: Where development's defaults would be unsafe in production; the environment still wins over these.
+PRODUCTION_DEFAULTS: dict[str, Any] = {"SUBMIT_RATE_LIMIT": "60/m", "MAX_QUEUED_TASKS": 10_000}
+
+
+def _tokens(raw: str) -> tuple[str, ...]:
+    return tuple(token.strip() for token in raw.split(",") if token.strip())
+
+
+def boolean(raw: str) -> bool:
+    """Parse 1/0, true/false, yes/no, on/off; raise :class:`ValueError` otherwise."""
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
 
 #: Environment variable -> (config key, parser). The parser turns the string into the config's type.
 _ENVIRONMENT: dict[str, tuple[str, Any]] = {
@@ -133,6 +180,19 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "MAIL_RATE_LIMIT": ("MAIL_RATE_LIMIT", str),
     "MAIL_RETRY_BASE": ("MAIL_RETRY_BASE", float),
     "MAIL_RETRY_MAX": ("MAIL_RETRY_MAX", float),
+    # web security
+    "APP_USERNAME": ("APP_USERNAME", str),
+    "APP_PASSWORD": ("APP_PASSWORD", str),
+    "API_TOKENS": ("API_TOKENS", _tokens),
+    "METRICS_TOKEN": ("METRICS_TOKEN", str),
+    "METRICS_PUBLIC": ("METRICS_PUBLIC", boolean),
+    "PROXY_COUNT": ("PROXY_COUNT", int),
+    "SUBMIT_RATE_LIMIT": ("SUBMIT_RATE_LIMIT", str),
+    "MAX_QUEUED_TASKS": ("MAX_QUEUED_TASKS", int),
+    "WEB_WORKERS": ("WEB_WORKERS", int),
+    "WEB_THREADS": ("WEB_THREADS", int),
+    "EVENT_STREAMS_PER_WORKER": ("EVENT_STREAMS_PER_WORKER", int),
+    "EVENT_STREAM_MAX_SECONDS": ("EVENT_STREAM_MAX_SECONDS", float),
 }
 
 
@@ -164,9 +224,12 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 def load(test_config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Return the defaults overlaid by the environment, then by ``test_config``, validated."""
     settings = defaults()
-    settings.update(from_environ(environ))
-    settings.update(test_config or {})
+    overrides = {**from_environ(environ), **(test_config or {})}
+    if overrides.get("APP_ENV") == PRODUCTION:
+        settings.update(PRODUCTION_DEFAULTS)
+    settings.update(overrides)
     validate(settings)
+    validate_web_security(settings)
     return settings
 
 
@@ -227,3 +290,50 @@ def broker_url(settings: Mapping[str, Any]) -> str:
     auth = f":{base.password}@" if base.password else ""
     db = base.path or "/0"
     return ";".join(f"sentinel://{auth}{host}:{port}{db}" for host, port in sentinel_hosts(settings["REDIS_SENTINELS"]))
+
+
+def page_credentials(settings: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The (username, password) that open the pages and the API: APP_*, else the dashboard's; None if unset."""
+    if settings.get("APP_USERNAME") or settings.get("APP_PASSWORD"):
+        pair = (settings.get("APP_USERNAME"), settings.get("APP_PASSWORD"))
+    else:
+        pair = (settings.get("DASHBOARD_USERNAME"), settings.get("DASHBOARD_PASSWORD"))
+    return (pair[0], pair[1]) if pair[0] and pair[1] else None
+
+
+def validate_web_security(settings: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` for authentication, rate-limit or server settings that cannot work.
+
+    Run by :func:`load` after :func:`validate`, so that a missing SECRET_KEY is reported first.
+    """
+    from app.mail.ratelimit import RateLimit
+
+    threads, streams = int(settings.get("WEB_THREADS", 8)), int(settings.get("EVENT_STREAMS_PER_WORKER", 4))
+    if int(settings.get("WEB_WORKERS", 2)) < 1 or threads < 2:
+        raise ConfigError("WEB_WORKERS must be at least 1 and WEB_THREADS at least 2")
+    if not 0 <= streams <= threads // 2:
+        raise ConfigError(f"EVENT_STREAMS_PER_WORKER must be between 0 and half of WEB_THREADS ({threads // 2})")
+    if float(settings.get("EVENT_STREAM_MAX_SECONDS", 60)) <= 0:
+        raise ConfigError("EVENT_STREAM_MAX_SECONDS must be a positive number of seconds")
+    if int(settings.get("MAX_QUEUED_TASKS", 0)) < 0 or int(settings.get("PROXY_COUNT", 0)) < 0:
+        raise ConfigError("MAX_QUEUED_TASKS and PROXY_COUNT must not be negative")
+    rate = settings.get("SUBMIT_RATE_LIMIT")
+    if rate and rate != "off":
+        try:
+            RateLimit.parse(rate)
+        except ValueError as exc:
+            raise ConfigError(f"SUBMIT_RATE_LIMIT: {exc}") from None
+    if settings.get("APP_ENV") == PRODUCTION:
+        _validate_production_access(settings)
+
+
+def _validate_production_access(settings: Mapping[str, Any]) -> None:
+    if bool(settings.get("APP_USERNAME")) != bool(settings.get("APP_PASSWORD")):
+        raise ConfigError("set both APP_USERNAME and APP_PASSWORD, or neither (then the dashboard's are used)")
+    if page_credentials(settings) is None:
+        raise ConfigError("refusing to start in production without APP_USERNAME and APP_PASSWORD "
+                          "(or DASHBOARD_USERNAME and DASHBOARD_PASSWORD) set in the environment")
+    if any(len(token) < 16 for token in settings.get("API_TOKENS") or ()):
+        raise ConfigError("every API token in API_TOKENS must be at least 16 characters long")
+    if settings.get("METRICS_TOKEN") is not None and len(settings["METRICS_TOKEN"]) < 16:
+        raise ConfigError("METRICS_TOKEN must be at least 16 characters long")

@@ -86,11 +86,11 @@ def test_a_running_task_is_cancelled_from_its_page(page, live_server, project_wo
     page.fill("#duration", "60")
     page.click("#long-running-form button[type=submit]")
     page.wait_for_url(re.compile(r"/tasks/[\w-]+$"), timeout=DEADLINE_MS)
-    page.wait_for_function("document.querySelector('#state').textContent === 'PROGRESS'", timeout=DEADLINE_MS)
+    page.wait_for_function("() => document.querySelector('#state').textContent === 'PROGRESS'", timeout=DEADLINE_MS)
     # When Cancel is pressed
     page.click("#cancel")
     # Then the page shows REVOKED and "Cancelled", and offers Retry
-    page.wait_for_function("document.querySelector('#state').textContent === 'REVOKED'", timeout=DEADLINE_MS)
+    page.wait_for_function("() => document.querySelector('#state').textContent === 'REVOKED'", timeout=DEADLINE_MS)
     assert page.is_visible("#cancelled") and page.is_visible("#retry") and page.is_hidden("#cancel")
 
 

@@ -6,6 +6,7 @@ No Docker engine runs here, so the file is read as data and checked against what
 from __future__ import annotations
 
 import re
+import runpy
 import shlex
 
 import pytest
@@ -43,13 +44,29 @@ def test_redis_is_the_official_image_persisting_to_a_volume_with_append_only_fil
     assert mount == "/data" and volume in COMPOSE["volumes"]
 
 
-def test_the_web_app_runs_the_factory_under_gunicorn():
+def test_the_web_app_runs_under_gunicorn_with_the_one_server_configuration():
     web = SERVICES["web"]
     assert web["build"] == "."
-    assert command("web")[0] == "gunicorn"
-    assert command("web")[-1] == "app:create_app()"
-    assert "0.0.0.0:8000" in command("web")
+    assert command("web") == ["gunicorn", "-c", "gunicorn.conf.py"]
     assert any(port.endswith(":8000") for port in web["ports"])
+
+
+def test_the_server_configuration_serves_the_factory_with_threads_to_spare_beyond_the_streams():
+    settings = runpy.run_path(str(config.PROJECT_ROOT / "gunicorn.conf.py"))
+    assert settings["wsgi_app"] == "app:create_app()"
+    assert settings["bind"] == ["0.0.0.0:8000"]
+    assert settings["worker_class"] == "gthread"
+    defaults = config.defaults()
+    assert (settings["workers"], settings["threads"]) == (defaults["WEB_WORKERS"], defaults["WEB_THREADS"])
+    # Live streams may take at most half the threads of a process: the rest serve pages and /healthz
+    assert defaults["EVENT_STREAMS_PER_WORKER"] <= settings["threads"] // 2
+
+
+def test_the_readme_starts_gunicorn_the_same_way():
+    readme = (config.PROJECT_ROOT / "README.md").read_text()
+    # Every gunicorn command line (the word followed by an option or an app), not prose about gunicorn
+    commands = re.findall(r"gunicorn (?:-|')[^\n`]*", readme)
+    assert commands and all("-c gunicorn.conf.py" in line for line in commands), commands
 
 
 def test_the_worker_is_python_worker_py_and_can_be_scaled():
@@ -85,6 +102,6 @@ def test_compose_refuses_to_start_without_the_production_secrets(secret):
 
 def test_the_image_runs_the_same_web_command_and_contains_app_and_worker():
     assert re.search(r"^FROM python:3\.1\d", DOCKERFILE, re.MULTILINE)
-    assert "COPY app ./app" in DOCKERFILE and "COPY worker.py ." in DOCKERFILE
+    assert "COPY app ./app" in DOCKERFILE and "COPY worker.py gunicorn.conf.py ./" in DOCKERFILE
     cmd = re.search(r"^CMD (.+)$", DOCKERFILE, re.MULTILINE).group(1)
     assert yaml.safe_load(cmd) == command("web")

@@ -118,3 +118,65 @@ def test_the_web_app_reads_the_environment_only_through_the_config_module():
     modules += list((config.PROJECT_ROOT / "app" / "web").rglob("*.py"))
     # Then none of them reads os.environ itself
     assert [path.name for path in modules if "os.environ" in path.read_text() or "getenv" in path.read_text()] == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "key", "expected"),
+    [
+        ("API_TOKENS", " token-a-0123456789abcdef , token-b-0123456789abcdef,", "API_TOKENS",
+         ("token-a-0123456789abcdef", "token-b-0123456789abcdef")),
+        ("METRICS_PUBLIC", "true", "METRICS_PUBLIC", True),
+        ("METRICS_PUBLIC", "0", "METRICS_PUBLIC", False),
+        ("SUBMIT_RATE_LIMIT", "10/5s", "SUBMIT_RATE_LIMIT", "10/5s"),
+        ("MAX_QUEUED_TASKS", "500", "MAX_QUEUED_TASKS", 500),
+        ("PROXY_COUNT", "1", "PROXY_COUNT", 1),
+        ("WEB_THREADS", "16", "WEB_THREADS", 16),
+        ("EVENT_STREAM_MAX_SECONDS", "30", "EVENT_STREAM_MAX_SECONDS", 30.0),
+    ],
+)
+def test_each_security_variable_is_read_with_its_type(variable, raw, key, expected):
+    assert config.load(environ={variable: raw})[key] == expected
+
+
+def test_production_bounds_submits_unless_told_otherwise_and_development_does_not():
+    assert config.load(environ={})["SUBMIT_RATE_LIMIT"] is None
+    assert config.load(environ={})["MAX_QUEUED_TASKS"] == 0
+    production = config.load(environ=PRODUCTION_ENV)
+    assert (production["SUBMIT_RATE_LIMIT"], production["MAX_QUEUED_TASKS"]) == ("60/m", 10_000)
+    assert config.load(environ={**PRODUCTION_ENV, "SUBMIT_RATE_LIMIT": "off"})["SUBMIT_RATE_LIMIT"] == "off"
+
+
+def test_the_pages_take_the_dashboard_credentials_unless_their_own_are_set():
+    assert config.page_credentials(config.load(environ=PRODUCTION_ENV)) == ("ops", "s3cret")
+    own = config.load(environ={**PRODUCTION_ENV, "APP_USERNAME": "user", "APP_PASSWORD": "pw"})
+    assert config.page_credentials(own) == ("user", "pw")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"APP_USERNAME": "user"}, "set both APP_USERNAME and APP_PASSWORD"),
+        ({"APP_PASSWORD": "pw"}, "set both APP_USERNAME and APP_PASSWORD"),
+        ({"API_TOKENS": "short"}, "at least 16 characters"),
+        ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN must be at least 16"),
+    ],
+)
+def test_production_refuses_half_set_credentials_and_guessable_tokens(override, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(environ={**PRODUCTION_ENV, **override})
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"EVENT_STREAMS_PER_WORKER": "5"}, "EVENT_STREAMS_PER_WORKER must be between 0 and half of WEB_THREADS"),
+        ({"WEB_THREADS": "4", "EVENT_STREAMS_PER_WORKER": "3"}, "half of WEB_THREADS"),
+        ({"WEB_THREADS": "1"}, "WEB_THREADS at least 2"),
+        ({"SUBMIT_RATE_LIMIT": "lots"}, "SUBMIT_RATE_LIMIT"),
+        ({"METRICS_PUBLIC": "maybe"}, "METRICS_PUBLIC='maybe' is not a valid boolean"),
+        ({"MAX_QUEUED_TASKS": "-1"}, "MAX_QUEUED_TASKS"),
+    ],
+)
+def test_server_and_rate_settings_that_cannot_work_are_refused(environ, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(environ=environ)

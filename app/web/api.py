@@ -8,23 +8,19 @@ carry a CSRF token, as the pages' forms do.
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.routing import BaseConverter
 
 from app.celery_compat import states
-from app.celery_compat.backend import META_PREFIX
-from app.redis import UNAVAILABLE_ERRORS, get_redis
 from app.web import forms
 from app.web.actions import Conflict, cancel_task, retry_task
+from app.web.events import stream_response
 from app.web.forms import InvalidForm
 from app.web.openapi import openapi_document
-from app.web.status import FINISHED_STATES, UnknownTask, task_page, task_status
+from app.web.status import UnknownTask, task_page, task_status
 from app.web.submit import EMAIL, LONG_RUNNING, PING, submit
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -41,15 +37,6 @@ class TaskIdConverter(BaseConverter):
     regex = r"(?!(?:long-running|email|ping)(?:/|$))[A-Za-z0-9_-]+"
 
 NO_STORE = {"Cache-Control": "no-store"}
-
-#: The event stream waits this long on the task's channel before looking around (keep-alive, deadline).
-EVENTS_WAIT_SECONDS = 1.0
-#: ...and re-reads the task this often even without a message, in case one was lost.
-EVENTS_REREAD_SECONDS = 5.0
-#: A comment line this often keeps proxies from closing an idle stream.
-EVENTS_KEEPALIVE_SECONDS = 15
-#: A stream ends after this long even if the task has not; the browser's EventSource reconnects by itself.
-EVENTS_MAX_SECONDS = 300
 
 
 class MalformedRequest(ValueError):
@@ -164,49 +151,9 @@ def retry(task_id: str) -> tuple[Response, int, dict[str, str]]:
 
 
 @bp.get("/tasks/<task_id:task_id>/events")
-def task_events(task_id: str) -> Response:
-    """``text/event-stream``: a ``status`` event at once and at each change, then ``end`` once finished."""
-    first = task_status(task_id)  # raises UnknownTask (404) before the stream starts
-    stream = _events(current_app._get_current_object(), task_id, first)  # type: ignore[attr-defined]
-    return Response(stream, mimetype="text/event-stream", headers={**NO_STORE, "X-Accel-Buffering": "no"})
+def task_events(task_id: str) -> Response | tuple[Response, int, dict[str, str]]:
+    """``text/event-stream``: a ``status`` event at once and at each change, then ``end`` once finished.
 
-
-def _event(name: str, data: Any) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-
-def _events(app: Flask, task_id: str, status: dict[str, Any]) -> Iterator[str]:
-    # The worker publishes every state it stores (progress included) on the result key's channel,
-    # so the stream blocks on that channel; it re-reads the key now and then in case a message
-    # was lost while the subscription reconnected.
-    with app.app_context():
-        conn = get_redis()
-        key = f"{META_PREFIX}{task_id}"
-        started = last_sent = last_read = time.monotonic()
-        pubsub = conn.pubsub(ignore_subscribe_messages=True)
-        try:
-            pubsub.subscribe(key)
-            status = task_status(task_id)  # after subscribing: no change can slip in between
-            yield "retry: 1000\n" + _event("status", status)
-            while status["state"] not in FINISHED_STATES:
-                now = time.monotonic()
-                if now - started > EVENTS_MAX_SECONDS:
-                    return
-                if now - last_sent > EVENTS_KEEPALIVE_SECONDS:
-                    last_sent = now
-                    yield ": keep-alive\n\n"
-                message = pubsub.get_message(timeout=EVENTS_WAIT_SECONDS)
-                if message is None and time.monotonic() - last_read < EVENTS_REREAD_SECONDS:
-                    continue
-                last_read = time.monotonic()
-                new_status = task_status(task_id)
-                if new_status != status:
-                    status, last_sent = new_status, time.monotonic()
-                    yield _event("status", status)
-            yield _event("end", {"state": status["state"]})
-        except UNAVAILABLE_ERRORS:
-            # Redis went away mid-stream: say so and stop; the page falls back to polling, which
-            # answers 503 until Redis is back.
-            yield _event("unavailable", {"error": "Redis is unreachable"})
-        finally:
-            pubsub.close()
+    ``503`` with ``Retry-After`` when this server already serves its share of streams: poll instead.
+    """
+    return stream_response(task_id)  # raises UnknownTask (404) before the stream starts

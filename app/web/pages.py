@@ -8,9 +8,10 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from app.web import forms
+from app.web import forms, ratelimit
 from app.web.actions import Conflict, cancel_task, retry_task
 from app.web.forms import EmailForm, InvalidForm, LongRunningForm
+from app.web.ratelimit import RateLimited
 from app.web.status import ALL_STATES, FINISHED_STATES, RETRYABLE_STATES, UnknownTask, task_page, task_status
 from app.web.submit import EMAIL, LONG_RUNNING, submit
 
@@ -18,13 +19,26 @@ bp = Blueprint("pages", __name__)
 
 
 def _index(long_running: LongRunningForm | None = None, email: EmailForm | None = None,
-           status: int = 200) -> tuple[str, int]:
+           status: int = 200, notice: str | None = None) -> tuple[str, int]:
     # A form is bound to request.form when built, so the one that was not submitted is built empty.
     return render_template(
         "index.html",
         form=long_running or LongRunningForm(formdata=None),
         email_form=email or EmailForm(formdata=None),
+        notice=notice,
     ), status
+
+
+@bp.errorhandler(RateLimited)
+def rate_limited(exc: RateLimited) -> tuple[Response | str, int, dict[str, str]]:
+    """429: the submitted form again, with what was typed and why it was not sent; Retry-After as the API."""
+    if request.endpoint == "pages.submit_long_running":
+        page, status = _index(long_running=LongRunningForm(), status=429, notice=str(exc))
+    elif request.endpoint == "pages.submit_email":
+        page, status = _index(email=EmailForm(), status=429, notice=str(exc))
+    else:
+        return ratelimit.rate_limited(exc)
+    return page, status, {"Retry-After": str(exc.retry_after), "Cache-Control": "no-store"}
 
 
 @bp.get("/")
