@@ -25,3 +25,24 @@ def test_no_generated_request_gets_a_500_or_an_undocumented_answer(case, app):
     # (A schema-valid request may still get a documented 422: no JSON Schema says what email_validator
     # accepts as an address, or that a subject of spaces is empty; so that one check is left out.)
     case.call_and_validate(app=app, excluded_checks=[positive_data_acceptance])
+
+
+def test_the_served_document_states_this_deployments_email_limits(make_app, redis_url, redis_conn):
+    # Given an operator who lowered the email limits
+    app = make_app(redis_url, MAIL_MAX_RECIPIENTS=3, MAIL_MAX_SUBJECT_LENGTH=40, MAIL_MAX_BODY_BYTES=500)
+    # When a client reads the document
+    document = app.test_client().get("/api/openapi.json").get_json()
+    # Then it promises exactly those limits, not the defaults
+    email = document["components"]["schemas"]["EmailRequest"]["properties"]
+    assert email["to"]["oneOf"][1]["maxItems"] == 3
+    assert email["subject"]["maxLength"] == 40
+    assert email["body"]["maxLength"] == 500
+
+
+def test_the_document_lists_the_refusals_of_authentication_and_of_the_submit_bounds():
+    document = openapi_document()
+    submit = document["paths"]["/api/tasks/email"]["post"]["responses"]
+    assert {"401", "429", "503"} <= set(submit)
+    events = document["paths"]["/api/tasks/{task_id}/events"]["get"]["responses"]
+    assert "poll" in events["503"]["content"]["application/json"]["schema"]["properties"]
+    assert set(document["components"]["securitySchemes"]) == {"basicAuth", "bearerAuth"}

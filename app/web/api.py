@@ -99,7 +99,7 @@ def _accepted(task_id: str) -> tuple[Response, int, dict[str, str]]:
 @bp.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI 3 description of this API."""
-    return jsonify(openapi_document())
+    return jsonify(openapi_document(current_app.config))
 
 
 @bp.post("/tasks/long-running")

@@ -6,6 +6,8 @@ with schemathesis, which fails when an answer leaves the document (a status, a f
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from typing import Any
 
 from app.web.forms import DEFAULT_PAGE_SIZE, MAX_DURATION, MAX_PAGE_SIZE, MIN_DURATION
@@ -29,6 +31,7 @@ _TASK_ID = {"name": "task_id", "in": "path", "required": True,
             "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$"}}
 
 _COMMON = {
+    "401": _error("Outside development: no valid basic-auth login or bearer token"),
     "405": _error("Wrong method"),
     "503": _error("Redis is unreachable; retry after the Retry-After header's seconds"),
 }
@@ -41,6 +44,7 @@ _SUBMITTED = {
     "400": _error("The body is not a JSON object, or not sent as application/json"),
     "413": _error("The body is larger than the server accepts"),
     "422": _json(_ref("ValidationErrors"), "A field is missing, of the wrong type or out of range"),
+    "429": _error("Over SUBMIT_RATE_LIMIT or MAX_QUEUED_TASKS; retry after the Retry-After header's seconds"),
     **_COMMON,
 }
 
@@ -222,6 +226,12 @@ _DOCUMENT: dict[str, Any] = {
                             "content": {"text/event-stream": {"schema": {"type": "string"}}}},
                     "404": _error("No task has this id"),
                     **_COMMON,
+                    "503": _json(
+                        {"type": "object", "required": ["error"],
+                         "properties": {"error": {"type": "string"}, "poll": {"type": "string"}}},
+                        "Redis is unreachable, or this process serves its most streams already: "
+                        "poll `poll` instead; retry after the Retry-After header's seconds",
+                    ),
                 },
             }
         },
@@ -251,6 +261,7 @@ _DOCUMENT: dict[str, Any] = {
                     "400": _error("Sent without Content-Type: application/json and without a CSRF token"),
                     "404": _error("No task has this id"),
                     "409": _error("The task neither failed nor was cancelled"),
+                    "429": _error("Over SUBMIT_RATE_LIMIT or MAX_QUEUED_TASKS; retry after Retry-After"),
                     **_COMMON,
                 },
             }
@@ -263,10 +274,27 @@ _DOCUMENT: dict[str, Any] = {
             }
         },
     },
-    "components": {"schemas": _SCHEMAS},
+    "components": {
+        "schemas": _SCHEMAS,
+        "securitySchemes": {
+            "basicAuth": {"type": "http", "scheme": "basic"},
+            "bearerAuth": {"type": "http", "scheme": "bearer"},
+        },
+    },
+    # Outside development only; in development the API is open (see the README's Security section).
+    "security": [{}, {"basicAuth": []}, {"bearerAuth": []}],
 }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The API's OpenAPI 3.1 document."""
-    return _DOCUMENT
+def openapi_document(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The API's OpenAPI 3.1 document, with the email limits this deployment is configured with."""
+    document = copy.deepcopy(_DOCUMENT)
+    if config is not None:
+        email = document["components"]["schemas"]["EmailRequest"]["properties"]
+        recipients = config["MAIL_MAX_RECIPIENTS"]
+        email["to"]["description"] = f"One address, several separated by commas, or a list (at most {recipients})"
+        email["to"]["oneOf"][1]["maxItems"] = recipients
+        email["subject"]["maxLength"] = config["MAIL_MAX_SUBJECT_LENGTH"]
+        email["body"]["maxLength"] = config["MAIL_MAX_BODY_BYTES"]
+        email["body"]["description"] = f"At most {config['MAIL_MAX_BODY_BYTES']} bytes in UTF-8"
+    return document
