@@ -43,9 +43,13 @@
         }
         var text = jqXHR.responseText || '';
         if (/^\s*</.test(text)) {
-            var found = new DOMParser().parseFromString(text, 'text/html').querySelector('.error, p, h1');
-            if (found && found.textContent.trim()) {
-                return found.textContent.trim();
+            var doc = new DOMParser().parseFromString(text, 'text/html');
+            var selectors = ['.error', 'p', 'h1'];
+            for (var i = 0; i < selectors.length; i++) {
+                var found = doc.querySelector(selectors[i]);
+                if (found && found.textContent.trim()) {
+                    return found.textContent.trim();
+                }
             }
         }
         return jqXHR.statusText || 'no answer';
