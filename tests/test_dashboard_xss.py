@@ -12,6 +12,7 @@ import re
 from urllib.parse import quote
 
 import pytest
+from conftest import wait_for
 from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -131,3 +132,22 @@ def test_every_dashboard_response_carries_a_strict_policy_with_a_fresh_nonce(cli
     html = response.get_data(as_text=True)
     executable = re.findall(r"<script(?![^>]*type=\"text/template\")[^>]*>", html)
     assert executable and all(f'nonce="{nonce}"' in tag for tag in executable)
+
+
+def test_an_smtp_servers_error_text_shows_as_text_on_the_failed_emails_page(live_server, page, client, smtp_sink,
+                                                                             mail_worker, redis_conn):
+    # Given an SMTP server that refuses the message with markup in its reply
+    smtp_sink.refuse_data.append(f"550 {NO_SLASH_PAYLOAD}")
+    mail_worker()
+    # When an email is sent through the API and the worker's delivery fails for good
+    email = {"to": "ada@example.com", "subject": "Hi", "body": "Hello"}
+    task_id = client.post("/api/tasks/email", json=email).json["id"]
+    wait_for(lambda: Job.fetch(task_id, connection=redis_conn, serializer=JSONSerializer).get_status() == "failed",
+             timeout=30)
+    # Then the job's page shows the server's reply as text, and nothing ran
+    seen = watch(page)
+    page.goto(live_server.url + f"/rq/0/view/job/{task_id}")
+    page.wait_for_function("document.querySelector('pre.exc_info') && "
+                           "document.querySelector('pre.exc_info').textContent.includes('550')", timeout=DEADLINE_MS)
+    assert NO_SLASH_PAYLOAD in page.text_content("pre.exc_info")
+    assert not pwned(page) and seen.dialogs == [] and seen.csp_violations() == []

@@ -11,13 +11,12 @@ failing the page; the stored bytes are left as they are.
 
 from __future__ import annotations
 
-import functools
 from types import ModuleType
 from typing import Any
 
 from rq import Queue, Worker
 from rq.exceptions import DeserializationError
-from rq.job import Job, requeue_job
+from rq.job import Job
 from rq.registry import (
     CanceledJobRegistry,
     DeferredJobRegistry,
@@ -123,9 +122,8 @@ class JSONWorker(Worker):
         return super().all(*args, **kwargs)
 
 
-@functools.wraps(requeue_job)
 def json_requeue_job(job_id: str, connection: Any, serializer: Any = None) -> Job:
-    """rq's ``requeue_job``, reading the job as a :class:`JSONJob`."""
+    """rq's ``requeue_job``, reading the job as a :class:`JSONJob` (rq's own would unpickle it)."""
     return JSONJob.fetch(job_id, connection=connection, serializer=serializer).requeue()
 
 
