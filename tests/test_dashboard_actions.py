@@ -111,7 +111,8 @@ def test_the_requeue_button_on_a_failed_jobs_page_requeues_it(live_server, page,
 def test_the_requeue_button_in_the_failed_list_requeues_that_job(live_server, page, redis_conn, failed_jobs):
     [job_id] = failed_jobs()
     page.goto(f"{live_server.url}/rq/0/view/jobs/{QUEUE}/failed/8/asc/1")
-    page.click(f"tr[data-job-id='{job_id}'] [data-role=requeue-job-btn]", timeout=DEADLINE_MS)
+    page.wait_for_selector(f"tr[data-job-id='{job_id}'] [data-role=delete-job-btn]", timeout=DEADLINE_MS)
+    page.click(f"tr[data-job-id='{job_id}'] [data-role=requeue-job-btn]")
     wait_for(lambda: status(redis_conn, job_id) == JobStatus.QUEUED)
     assert page.is_hidden("#rq-guard-alert")
 

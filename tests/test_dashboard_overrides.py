@@ -18,7 +18,7 @@ import rq_dashboard
 import rq_dashboard.web
 from rq.registry import BaseRegistry
 
-from app.dashboard import HERE, PINNED_VERSION
+from app.dashboard import HERE, PINNED_VERSION, precompile
 
 UPSTREAM = Path(rq_dashboard.__file__).resolve().parent
 OURS = HERE / "templates" / "rq_dashboard"
@@ -83,3 +83,9 @@ def test_the_app_refuses_to_mount_another_rq_dashboard_release(make_app, redis_u
     monkeypatch.setattr(rq_dashboard.web, "rq_dashboard_version", "0.9.1")
     with pytest.raises(RuntimeError, match="review them"):
         make_app(redis_url)
+
+
+def test_the_precompiled_templates_are_those_of_our_template_copies():
+    # If this fails, run: python -m app.dashboard.precompile
+    assert precompile.OUTPUT.read_text() == precompile.render()
+    assert len(precompile.blocks()) == 15

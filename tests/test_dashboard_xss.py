@@ -122,7 +122,7 @@ def test_every_dashboard_response_carries_a_strict_policy_with_a_fresh_nonce(cli
     policies = [client.get(path).headers.get("Content-Security-Policy", "")
                 for path in ("/rq/", "/rq/", "/rq/0/data/queues.json", "/rq/static/css/main.css")]
     for policy in policies:
-        assert "script-src 'nonce-" in policy and "unsafe-inline" not in policy
+        assert "script-src 'nonce-" in policy and "unsafe-inline" not in policy and "unsafe-eval" not in policy
         assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy
     nonces = [re.search(r"'nonce-([^']+)'", policy).group(1) for policy in policies]
     assert len(set(nonces)) == len(nonces)

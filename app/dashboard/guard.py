@@ -4,9 +4,8 @@ The policy allows scripts only when they carry the response's nonce, which rq-da
 (overridden in templates/rq_dashboard/) give to their own script tags. Whatever a stored value
 smuggles into a page (an ``onerror`` attribute, a ``<script>``) carries none and does not run.
 
-``'unsafe-eval'`` stays: rq-dashboard renders every table with underscore's ``_.template``, which
-compiles the page's own ``<script type="text/template">`` blocks with ``new Function``. Those blocks
-are static markup from our templates, never data, and the values they show are escaped.
+No ``'unsafe-eval'`` either: rq-dashboard's underscore templates, which underscore compiles with
+``new Function``, are served precompiled (precompile.py).
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ JOB_VIEWS = ("rq_dashboard.job_view", "rq_dashboard.job_info", "rq_dashboard.req
 
 _POLICY = (
     "default-src 'none'; "
-    "script-src 'nonce-{nonce}' 'unsafe-eval'; "
+    "script-src 'nonce-{nonce}'; "
     "style-src 'self'; "
     # Bootstrap's stylesheet draws its select arrows and switches with data: SVGs.
     "img-src 'self' data:; "

@@ -4,9 +4,22 @@
  *    button was refused with 400 and nothing on the page said so.
  * 2. A failed request, or an action the server answered with a status other than "OK", is shown
  *    in #rq-guard-alert instead of being ignored. Text only: nothing from the server becomes markup.
+ * 3. _.template returns the page's templates precompiled in rq-templates.js: underscore's own
+ *    compiles them with new Function, which the dashboard's Content-Security-Policy forbids.
  */
 (function ($) {
     'use strict';
+
+    var precompiled = window.RQ_TEMPLATES || {};
+    _.template = function (text) {
+        var render = precompiled[text];
+        if (!render) {
+            throw new Error('rq-guard: a template that was not precompiled (python -m app.dashboard.precompile)');
+        }
+        return function (data) {
+            return render.call(this, data, _);
+        };
+    };
 
     var token = $('meta[name=csrf-token]').attr('content') || '';
     var SAFE_METHODS = /^(GET|HEAD|OPTIONS)$/i;
