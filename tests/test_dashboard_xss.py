@@ -22,7 +22,7 @@ from tests.support_dashboard import DEADLINE_MS, NO_SLASH_PAYLOAD, PAYLOAD, pwne
 
 @pytest.fixture
 def stored_markup(live_server, page, celery_app, burst_worker, redis_conn):
-    """Jobs whose every shown field holds markup, a queue named with markup, and a busy worker showing one."""
+    """Jobs with markup in every shown field and in a task name, a queue so named, and a busy worker showing one."""
     from tests import compat_tasks
 
     jobs = {
@@ -31,6 +31,7 @@ def stored_markup(live_server, page, celery_app, burst_worker, redis_conn):
     }
     burst_worker()
     jobs["queue"] = compat_tasks.echo.apply_async((PAYLOAD,), queue=NO_SLASH_PAYLOAD).id
+    jobs["task name"] = celery_app.send_task(PAYLOAD, args=[PAYLOAD]).id
     meta_job = Job.fetch(jobs["result"], connection=redis_conn, serializer=JSONSerializer)
     meta_job.meta["note"] = PAYLOAD
     meta_job.save_meta()
