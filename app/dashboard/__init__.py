@@ -13,7 +13,7 @@ from typing import Any
 
 import rq_dashboard
 import rq_dashboard.web
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, Response, current_app
 from flask_wtf.csrf import generate_csrf
 
 from app.dashboard import auth, guard, json_jobs
@@ -71,6 +71,14 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(rq_dashboard_nonce=guard.nonce, rq_dashboard_csrf_token=generate_csrf)
     # App-level hooks limited to /rq, not blueprint hooks: rq-dashboard's blueprint is a module global
     # shared by every app in the process, and Flask 3 forbids adding hooks to it once registered.
-    app.before_request(lambda: auth.require_basic_auth(URL_PREFIX))
+    app.before_request(_require_basic_auth)
     app.before_request(guard.refuse_unsafe_methods)
-    app.after_request(lambda response: guard.set_headers(response) if auth.under_prefix(URL_PREFIX) else response)
+    app.after_request(_set_headers)
+
+
+def _require_basic_auth() -> Response | None:
+    return auth.require_basic_auth(URL_PREFIX)
+
+
+def _set_headers(response: Response) -> Response:
+    return guard.set_headers(response) if auth.under_prefix(URL_PREFIX) else response
