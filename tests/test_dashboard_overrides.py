@@ -89,3 +89,12 @@ def test_the_precompiled_templates_are_those_of_our_template_copies():
     # If this fails, run: python -m app.dashboard.precompile
     assert precompile.OUTPUT.read_text() == precompile.render()
     assert len(precompile.blocks()) == 15
+
+
+def test_every_script_that_puts_a_value_in_a_quoted_string_is_replaced_by_one_using_tojson():
+    # HTML escaping does not make a value safe inside a JavaScript string: tojson does
+    scripts = UPSTREAM / "templates" / "rq_dashboard" / "scripts"
+    quoted = {path.name for path in scripts.glob("*.js") if re.search(r"'\{\{", path.read_text())}
+    assert quoted == {"jobs.js"}
+    for name in quoted:
+        assert not re.search(r"'\{\{", (OURS / "scripts" / name).read_text()), name

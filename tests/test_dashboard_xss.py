@@ -152,3 +152,17 @@ def test_an_smtp_servers_error_text_shows_as_text_on_the_failed_emails_page(live
                            "document.querySelector('pre.exc_info').textContent.includes('550')", timeout=DEADLINE_MS)
     assert NO_SLASH_PAYLOAD in page.text_content("pre.exc_info")
     assert not pwned(page) and seen.dialogs == [] and seen.csp_violations() == []
+
+
+def test_a_queue_name_that_would_end_a_script_string_leaves_its_page_working(live_server, page, celery_app):
+    from tests import compat_tasks
+
+    # Given a queue whose name ends with a backslash (rq-dashboard put it in a '...' string in a script)
+    name = "odd\\"
+    compat_tasks.echo.apply_async((1,), queue=name)
+    seen = watch(page)
+    # When its jobs page is opened
+    page.goto(live_server.url + f"/rq/0/view/jobs/{quote(name, safe='')}/queued/8/asc/1")
+    # Then the page's script runs and lists the job
+    page.wait_for_selector("tr[data-role=job]", timeout=DEADLINE_MS)
+    assert seen.errors == []
