@@ -54,7 +54,8 @@ def test_in_production_the_dashboard_needs_the_configured_credentials(production
         assert response.headers["WWW-Authenticate"].startswith("Basic")
 
 
-@pytest.mark.parametrize("path", ["/rq/0/data/queues.json", "/rq/static/css/main.css", "/rq/0/view/workers"])
+@pytest.mark.parametrize("path", ["/rq/0/data/queues.json", "/rq/static/css/main.css", "/rq/0/view/workers",
+                                  "/rq/guard-static/rq-guard.js", "/rq/no-such-page"])
 def test_in_production_every_dashboard_url_is_protected_not_only_the_index(production_client, path):
     assert production_client.get(path).status_code == 401
 
@@ -135,3 +136,15 @@ def test_a_queued_json_task_is_deleted_from_the_dashboard_and_never_runs(client,
     assert client.post(f"/rq/job/{result.id}/delete").status_code == 200
     burst_worker()
     assert redis_conn.exists("record:dash-deleted") == 0
+
+
+@pytest.mark.parametrize("path", ["/rq/0/view/job/no-such-job", "/rq/0/data/job/no-such-job.json"])
+def test_a_job_that_is_gone_answers_404_not_500(client, path):
+    assert client.get(path).status_code == 404
+
+
+def test_requeueing_a_job_that_has_not_failed_answers_409(client, celery_app):
+    from tests import compat_tasks
+
+    queued = compat_tasks.echo.delay(1)
+    assert client.post(f"/rq/job/{queued.id}/requeue").status_code == 409
