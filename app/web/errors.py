@@ -27,7 +27,7 @@ UNAVAILABLE_MESSAGE = "Redis is unreachable, so tasks can be neither queued nor 
 
 #: Endpoints that must answer while Redis is down: stylesheets for the error page, and /healthz,
 #: which reports the outage in its own words.
-_NO_PING_ENDPOINTS = ("static", "rq_dashboard.static", "health.healthz")
+_NO_PING_ENDPOINTS = ("static", "rq_dashboard.static", "rq_dashboard_guard.static", "health.healthz")
 
 
 def require_redis() -> None:
