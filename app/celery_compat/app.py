@@ -25,6 +25,7 @@ from . import signals
 from .backend import RedisBackend
 from .config import Settings
 from .control import Control
+from .guard import EXECUTE_TASK, FAILURE_CALLBACK, TaskJob, may_import
 from .scripts import ENQUEUE
 from .serialization import to_wire
 
@@ -32,8 +33,7 @@ if TYPE_CHECKING:
     from .result import AsyncResult
     from .task import Task
 
-EXECUTE_TASK = "app.celery_compat.execution.execute_task"
-_FAILURE_CALLBACK = Callback("app.celery_compat.recovery.on_job_failure")
+_FAILURE_CALLBACK = Callback(FAILURE_CALLBACK)
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 _state = threading.local()
@@ -180,7 +180,8 @@ class Celery:
         connection = self.connection
         queue = self._queues.get(name)
         if queue is None:
-            queue = self._queues[name] = Queue(name, connection=connection, serializer=JSONSerializer)
+            queue = self._queues[name] = Queue(name, connection=connection, serializer=JSONSerializer,
+                                               job_class=TaskJob)
         return queue
 
     # -- tasks -------------------------------------------------------------------------------
@@ -239,17 +240,18 @@ class Celery:
             importlib.import_module(module)
 
     def find_task(self, name: str) -> Task:
-        """The task called ``name``, importing the module it names if that is what it takes."""
+        """The task called ``name``, importing the project module it names if that is what it takes."""
         from .exceptions import NotRegistered
 
         for registry in (self.tasks, all_tasks, shared_tasks):
             if name in registry:
                 return registry[name]
         module = name.rsplit(".", 1)[0]
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            pass
+        if may_import(module):  # never a module outside the project because a message named it
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass
         if name in all_tasks:
             return all_tasks[name]
         if name in shared_tasks:

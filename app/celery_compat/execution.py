@@ -29,6 +29,7 @@ from .chords import chord_part_return, fail_steps
 from .exceptions import (
     EncodeError,
     Ignore,
+    NotRegistered,
     Reject,
     Retry,
     TaskPredicate,
@@ -36,6 +37,7 @@ from .exceptions import (
     Terminated,
     TimeLimitExceeded,
 )
+from .guard import may_import
 from .limits import time_limits
 from .serialization import from_wire, to_wire
 from .task import Context, Task, _current
@@ -280,6 +282,9 @@ def run_job(job: Job, name: str, args: list, kwargs: dict, pipeline: Any = None)
     connection = job.connection if job is not None else None
     app = current_app()
     try:
+        if not (isinstance(name, str) and isinstance(args, list) and isinstance(kwargs, dict)):
+            raise NotRegistered(f"malformed task message: {type(name).__name__} name, "
+                                f"{type(args).__name__} args, {type(kwargs).__name__} kwargs")
         task = _find_task(app, name, options.get("module"))
     except KeyError as exc:
         app.backend.store_result(job.id, exc, states.FAILURE, connection=connection)
@@ -297,7 +302,7 @@ def run_job(job: Job, name: str, args: list, kwargs: dict, pipeline: Any = None)
 
 
 def _find_task(app: Any, name: str, module: str | None) -> Task:
-    if module:
+    if may_import(module):
         from .app import all_tasks, shared_tasks
 
         if name not in all_tasks and name not in shared_tasks:

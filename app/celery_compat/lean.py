@@ -33,9 +33,9 @@ from rq.utils import utcformat
 from rq.worker import WorkerStatus
 
 from . import scripts
-from .app import EXECUTE_TASK
 from .control import REVOKED_FIELD
 from .execution import run_job
+from .guard import EXECUTE_TASK, refuse
 from .recovery import recover_lost_job
 from .stats import TaskStats
 from .workers import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, InProcessWorker
@@ -140,7 +140,7 @@ class LeanWorker(InProcessWorker):
                 return None
         queue_key, job_id, fields = claimed
         raw = dict(zip(fields[::2], fields[1::2], strict=True))
-        job = Job(job_id.decode(), connection=self.connection, serializer=self.serializer)
+        job = self.job_class(job_id.decode(), connection=self.connection, serializer=self.serializer)
         job.restore(raw)
         job.started_at, job.worker_name, job._status = moment, self.name, JobStatus.STARTED
         job.revoked = REVOKED_FIELD in raw
@@ -187,10 +187,9 @@ class LeanWorker(InProcessWorker):
         token = _current_job.set(job)
         outcome_name = "failed"
         try:
-            if job.func_name == EXECUTE_TASK:
-                outcome = run_job(job, *job.args, pipeline=pipe)
-            else:
-                outcome = job.func(*job.args, **job.kwargs)
+            if job.func_name != EXECUTE_TASK or job.instance is not None:
+                raise refuse(job)  # never import or call what a job hash names
+            outcome = run_job(job, *job.args, pipeline=pipe)
         except Exception as exc:  # every failure is recorded, as RQ does
             self._until_redis(self._record_failure, job, queue, execution_id, exc)
         except BaseException:
@@ -210,7 +209,7 @@ class LeanWorker(InProcessWorker):
             _current_job.reset(token)
             elapsed = time.monotonic() - started
             self._done["working_time"] += elapsed
-            task_name = job.args[0] if job.func_name == EXECUTE_TASK else job.func_name
+            task_name = job.args[0] if job.func_name == EXECUTE_TASK and job.args else job.func_name
             self._stats.observe(task_name, elapsed, outcome_name)
             self._running = None
             if self.slot is not None:

@@ -26,16 +26,17 @@ from rq.serializers import JSONSerializer
 from . import states
 from .app import current_app
 from .exceptions import WorkerLostError
+from .guard import FAILURE_CALLBACK as FAILURE_CALLBACK
+from .guard import may_import
 
 logger = logging.getLogger("app.celery_compat.worker")
-FAILURE_CALLBACK = "app.celery_compat.recovery.on_job_failure"
 
 
 def _task_for(app: Any, job: Job) -> Any:
     try:
         name = job.args[0]
         module = (job.meta.get("celery") or {}).get("module")
-        if module:
+        if may_import(module):
             __import__(module)
         return app.find_task(name)
     except Exception:

@@ -21,6 +21,7 @@ from rq import SimpleWorker, Worker
 from rq.job import Job
 from rq.queue import Queue
 
+from .guard import TaskJob
 from .recovery import recover_lost_job, store_time_limit_failure
 
 #: Seconds between heartbeats of a running task.
@@ -31,6 +32,8 @@ HEARTBEAT_TTL = 20
 
 class ForkingWorker(Worker):
     """RQ's forking worker with short heartbeats and Celery's rule for a horse that died."""
+
+    job_class = TaskJob
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return HEARTBEAT_TTL
@@ -89,6 +92,7 @@ class InProcessWorker(SimpleWorker):
     """RQ's ``SimpleWorker`` with a heartbeat thread, reporting to a supervisor when it has one."""
 
     slot: Slot | None = None
+    job_class = TaskJob
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return HEARTBEAT_TTL
