@@ -26,6 +26,7 @@ from .backend import RedisBackend
 from .config import Settings
 from .control import Control
 from .guard import EXECUTE_TASK, FAILURE_CALLBACK, TaskJob, may_import
+from .redaction import redact_url
 from .scripts import ENQUEUE
 from .serialization import to_wire
 
@@ -157,7 +158,7 @@ class Celery:
             if not url.startswith(("redis://", "rediss://", "unix://", "valkey://", "sentinel://")):
                 from .exceptions import ImproperlyConfigured
 
-                raise ImproperlyConfigured(f"broker_url must be a Redis URL, not {url!r}")
+                raise ImproperlyConfigured(f"broker_url must be a Redis URL, not {redact_url(url)!r}")
             options = dict(self.conf.broker_transport_options or {})
             options.setdefault("socket_connect_timeout", 5)
             options.setdefault("health_check_interval", 30)

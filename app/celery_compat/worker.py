@@ -36,6 +36,7 @@ from rq.serializers import JSONSerializer
 from . import execution as execution  # noqa: F401 - imported here so forked work horses need not import it
 from .app import Celery, current_app
 from .lean import LeanWorker
+from .redaction import redact_handlers, redact_url
 from .workers import HEARTBEAT_INTERVAL, ForkingWorker, InProcessWorker, raise_terminated
 
 POOLS = {"prefork": LeanWorker, "fork": ForkingWorker, "solo": LeanWorker, "threads": LeanWorker,
@@ -172,6 +173,8 @@ def main(argv: list[str] | None = None, default_app: Celery | None = None) -> in
         options.concurrency = (os.cpu_count() or 1) if options.pool == "prefork" else 1
     setup_loghandlers(options.loglevel.upper())
     setup_loghandlers(options.loglevel.upper(), name="app.celery_compat")
+    for name in ("rq.worker", "app.celery_compat", ""):
+        redact_handlers(logging.getLogger(name))
     app = load_app(options.app) if options.app else (default_app or current_app())
     app.set_default()
     url = options.url or os.environ.get("REDIS_URL")
@@ -187,7 +190,7 @@ def main(argv: list[str] | None = None, default_app: Celery | None = None) -> in
 
         start_beat_thread(app)
     logger.info("worker: app=%s queues=%s pool=%s concurrency=%s redis=%s", app.main, queue_names(options, app),
-                options.pool, options.concurrency, app.broker_url)
+                options.pool, options.concurrency, redact_url(app.broker_url))
     if options.pool == "prefork":
         from .pool import Supervisor, child_main
 
