@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import states
 from .exceptions import TimeoutError as TaskTimeoutError
-from .serialization import exception_to_wire, to_wire
+from .serialization import exception_to_wire, to_wire, utf8
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -71,8 +71,12 @@ class RedisBackend:
         connection: Redis | None = None,
         pipeline: Any = None,
     ) -> None:
-        """Write a task's state and publish it for waiting clients."""
-        document = self.encode_meta(task_id, state, result, traceback, extra)
+        """Write a task's state and publish it for waiting clients.
+
+        Raises :class:`EncodeError` before writing anything when the document cannot be encoded
+        (a lone surrogate in a result, say): the caller stores that error as the task's failure.
+        """
+        document = utf8(self.encode_meta(task_id, state, result, traceback, extra))
         key = meta_key(task_id)
         pipe = pipeline if pipeline is not None else (connection or self.app.connection).pipeline(transaction=False)
         if self.expires:

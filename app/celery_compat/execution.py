@@ -39,7 +39,7 @@ from .exceptions import (
 )
 from .guard import may_import
 from .limits import time_limits
-from .serialization import from_wire, to_wire
+from .serialization import from_wire, scrub, to_wire
 from .task import Context, Task, _current
 
 if TYPE_CHECKING:
@@ -165,6 +165,7 @@ def _handle_success(task: Task, request: Context, retval: Any, store: bool) -> O
             task.backend.store_result(request.id, retval, states.SUCCESS, extra=_extended(task, request),
                                       connection=request.connection, pipeline=request.pipeline)
         except EncodeError as exc:
+            exc = EncodeError(f"The result of task {task.name}[{request.id}] {exc}")
             return _handle_failure(task, request, exc, store)
     _safely(task.on_success, retval, request.id, request.args, request.kwargs)
     signals.task_success.send(sender=task, result=retval)
@@ -188,8 +189,7 @@ def _handle_failure(task: Task, request: Context, exc: Exception, store: bool) -
     # A hard time limit kills the process in Celery, so no traceback is stored for it.
     traceback = None if isinstance(exc, TimeLimitExceeded) else einfo.traceback
     if store or task.store_errors_even_if_ignored:
-        task.backend.store_result(request.id, exc, states.FAILURE, traceback, extra=_extended(task, request),
-                                  connection=request.connection)
+        _store_failure(task, request, exc, traceback)
     _safely(task.on_failure, exc, request.id, request.args, request.kwargs, einfo)
     signals.task_failure.send(sender=task, task_id=request.id, exception=exc, args=request.args,
                               kwargs=request.kwargs, traceback=exc.__traceback__, einfo=einfo)
@@ -200,6 +200,22 @@ def _handle_failure(task: Task, request: Context, exc: Exception, store: bool) -
     if request.chord:
         task.backend.retrying(chord_part_return, task, request)
     return Outcome(states.FAILURE, exc, einfo.traceback)
+
+
+def _store_failure(task: Task, request: Context, exc: Exception, traceback: str | None) -> None:
+    """Store the failure; one that cannot be encoded as it is is stored as the EncodeError it raised.
+
+    Celery does the same: the task still ends FAILURE, with a message that says what could not
+    be stored, instead of staying STARTED for ever.
+    """
+    extra = _extended(task, request)
+    try:
+        task.backend.store_result(request.id, exc, states.FAILURE, traceback, extra=extra,
+                                  connection=request.connection)
+    except EncodeError as error:
+        unstorable = EncodeError(f"{type(exc).__name__} of task {task.name}[{request.id}] {error}")
+        task.backend.store_result(request.id, unstorable, states.FAILURE, scrub(traceback), extra=scrub(extra),
+                                  connection=request.connection)
 
 
 def _call_errback(task: Task, request: Context, errback: Any, exc: Exception, einfo: ExceptionInfo) -> None:
@@ -346,6 +362,9 @@ def _discard_if_revoked(task: Task, request: Context, options: dict, job: Job | 
 
 def _report_to_rq(job: Job, outcome: Outcome) -> Any:
     if outcome.state in (states.FAILURE, states.REVOKED):
+        if outcome.traceback and scrub(outcome.traceback) != outcome.traceback:
+            # RQ would fail to write this traceback to Redis and leave the job STARTED.
+            raise EncodeError(f"the failure of task {job.id} is not UTF-8: {scrub(outcome.traceback)}") from None
         raise outcome.retval  # RQ records it too: FAILED, or STOPPED after a stop-job command
     if outcome.state == states.RETRY:
         return _rq_retry(job, outcome.retry)

@@ -37,6 +37,7 @@ from .control import REVOKED_FIELD
 from .execution import run_job
 from .guard import EXECUTE_TASK, refuse
 from .recovery import recover_lost_job
+from .serialization import scrub
 from .stats import TaskStats
 from .workers import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, InProcessWorker
 
@@ -249,7 +250,7 @@ class LeanWorker(InProcessWorker):
         import traceback
 
         stopped = self._stopped_job_id == job.id
-        exc_string = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        exc_string = scrub("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
         job.ended_at = datetime.now(timezone.utc)
 
         def write(pipe: Any) -> None:

@@ -95,6 +95,25 @@ def from_wire(obj: Any) -> Any:
     return obj
 
 
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8 for Redis, or :class:`EncodeError` (a lone surrogate such as ``"\\ud800"``)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EncodeError(f"cannot be stored as UTF-8 JSON: {exc}") from None
+
+
+def scrub(value: Any) -> Any:
+    """``value`` with every string made storable: what UTF-8 cannot encode is written as ``\\udXXX``."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [scrub(item) for item in value]
+    if isinstance(value, dict):
+        return {scrub(key): scrub(item) for key, item in value.items()}
+    return value
+
+
 def dumps(obj: Any) -> str:
     """Encode ``obj`` to a compact JSON string with Celery's type envelopes."""
     return json.dumps(to_wire(obj), separators=(",", ":"), ensure_ascii=False)
