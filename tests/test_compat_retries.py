@@ -6,7 +6,7 @@ import pytest
 
 from app.celery_compat import states
 from app.celery_compat.exceptions import MaxRetriesExceededError
-from app.celery_compat.execution import backoff_countdown
+from app.celery_compat.trace import backoff_countdown
 from app.celery_compat.result import AsyncResult
 from tests import compat_tasks
 from tests.conftest import wait_for

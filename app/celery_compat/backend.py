@@ -13,19 +13,17 @@ import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from . import states
+import redis
+
+from . import keys, states
 from .exceptions import TimeoutError as TaskTimeoutError
 from .serialization import exception_to_wire, to_wire, utf8
 
 if TYPE_CHECKING:
     from redis import Redis
 
-META_PREFIX = "celery-task-meta-"
-REVOKED_PREFIX = "celery-compat-revoked-"
-
-
-def meta_key(task_id: str) -> str:
-    return f"{META_PREFIX}{task_id}"
+META_PREFIX = keys.META_PREFIX
+meta_key = keys.meta
 
 
 def pending_meta(task_id: str) -> dict:
@@ -91,8 +89,6 @@ class RedisBackend:
 
     def retrying(self, action: Any, *args: Any, **kwargs: Any) -> Any:
         """Call ``action``, riding out an outage as ``_execute`` does (with ``result_backend_always_retry``)."""
-        import redis
-
         conf = self.app.conf
         attempts = int(conf.result_backend_max_retries) if conf.result_backend_always_retry else 0
         wait = 0.1
@@ -137,10 +133,10 @@ class RedisBackend:
     def mark_revoked(self, task_id: str, connection: Redis | None = None) -> None:
         """Remember a revoke so a worker that picks the task up later discards it."""
         ttl = self.expires or 86400
-        (connection or self.app.connection).set(f"{REVOKED_PREFIX}{task_id}", 1, ex=ttl)
+        (connection or self.app.connection).set(keys.revoked(task_id), 1, ex=ttl)
 
     def is_revoked(self, task_id: str, connection: Redis | None = None) -> bool:
-        return bool((connection or self.app.connection).exists(f"{REVOKED_PREFIX}{task_id}"))
+        return bool((connection or self.app.connection).exists(*keys.revoked_any(task_id)))
 
     def wait_for(self, task_id: str, timeout: float | None = None, interval: float = 0.5) -> dict:
         """Block until the task is ready (pub/sub, no polling) and return its document.

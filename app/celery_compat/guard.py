@@ -24,12 +24,12 @@ from typing import Any
 
 from rq.job import Job
 
+from . import states
+from ._state import current_app
 from .exceptions import SecurityError
+from .protocol import EXECUTE_TASK as EXECUTE_TASK
+from .protocol import FAILURE_CALLBACK as FAILURE_CALLBACK
 
-#: The one function a job of ours names; anything else is refused.
-EXECUTE_TASK = "app.celery_compat.execution.execute_task"
-#: The callback every job of ours carries: RQ calls it when maintenance finds the job abandoned.
-FAILURE_CALLBACK = "app.celery_compat.recovery.on_job_failure"
 #: The callbacks a job of ours may name (RQ calls them outside the entry point).
 ALLOWED_CALLBACKS = frozenset({FAILURE_CALLBACK})
 
@@ -51,9 +51,7 @@ class TaskJob(Job):
     def func(self) -> Any:
         if self.func_name != EXECUTE_TASK or self.instance is not None:
             raise refuse(self)
-        from .execution import execute_task
-
-        return execute_task
+        return super().func  # the entry point itself, by its fixed name
 
     # RQ imports and calls these by the name in the hash, outside the entry point: only ours run.
     @property
@@ -80,9 +78,6 @@ class TaskJob(Job):
 
 def refuse(job: Job) -> RefusedJob:
     """Store the refusal as the task's Celery ``FAILURE`` (so no client waits on PENDING) and return it."""
-    from . import states
-    from .app import current_app
-
     error = RefusedJob(
         f"Refused job {job.id}: its function {job.func_name!r} is not the adapter's entry point "
         f"{EXECUTE_TASK!r}; a worker runs nothing else")

@@ -29,6 +29,7 @@ from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.serializers import JSONSerializer
 
+from . import keys
 from .recovery import recover_lost_job, remove_from_started, store_time_limit_failure
 from .workers import InProcessWorker, Slot
 
@@ -174,13 +175,13 @@ class Supervisor:
         if not worker_name:
             return []
         connection = self.app.connection
-        entries = [entry for name in self.queue_names for entry in connection.zrange(f"rq:wip:{name}", 0, -1)]
+        entries = [entry for name in self.queue_names for entry in connection.zrange(keys.started(name), 0, -1)]
         job_ids = list({entry.decode().split(":", 1)[0] for entry in entries})
         if not job_ids:
             return []
         with connection.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
-                pipe.hget(f"rq:job:{job_id}", "worker_name")
+                pipe.hget(keys.job(job_id), "worker_name")
             owners = pipe.execute()
         mine = worker_name.encode()
         return [job_id for job_id, owner in zip(job_ids, owners, strict=True) if owner == mine]

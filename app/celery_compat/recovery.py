@@ -24,21 +24,22 @@ from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from . import states
+from ._state import find_registered
 from .app import current_app
-from .exceptions import WorkerLostError
+from .exceptions import TimeLimitExceeded, WorkerLostError
 from .guard import FAILURE_CALLBACK as FAILURE_CALLBACK
 from .guard import may_import
+from .protocol import Envelope, count_redelivery
 
 logger = logging.getLogger("app.celery_compat.worker")
 
 
 def _task_for(app: Any, job: Job) -> Any:
     try:
-        name = job.args[0]
-        module = (job.meta.get("celery") or {}).get("module")
-        if may_import(module):
-            __import__(module)
-        return app.find_task(name)
+        envelope = Envelope.of(job)
+        if may_import(envelope.module) and find_registered(envelope.name) is None:
+            __import__(envelope.module)
+        return app.find_task(envelope.name)
     except Exception:
         return None
 
@@ -53,15 +54,8 @@ def is_safe_to_repeat(app: Any, job: Job) -> bool:
 
 def _may_requeue(app: Any, job: Job) -> bool:
     limit = app.conf.worker_lost_max_redeliveries
-    redelivered = (job.meta.get("celery") or {}).get("redelivered", 0)
+    redelivered = int(Envelope.options_of(job).get("redelivered") or 0)
     return is_safe_to_repeat(app, job) and redelivered < limit
-
-
-def _count_redelivery(job: Job) -> int:
-    options = dict(job.meta.get("celery") or {})
-    options["redelivered"] = options.get("redelivered", 0) + 1
-    job.meta["celery"] = options
-    return options["redelivered"]
 
 
 def remove_from_started(connection: Any, job: Job, pipeline: Any) -> None:
@@ -95,25 +89,23 @@ def recover_lost_job(connection: Any, job_id: str, reason: str, app: Any = None,
     with connection.pipeline() as pipe:
         remove_from_started(connection, job, pipe)
         if never_started or _may_requeue(app, job):
-            count = (job.meta.get("celery") or {}).get("redelivered", 0) if never_started else _count_redelivery(job)
+            count = int(Envelope.options_of(job).get("redelivered") or 0) if never_started else count_redelivery(job)
             queue._enqueue_job(job, pipeline=pipe)
             pipe.execute()
             logger.warning("Task %s[%s] re-queued after its worker died (%s); redelivery %d",
-                           job.args[0], job.id, reason, count)
+                           Envelope.name_of(job), job.id, reason, count)
             return "requeued"
         error = WorkerLostError(reason)
         app.backend.store_result(job.id, error, states.FAILURE, None, pipeline=pipe)
         record_job_failure(job, f"WorkerLostError: {reason}", pipe)
         pipe.execute()
-    logger.error("Task %s[%s] failed: worker lost (%s)", job.args[0], job.id, reason)
+    logger.error("Task %s[%s] failed: worker lost (%s)", Envelope.name_of(job), job.id, reason)
     return "failed"
 
 
 def store_time_limit_failure(job: Job, connection: Any, app: Any = None, pipeline: Any = None) -> None:
     """Record Celery's hard time limit outcome for a task whose process had to be killed."""
-    from .exceptions import TimeLimitExceeded
-
-    limit = (job.meta.get("celery") or {}).get("time_limit") or job.timeout
+    limit = Envelope.options_of(job).get("time_limit") or job.timeout
     (app or current_app()).backend.store_result(job.id, TimeLimitExceeded(limit), states.FAILURE, None,
                                                 connection=connection, pipeline=pipeline)
 
@@ -128,10 +120,10 @@ def on_job_failure(job: Job, connection: Any, exc_type: type, exc_value: BaseExc
         return
     app = current_app()
     if _may_requeue(app, job):
-        _count_redelivery(job)
+        count_redelivery(job)
         job.retries_left = 1
         job.retry_intervals = [0]
-        logger.warning("Task %s[%s] abandoned by a dead worker; re-queued", job.args[0], job.id)
+        logger.warning("Task %s[%s] abandoned by a dead worker; re-queued", Envelope.name_of(job), job.id)
         return
     app.backend.store_result(job.id, WorkerLostError("Worker exited prematurely: abandoned job"),
                              states.FAILURE, None, connection=connection)

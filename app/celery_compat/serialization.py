@@ -9,7 +9,9 @@ before a job is written, so a bad argument never reaches Redis. Nothing here pic
 from __future__ import annotations
 
 import base64
+import builtins
 import json
+import sys
 import uuid
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -148,9 +150,6 @@ def exception_from_wire(value: dict) -> BaseException:
     The stand-in keeps the type's name and module, so ``type(exc).__name__`` and ``str(exc)``
     read as on the worker even where the class does not exist.
     """
-    import builtins
-    import sys
-
     name, module_name = value["exc_type"], value.get("exc_module") or "builtins"
     args = from_wire(value.get("exc_message") or [])
     if not isinstance(args, list):

@@ -35,7 +35,9 @@ from rq.serializers import JSONSerializer
 
 from . import execution as execution  # noqa: F401 - imported here so forked work horses need not import it
 from .app import Celery, current_app
+from .beat import start_beat_thread
 from .lean import LeanWorker
+from .pool import Supervisor, child_main
 from .redaction import redact_handlers, redact_url
 from .workers import HEARTBEAT_INTERVAL, ForkingWorker, InProcessWorker, raise_terminated
 
@@ -186,14 +188,10 @@ def main(argv: list[str] | None = None, default_app: Celery | None = None) -> in
     if "result_backend_always_retry" not in app.conf:
         app.conf.result_backend_always_retry = True
     if options.beat:
-        from .beat import start_beat_thread
-
         start_beat_thread(app)
     logger.info("worker: app=%s queues=%s pool=%s concurrency=%s redis=%s", app.main, queue_names(options, app),
                 options.pool, options.concurrency, redact_url(app.broker_url))
     if options.pool == "prefork":
-        from .pool import Supervisor, child_main
-
         def run_child(slot: Any, index: int) -> None:
             child_main(app, options, slot, index, make_worker)
 

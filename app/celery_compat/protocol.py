@@ -1,0 +1,105 @@
+"""The task message: what the client writes into an RQ job and what every worker reads back.
+
+Below both client and worker, so neither needs the other to agree on it. A task travels as an
+RQ job whose function is :data:`EXECUTE_TASK`, whose ``args`` are ``(name, args, kwargs)`` (the
+arguments in :mod:`serialization`'s JSON form) and whose ``meta["celery"]`` holds Celery's
+per-message options (eta, expires, time limits, links, chain, chord, the task's module, the
+redelivery count). :class:`Envelope` is the one place that builds and reads that layout; jobs
+queued before it existed have the same layout and read the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .exceptions import NotRegistered
+
+#: The one function a job of ours names. Its path is stored in every queued job: never rename it.
+EXECUTE_TASK = "app.celery_compat.execution.execute_task"
+#: The callback every job of ours carries: RQ calls it when maintenance finds the job abandoned.
+FAILURE_CALLBACK = "app.celery_compat.recovery.on_job_failure"
+#: A field ``revoke()`` adds to the job hash, so the claiming worker learns of it with the job.
+REVOKED_FIELD = b"celery_revoked"
+#: The key of Celery's options in the job's meta.
+META_FIELD = "celery"
+
+
+class MalformedMessage(NotRegistered):
+    """Raised when a job names the entry point but its arguments are not ``(name, args, kwargs)``."""
+
+
+@dataclass
+class Envelope:
+    """One task message: the task's name, its arguments (JSON form) and Celery's options."""
+
+    name: str
+    args: list
+    kwargs: dict
+    options: dict[str, Any] = field(default_factory=dict)
+
+    # -- writing -------------------------------------------------------------------------------
+    def job_args(self) -> tuple[str, list, dict]:
+        """The job's ``args``: what :data:`EXECUTE_TASK` is called with."""
+        return (self.name, self.args, self.kwargs)
+
+    def job_meta(self) -> dict[str, Any]:
+        return {META_FIELD: self.options}
+
+    # -- reading -------------------------------------------------------------------------------
+    @classmethod
+    def of(cls, job: Any) -> Envelope:
+        """Read the message a job carries; raises :class:`MalformedMessage` when it is not one."""
+        return cls.parse(job.args, job.meta)
+
+    @classmethod
+    def parse(cls, job_args: Any, meta: Any) -> Envelope:
+        if not (isinstance(job_args, (list, tuple)) and len(job_args) == 3):
+            raise MalformedMessage(f"malformed task message: args are {type(job_args).__name__}, "
+                                   "not (name, args, kwargs)")
+        name, args, kwargs = job_args
+        if not (isinstance(name, str) and isinstance(args, list) and isinstance(kwargs, dict)):
+            raise MalformedMessage(f"malformed task message: {type(name).__name__} name, "
+                                   f"{type(args).__name__} args, {type(kwargs).__name__} kwargs")
+        options = meta.get(META_FIELD) if isinstance(meta, dict) else None
+        return cls(name, args, kwargs, options if isinstance(options, dict) else {})
+
+    @staticmethod
+    def name_of(job: Any) -> str:
+        """The task's name for a log line, whatever the job holds (never raises)."""
+        args = job.args if job.func_name == EXECUTE_TASK else None
+        if isinstance(args, (list, tuple)) and args and isinstance(args[0], str):
+            return args[0]
+        return str(job.func_name)
+
+    @staticmethod
+    def options_of(job: Any) -> dict[str, Any]:
+        """Celery's options of a job (empty for a job that has none)."""
+        options = job.meta.get(META_FIELD) if isinstance(job.meta, dict) else None
+        return options if isinstance(options, dict) else {}
+
+    # -- options the worker reads --------------------------------------------------------------
+    @property
+    def module(self) -> str | None:
+        return self.options.get("module")
+
+    @property
+    def time_limit(self) -> float | None:
+        return self.options.get("time_limit")
+
+    @property
+    def redelivered(self) -> int:
+        return int(self.options.get("redelivered") or 0)
+
+
+def set_arguments(job: Any, args: list, kwargs: dict) -> None:
+    """Give a job new arguments (a retry with other ones), keeping its task's name."""
+    job.args = [job.args[0], args, kwargs]
+
+
+def count_redelivery(job: Any) -> int:
+    """Add one to the job's redelivery count (written with the job's meta); returns the new count."""
+    options = dict(Envelope.options_of(job))
+    options["redelivered"] = int(options.get("redelivered") or 0) + 1
+    job.meta[META_FIELD] = options
+    return options["redelivered"]
