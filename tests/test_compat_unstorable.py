@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests import compat_tasks
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 
 @pytest.mark.parametrize("pool", ["prefork", "solo", "fork"])

@@ -20,7 +20,8 @@ import redis
 from app.celery_compat.redaction import redact_url
 from app.embedded_redis import free_port
 from tests import compat_tasks
-from tests.conftest import find_server_binary, spawn_worker, stop_workers, wait_for
+from tests.conftest import find_server_binary
+from tests.support import spawn_worker, stop_workers, wait_for
 from tests.test_launcher import RunningLauncher
 
 SECRET = "s3cret-Passw0rd"

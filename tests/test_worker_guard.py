@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from app.celery_compat.guard import EXECUTE_TASK, may_import
-from tests.conftest import ROOT, wait_for
+from app.celery_compat.protocol import EXECUTE_TASK, may_import
+from tests.support import ROOT, wait_for
 
 #: The stock worker's command as the README gives it (``{url}``: the test's Redis).
 STOCK_RQ_WORKER = [str(Path(sys.executable).with_name("rq")), "worker", "-u", "{url}", "--serializer", "json",
-                   "--job-class", "app.celery_compat.guard.TaskJob", "--with-scheduler", "--burst", "celery"]
+                   "--job-class", "app.celery_compat.worker.TaskJob", "--with-scheduler", "--burst", "celery"]
 
 
 def write_job_by_hand(conn, func_name: str, args: list, queue: str = "celery") -> str:

@@ -17,7 +17,7 @@ from . import keys
 from .schedules import as_schedule
 
 if TYPE_CHECKING:
-    from .app import Celery
+    from .app.base import Celery
 
 logger = logging.getLogger("app.celery_compat.beat")
 

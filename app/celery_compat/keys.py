@@ -28,6 +28,8 @@ REVOKED_PREFIX = f"{OURS}revoked:"
 #: The revoke mark's name before the keys were unified; still read, so a revoke sent before an
 #: upgrade holds after it (the mark expires with the results).
 LEGACY_REVOKED_PREFIX = "celery-compat-revoked-"
+#: Both, for a Lua script that checks a mark (``EXISTS`` takes several keys).
+REVOKED_PREFIXES = (REVOKED_PREFIX, LEGACY_REVOKED_PREFIX)
 STATS_KEY = f"{OURS}stats"
 BEAT_PREFIX = f"{OURS}beat:"
 

@@ -5,12 +5,21 @@ RQ job whose function is :data:`EXECUTE_TASK`, whose ``args`` are ``(name, args,
 arguments in :mod:`serialization`'s JSON form) and whose ``meta["celery"]`` holds Celery's
 per-message options (eta, expires, time limits, links, chain, chord, the task's module, the
 redelivery count). :class:`Envelope` is the one place that builds and reads that layout; jobs
-queued before it existed have the same layout and read the same way.
+queued before it existed have the same layout and read the same way. :func:`may_import` says
+which modules a message may cause a process to import: only the project's own, never the
+standard library or an installed package.
 """
 
 from __future__ import annotations
 
+import os
+import site
+import sys
+import sysconfig
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.machinery import PathFinder
+from pathlib import Path
 from typing import Any
 
 from .exceptions import NotRegistered
@@ -103,3 +112,48 @@ def count_redelivery(job: Any) -> int:
     options["redelivered"] = int(options.get("redelivered") or 0) + 1
     job.meta[META_FIELD] = options
     return options["redelivered"]
+
+
+# -- what a message may make a worker import ------------------------------------------------
+def may_import(module: str | None) -> bool:
+    """Whether a worker may import ``module`` because a message named it: only the project's own code.
+
+    A module qualifies when it and every package above it are files in the worker's working
+    directory or on ``PYTHONPATH`` (what the operator chose to run), and not in the standard
+    library or an installed package. The files are looked up as the import system would find
+    them, without importing anything.
+    """
+    if not module or not all(part.isidentifier() for part in module.split(".")):
+        return False
+    if module.split(".", 1)[0] in sys.builtin_module_names:
+        return False
+    locations: list[str] | None = None  # None: sys.path, as for a top-level import
+    for part in module.split("."):
+        try:
+            spec = PathFinder.find_spec(part, locations)
+        except (ImportError, ValueError):
+            return False
+        if spec is None:
+            return False
+        if spec.origin is not None and not _in_project(Path(spec.origin)):
+            return False
+        locations = list(spec.submodule_search_locations or ())
+    return spec.origin is not None  # a bare namespace package holds no task
+
+
+def _in_project(path: Path) -> bool:
+    resolved = path.resolve()
+    trusted, untrusted = _roots()
+    if any(resolved.is_relative_to(root) for root in untrusted):
+        return False
+    return any(resolved.is_relative_to(root) for root in trusted)
+
+
+@lru_cache(maxsize=1)
+def _roots() -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    trusted = [Path.cwd(), *(Path(entry) for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry)]
+    paths = sysconfig.get_paths()
+    untrusted = [paths.get(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")]
+    untrusted += [*site.getsitepackages(), site.getusersitepackages()]
+    return (tuple(path.resolve() for path in trusted),
+            tuple(Path(path).resolve() for path in untrusted if path))

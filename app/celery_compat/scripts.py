@@ -22,10 +22,12 @@ return 1
 #: Pop the first job id of the given queues and mark it started, in one step: no moment
 #: exists in which the job is neither in a queue nor in the started registry.
 #: KEYS: the queue keys, then their started registries in the same order. ARGV: worker name,
-#: now (RQ's time format), registry score (now + heartbeat TTL), execution id, RQ's job key prefix.
-#: Returns {queue key, job id, flat HGETALL of the job} or nil when every queue is empty. A
-#: revoked task carries ``celery_revoked`` in its hash (see control.py), so the worker learns
-#: of it here without another command.
+#: now (RQ's time format), registry score (now + heartbeat TTL), execution id, RQ's job key prefix,
+#: then the revoke marks' prefixes.
+#: Returns {queue key, job id, flat HGETALL of the job, 1 if a revoke mark exists} or nil when
+#: every queue is empty. A revoked task carries ``celery_revoked`` in its hash (see control.py)
+#: and has a revoke mark, so the worker learns of it here without another command, even when
+#: the revoke came between the mark and the hash.
 CLAIM_NEXT = """
 local queues = #KEYS / 2
 for index = 1, queues do
@@ -39,7 +41,7 @@ for index = 1, queues do
             redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[2], 'worker_name', ARGV[1],
                        'last_heartbeat', ARGV[2])
             redis.call('ZADD', KEYS[queues + index], ARGV[3], job_id .. ':' .. ARGV[4])
-            return {queue_key, job_id, fields}
+            return {queue_key, job_id, fields, redis.call('EXISTS', ARGV[6] .. job_id, ARGV[7] .. job_id)}
         end
     end
 end
@@ -49,7 +51,8 @@ return nil
 #: Mark started a job id already taken from its queue by a blocking pop.
 #: KEYS: queue key, its intermediate list (or the queue key again when there is none), its
 #: started registry, the job key.
-#: ARGV: job id, worker name, now, registry score, execution id, 1 when KEYS[2] must lose the id.
+#: ARGV: job id, worker name, now, registry score, execution id, 1 when KEYS[2] must lose the id,
+#: then the revoke marks' prefixes. Returns as CLAIM_NEXT.
 CLAIM_GIVEN = """
 local job_key = KEYS[4]
 if ARGV[6] == '1' then redis.call('LREM', KEYS[2], 1, ARGV[1]) end
@@ -58,7 +61,7 @@ if #fields == 0 then return nil end
 redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[3], 'worker_name', ARGV[2],
            'last_heartbeat', ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1] .. ':' .. ARGV[5])
-return {KEYS[1], ARGV[1], fields}
+return {KEYS[1], ARGV[1], fields, redis.call('EXISTS', ARGV[7] .. ARGV[1], ARGV[8] .. ARGV[1])}
 """
 
 #: Record a success: status, end time, out of the started registry, into the finished one,

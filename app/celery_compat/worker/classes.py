@@ -22,9 +22,9 @@ from rq import SimpleWorker, Worker
 from rq.job import Job
 from rq.queue import Queue
 
-from .exceptions import Terminated
+from ..exceptions import Terminated
+from ..protocol import Envelope
 from .guard import TaskJob
-from .protocol import Envelope
 from .recovery import recover_lost_job, store_time_limit_failure
 
 #: Seconds between heartbeats of a running task.

@@ -32,14 +32,14 @@ from rq.queue import Queue
 from rq.utils import utcformat
 from rq.worker import WorkerStatus
 
-from . import keys, scripts, states
-from .execution import failure_text, retry_delay, run_job
+from .. import keys, scripts, states
+from ..protocol import EXECUTE_TASK, REVOKED_FIELD, Envelope
+from ..serialization import scrub
+from ..stats import TaskStats
+from .classes import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, InProcessWorker
 from .guard import refuse
-from .protocol import EXECUTE_TASK, REVOKED_FIELD, Envelope
+from .job import failure_text, retry_delay, run_job
 from .recovery import recover_lost_job
-from .serialization import scrub
-from .stats import TaskStats
-from .workers import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, InProcessWorker
 
 logger = logging.getLogger("app.celery_compat.worker")
 
@@ -132,7 +132,8 @@ class LeanWorker(InProcessWorker):
         registries = [queue.started_job_registry.key for queue in self._ordered_queues]
         self._claiming = True
         claimed = self._claim_next(keys=queue_keys + registries,
-                                   args=[self.name, stamp, score, execution_id, keys.JOB_PREFIX])
+                                   args=[self.name, stamp, score, execution_id, keys.JOB_PREFIX,
+                                         *keys.REVOKED_PREFIXES])
         if claimed is None:
             self._claiming = False
             if timeout is None:
@@ -141,12 +142,12 @@ class LeanWorker(InProcessWorker):
             claimed = self._wait_and_claim(queue_keys, timeout, execution_id)
             if claimed is None:
                 return None
-        queue_key, job_id, fields = claimed
+        queue_key, job_id, fields, marked = claimed
         raw = dict(zip(fields[::2], fields[1::2], strict=True))
         job = self.job_class(job_id.decode(), connection=self.connection, serializer=self.serializer)
         job.restore(raw)
         job.started_at, job.worker_name, job._status = moment, self.name, JobStatus.STARTED
-        job.revoked = REVOKED_FIELD in raw
+        job.revoked = REVOKED_FIELD in raw or bool(marked)
         queue = next(q for q in self._ordered_queues if q.key == queue_key.decode())
         return job, queue, execution_id
 
@@ -172,7 +173,8 @@ class LeanWorker(InProcessWorker):
             score = int(moment.timestamp()) + HEARTBEAT_TTL
             started = keys.started(keys.queue_name(queue_key))
             return self._claim_given(keys=[queue_key, intermediate or queue_key, started, keys.job(job_id.decode())],
-                                     args=[job_id, self.name, stamp, score, execution_id, lrem])
+                                     args=[job_id, self.name, stamp, score, execution_id, lrem,
+                                           *keys.REVOKED_PREFIXES])
 
         claimed = self._until_redis(claim_popped)
         if claimed is None:

@@ -11,12 +11,12 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.worker import Worker
 
-from . import states
-from .exceptions import TaskRevokedError
-from .protocol import REVOKED_FIELD as REVOKED_FIELD
+from .. import states
+from ..exceptions import TaskRevokedError
+from ..protocol import REVOKED_FIELD as REVOKED_FIELD
 
 if TYPE_CHECKING:
-    from .app import Celery
+    from .base import Celery
 
 logger = logging.getLogger(__name__)
 

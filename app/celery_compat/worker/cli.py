@@ -31,15 +31,17 @@ from typing import Any
 
 import redis
 from rq.logutils import setup_loghandlers
+from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from . import execution as execution  # noqa: F401 - imported here so forked work horses need not import it
-from .app import Celery, current_app
-from .beat import start_beat_thread
+from .. import execution as execution  # noqa: F401 - the entry point, imported before work horses fork
+from ..app.base import Celery, current_app
+from ..beat import start_beat_thread
+from ..redaction import redact_handlers, redact_url
+from .classes import HEARTBEAT_INTERVAL, ForkingWorker, InProcessWorker, raise_terminated
+from .guard import TaskJob
 from .lean import LeanWorker
 from .pool import Supervisor, child_main
-from .redaction import redact_handlers, redact_url
-from .workers import HEARTBEAT_INTERVAL, ForkingWorker, InProcessWorker, raise_terminated
 
 POOLS = {"prefork": LeanWorker, "fork": ForkingWorker, "solo": LeanWorker, "threads": LeanWorker,
          "gevent": LeanWorker, "eventlet": LeanWorker}
@@ -98,7 +100,9 @@ def queue_names(options: argparse.Namespace, app: Celery) -> list[str]:
 
 def make_worker(app: Celery, options: argparse.Namespace, index: int = 0) -> Any:
     """One RQ worker of the chosen pool's class, on the app's queues, with JSON jobs."""
-    queues = [app.queue(name) for name in queue_names(options, app)]
+    # TaskJob: the worker runs only the adapter's entry point, whatever a job hash names.
+    queues = [Queue(name, connection=app.connection, serializer=JSONSerializer, job_class=TaskJob)
+              for name in queue_names(options, app)]
     name = options.hostname and (f"{options.hostname}-{index}" if options.concurrency > 1 else options.hostname)
     return POOLS[options.pool](
         queues, connection=app.connection, serializer=JSONSerializer, name=name, worker_ttl=options.worker_ttl,

@@ -20,11 +20,10 @@ import traceback as traceback_module
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import signals, states
-from ._state import Context, task_stack
-from .canvas import send_step, signature
-from .chords import chord_part_return, fail_steps
-from .exceptions import (
+from .. import signals, states
+from .._state import Context, task_stack
+from ..canvas import send_step, signature
+from ..exceptions import (
     EncodeError,
     Ignore,
     Reject,
@@ -33,9 +32,10 @@ from .exceptions import (
     Terminated,
     TimeLimitExceeded,
 )
+from ..result import EagerResult
+from ..serialization import scrub, to_wire
+from .chords import chord_part_return, fail_steps
 from .limits import time_limits
-from .result import EagerResult
-from .serialization import scrub, to_wire
 
 if TYPE_CHECKING:
     from .task import Task

@@ -10,19 +10,19 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from . import states
-from ._state import Context as Context
-from ._state import all_tasks, current_app, shared_tasks, task_stack
-from ._state import current_task as current_task
-from ._state import current_task_request as current_task_request
-from .canvas import Signature
-from .exceptions import MaxRetriesExceededError, NotRegistered, Retry
-from .result import AsyncResult, EagerResult
-from .serialization import from_wire, to_wire
+from .. import states
+from .._state import Context as Context
+from .._state import all_tasks, current_app, shared_tasks, task_stack
+from .._state import current_task as current_task
+from .._state import current_task_request as current_task_request
+from ..canvas import Signature
+from ..exceptions import MaxRetriesExceededError, NotRegistered, Retry
+from ..result import AsyncResult, EagerResult
+from ..serialization import from_wire, to_wire
 from .trace import run_eagerly
 
 if TYPE_CHECKING:
-    from .app import Celery
+    from .base import Celery
 
 class FromConfig:
     """A task option that, unless the task sets it, reads the app's setting (Celery binds them alike)."""

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from . import keys, states
-from .canvas import Signature, chord, group, send_step, signature
-from .exceptions import ChordError
-from .result import _decode_result
-from .serialization import from_wire
+from .. import keys, states
+from ..canvas import Signature, chord, group, send_step, signature
+from ..exceptions import ChordError
+from ..result import _decode_result
+from ..serialization import from_wire
 
 if TYPE_CHECKING:
-    from ._state import Context
+    from .._state import Context
     from .task import Task
 
 UNLOCK_TTL = 86400

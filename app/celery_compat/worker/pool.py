@@ -29,9 +29,9 @@ from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.serializers import JSONSerializer
 
-from . import keys
+from .. import keys
+from .classes import InProcessWorker, Slot
 from .recovery import recover_lost_job, remove_from_started, store_time_limit_failure
-from .workers import InProcessWorker, Slot
 
 logger = logging.getLogger("app.celery_compat.worker")
 #: Seconds a task may overrun its hard limit before the supervisor kills it (the task's own

@@ -21,18 +21,17 @@ from rq import Callback, Queue
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
-from . import _state, signals
-from ._state import all_tasks, shared_tasks
-from .backend import RedisBackend
+from .. import _state, signals
+from .._state import all_tasks, shared_tasks
+from ..backends.redis import RedisBackend
+from ..exceptions import ImproperlyConfigured, NotRegistered
+from ..protocol import EXECUTE_TASK, FAILURE_CALLBACK, Envelope, may_import
+from ..redaction import redact_url
+from ..result import AsyncResult, GroupResult
+from ..scripts import ENQUEUE
+from ..serialization import to_wire
 from .config import Settings
 from .control import Control
-from .exceptions import ImproperlyConfigured, NotRegistered
-from .guard import TaskJob, may_import
-from .protocol import EXECUTE_TASK, FAILURE_CALLBACK, Envelope
-from .redaction import redact_url
-from .result import AsyncResult, GroupResult
-from .scripts import ENQUEUE
-from .serialization import to_wire
 from .task import Task, build_task
 
 _FAILURE_CALLBACK = Callback(FAILURE_CALLBACK)
@@ -164,8 +163,7 @@ class Celery:
         connection = self.connection
         queue = self._queues.get(name)
         if queue is None:
-            queue = self._queues[name] = Queue(name, connection=connection, serializer=JSONSerializer,
-                                               job_class=TaskJob)
+            queue = self._queues[name] = Queue(name, connection=connection, serializer=JSONSerializer)
         return queue
 
     # -- tasks -------------------------------------------------------------------------------
