@@ -36,3 +36,20 @@ def test_a_subscription_yields_each_document_a_worker_publishes(celery_app, redi
     assert document["status"] == "SUCCESS" and document["result"] == 9
     with view.subscribe(celery_app, "quiet") as updates:
         assert updates.next(timeout=0.2) is None
+
+
+def test_a_published_progress_document_updates_a_status_without_reading_redis_again(celery_app, redis_conn):
+    from app.web.status import with_document
+
+    before = {"id": "t", "state": "STARTED", "progress": {"current": 0, "total": None, "percent": 0},
+              "result": None, "error": None, "finished_at": None, "worker": "w1"}
+    progress = {"status": "PROGRESS", "result": {"current": 2, "total": 4, "percent": 50}, "traceback": None,
+                "date_done": None, "task_id": "t"}
+    after = with_document(before, progress)
+    assert after["state"] == "PROGRESS" and after["progress"]["percent"] == 50 and after["worker"] == "w1"
+    failed = {"status": "FAILURE", "result": {"exc_type": "ValueError", "exc_message": ["boom"],
+              "exc_module": "builtins"}, "traceback": "Traceback...", "date_done": "2026-12-01T10:00:00+00:00",
+              "task_id": "t"}
+    after = with_document(before, failed)
+    assert after["error"] == {"type": "ValueError", "message": "boom", "traceback": "Traceback..."}
+    assert after["finished_at"] == "2026-12-01T10:00:00.000Z" and after["progress"] is None

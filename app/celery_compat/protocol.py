@@ -115,6 +115,7 @@ def count_redelivery(job: Any) -> int:
 
 
 # -- what a message may make a worker import ------------------------------------------------
+@lru_cache(maxsize=256)
 def may_import(module: str | None) -> bool:
     """Whether a worker may import ``module`` because a message named it: only the project's own code.
 

@@ -22,6 +22,7 @@ from rq.serializers import JSONSerializer
 
 from . import keys
 from .protocol import Envelope
+from .result import _decode_result
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,23 @@ def task_document(app: Any, task_id: str) -> dict[str, Any] | None:
     """The task's stored document (status, result, traceback, date_done...), or None when none is stored."""
     raw = app.connection.get(keys.meta(task_id))
     return json.loads(raw) if raw else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A document decoded as ``AsyncResult`` decodes it: an error comes back as the exception."""
+
+    state: str
+    info: Any
+    traceback: str | None
+    date_done: datetime | None
+
+
+def outcome(document: dict[str, Any]) -> Outcome:
+    """Decode a task's document (one read, or one published to a :class:`Subscription`)."""
+    date_done = document.get("date_done")
+    return Outcome(document["status"], _decode_result(document), document.get("traceback"),
+                   datetime.fromisoformat(date_done) if date_done else None)
 
 
 def task_documents(app: Any, task_ids: list[str]) -> list[dict[str, Any]]:

@@ -110,6 +110,25 @@ def task_status(task_id: str) -> dict[str, Any]:
     }
 
 
+def with_document(status: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    """``status`` brought up to date by a document a worker published, without reading Redis again.
+
+    For the event stream: progress documents (the frequent ones) change only the state, progress,
+    result and error. The RQ-side facts (worker, start, heartbeat) change when a task starts or
+    ends, so for those states the stream reads :func:`task_status` afresh instead.
+    """
+    decoded = view.outcome(document)
+    state, info = decoded.state, decoded.info
+    return {
+        **status,
+        "state": state,
+        "progress": progress(state, info),
+        "result": info if state == states.SUCCESS else None,
+        "error": _error(state, info, decoded.traceback),
+        "finished_at": _iso(decoded.date_done) if state in FINISHED_STATES else None,
+    }
+
+
 def summaries(task_ids: list[tuple[str, float]]) -> list[dict[str, Any]]:
     """Short statuses for the task list, in two round trips whatever their number: one MGET, one pipeline."""
     ids = [task_id for task_id, _ in task_ids]

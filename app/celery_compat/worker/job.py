@@ -75,7 +75,7 @@ def run_job(job: Job, pipeline: Any = None) -> Outcome | None:
 
 
 def _find_task(app: Any, name: str, module: str | None) -> Task:
-    if may_import(module) and find_registered(name) is None:
+    if find_registered(name) is None and may_import(module):  # registered: nothing to look up
         __import__(module)
     return app.find_task(name)
 

@@ -62,6 +62,8 @@ class LeanWorker(InProcessWorker):
         self._claiming = False
         self._done = {"successful": 0, "failed": 0, "working_time": 0.0}
         self._stats = TaskStats()
+        # Each queue's started registry, by queue key: RQ makes a registry object per access.
+        self._started_keys = {queue.key: queue.started_job_registry.key for queue in self.queues}
 
     def _shutdown(self) -> None:
         # RQ raises StopRequested from the signal handler when the worker is not BUSY. Between
@@ -129,7 +131,7 @@ class LeanWorker(InProcessWorker):
         moment, stamp = _rq_now()
         score = int(moment.timestamp()) + HEARTBEAT_TTL
         queue_keys = [queue.key for queue in self._ordered_queues]
-        registries = [queue.started_job_registry.key for queue in self._ordered_queues]
+        registries = [self._started_keys[key] for key in queue_keys]
         self._claiming = True
         claimed = self._claim_next(keys=queue_keys + registries,
                                    args=[self.name, stamp, score, execution_id, keys.JOB_PREFIX,

@@ -36,7 +36,7 @@ logger = logging.getLogger("app.celery_compat.worker")
 def _task_for(app: Any, job: Job) -> Any:
     try:
         envelope = Envelope.of(job)
-        if may_import(envelope.module) and find_registered(envelope.name) is None:
+        if find_registered(envelope.name) is None and may_import(envelope.module):
             __import__(envelope.module)
         return app.find_task(envelope.name)
     except Exception:
