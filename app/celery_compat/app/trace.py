@@ -206,11 +206,11 @@ def _store_failure(task: Task, request: Context, exc: Exception, traceback: str 
     extra = _extended(task, request)
     try:
         task.backend.store_result(request.id, exc, states.FAILURE, traceback, extra=extra,
-                                  connection=request.connection)
+                                  connection=request.connection, pipeline=request.pipeline)
     except EncodeError as error:
         unstorable = EncodeError(f"{type(exc).__name__} of task {task.name}[{request.id}] {error}")
         task.backend.store_result(request.id, unstorable, states.FAILURE, scrub(traceback), extra=scrub(extra),
-                                  connection=request.connection)
+                                  connection=request.connection, pipeline=request.pipeline)
 
 
 def _call_errback(task: Task, request: Context, errback: Any, exc: Exception, einfo: ExceptionInfo) -> None:

@@ -67,7 +67,7 @@ def run_job(job: Job, pipeline: Any = None) -> Outcome | None:
     args, kwargs = from_wire(envelope.args), from_wire(envelope.kwargs)
     logger.info("Task %s[%s] received", name, job.id)
     request = _request_for(job, name, args, kwargs, options, connection)
-    if pipeline is not None and not (request.callbacks or request.chain or request.chord):
+    if pipeline is not None and not (request.callbacks or request.errbacks or request.chain or request.chord):
         request.pipeline = pipeline
     if _discard_if_revoked(task, request, options, job):
         return None

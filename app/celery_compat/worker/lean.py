@@ -52,6 +52,9 @@ def _rq_now() -> tuple[datetime, str]:
 class LeanWorker(InProcessWorker):
     """An in-process RQ worker whose hot path is a few Lua calls and pipelines."""
 
+    #: Set by a supervised child's early SIGTERM handler (see pool.child_main).
+    stop_early: threading.Event | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._claim_next = self.connection.register_script(scripts.CLAIM_NEXT)
@@ -86,6 +89,8 @@ class LeanWorker(InProcessWorker):
         if with_scheduler:
             self._start_scheduler(burst, logging_level)
         self._install_signal_handlers()
+        if self.stop_early is not None and self.stop_early.is_set():
+            self._stop_requested = True  # asked to stop while starting: take no task
         if self.slot is not None:
             # The terminal's Ctrl-C reaches every process of the group; the supervisor decides.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -225,12 +230,12 @@ class LeanWorker(InProcessWorker):
             outcome = run_job(job, pipeline=pipe)
             state = outcome.state if outcome is not None else states.SUCCESS
             if state in (states.FAILURE, states.REVOKED):
-                return self._record_failure, failure_text(outcome), "failed"
+                return self._record_failure, (failure_text(outcome), pipe), "failed"
             if state == states.RETRY:
                 return self._record_retry, retry_delay(job, outcome.retry), "retried"
             return self._record_success, pipe, "succeeded"
         except Exception as exc:  # every failure is recorded, as RQ does
-            return self._record_failure, scrub("".join(traceback.format_exception(exc))), "failed"
+            return self._record_failure, (scrub("".join(traceback.format_exception(exc))), pipe), "failed"
 
     def _until_redis(self, action: Any, *args: Any) -> Any:
         """Run ``action``, waiting out a Redis outage: a task's outcome must not be lost to one."""
@@ -261,16 +266,29 @@ class LeanWorker(InProcessWorker):
             raise
         self._done["successful"] += 1
 
-    def _record_failure(self, job: Job, queue: Queue, execution_id: str, exc_string: str) -> None:
+    def _record_failure(self, job: Job, queue: Queue, execution_id: str, failure: tuple[str, Any]) -> None:
+        """RQ's failure record, in one transaction with the task's FAILURE document the trace queued.
+
+        So a client that sees the task's FAILURE also finds the job in RQ's failed registry.
+        """
+        exc_string, task_pipe = failure
         stopped = self._stopped_job_id == job.id
         job.ended_at = datetime.now(timezone.utc)
 
         def write(pipe: Any) -> None:
+            for args, options in task_pipe.command_stack:
+                pipe.execute_command(*args, **options)
             record_job_failure(job, exc_string, pipe)
             if stopped:
                 job.set_status(JobStatus.STOPPED, pipeline=pipe)
 
-        self._if_still_ours(queue, job, execution_id, write)
+        if not self._if_still_ours(queue, job, execution_id, write) and task_pipe.command_stack:
+            queued = list(task_pipe.command_stack)
+            try:
+                task_pipe.execute()  # not ours any more, but the task's own outcome is still its outcome
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                task_pipe.command_stack = queued  # _until_redis calls us again
+                raise
         self._stopped_job_id = None
         self._done["failed"] += 1
 

@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -215,10 +216,18 @@ class Supervisor:
 
 
 def child_main(app: Any, options: Any, slot: Slot, index: int, make_worker: Any) -> None:
-    """A work process: SIGINT is the supervisor's business (the terminal sends it to all of us)."""
+    """A work process: SIGINT is the supervisor's business (the terminal sends it to all of us).
+
+    Until the worker installs its own handlers (after it registered and started the scheduler),
+    a SIGTERM from the supervisor is only remembered: the supervisor's handler, inherited
+    through fork, must never run here, and a stop that comes that early must not be lost.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop_early = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_early.set())
     app._connection = None  # never share a socket with the parent
     worker = make_worker(app, options, index)
+    worker.stop_early = stop_early
     if not isinstance(worker, InProcessWorker):
         raise TypeError(f"the prefork pool runs InProcessWorker children, not {type(worker).__name__}")
     worker.slot = slot
