@@ -30,6 +30,7 @@ from types import FrameType
 from typing import IO
 
 from app import config
+from app.celery_compat.redaction import redact_url
 from app.embedded_redis import EmbeddedRedis, EmbeddedRedisError, free_port, is_redis_server, pid_alive
 
 #: Seconds to wait for the worker's warm shutdown before killing what is left.
@@ -58,7 +59,8 @@ class Launcher:
     def log(self, label: str, line: str) -> None:
         """Write one prefixed line to the combined log."""
         with self._write_lock:
-            self.out.write(f"{label:<{LABEL_WIDTH}} | {line}\n")
+            # Children's lines too: whatever quotes a URL, its password is masked here.
+            self.out.write(f"{label:<{LABEL_WIDTH}} | {redact_url(line)}\n")
             self.out.flush()
 
     def _pump(self, label: str, stream: IO[bytes]) -> None:
@@ -109,7 +111,7 @@ class Launcher:
         # Not settings["REDIS_URL"]: that holds the default when the variable is unset.
         url = config.from_environ().get("REDIS_URL")
         if url:
-            self.log("launch", f"Redis: using REDIS_URL={_redact(url)} (not started by the launcher)")
+            self.log("launch", f"Redis: using REDIS_URL={redact_url(url)} (not started by the launcher)")
             return env
         self.redis = EmbeddedRedis(self.var_dir)
         stale = self.redis.stop_stale()
@@ -216,16 +218,6 @@ def _signal(process: subprocess.Popen[bytes], signum: int) -> None:
         os.killpg(process.pid, signum)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _redact(url: str) -> str:
-    # redis://user:password@host -> redis://user:***@host, so logs never carry the password.
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

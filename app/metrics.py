@@ -12,18 +12,19 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from rq import Worker
+from rq import Worker, registry
 
+from app.celery_compat import keys
 from app.celery_compat.stats import read_stats
 
-#: RQ's registries of a queue, as key templates, by the state they count.
+#: RQ's registries of a queue, as RQ's own key templates (RQ_KEY_PREFIX applies), by the state they count.
 REGISTRIES = {
-    "scheduled": "rq:scheduled:{}",
-    "started": "rq:wip:{}",
-    "finished": "rq:finished:{}",
-    "failed": "rq:failed:{}",
-    "canceled": "rq:canceled:{}",
-    "deferred": "rq:deferred:{}",
+    "scheduled": registry.ScheduledJobRegistry.key_template,
+    "started": registry.StartedJobRegistry.key_template,
+    "finished": registry.FinishedJobRegistry.key_template,
+    "failed": registry.FailedJobRegistry.key_template,
+    "canceled": registry.CanceledJobRegistry.key_template,
+    "deferred": registry.DeferredJobRegistry.key_template,
 }
 
 
@@ -34,10 +35,10 @@ class RedisCollector:
         self.connection = connection
 
     def collect(self) -> Iterator[Any]:
-        queues = sorted(key.decode().removeprefix("rq:queue:") for key in self.connection.smembers("rq:queues"))
+        queues = sorted(keys.queue_name(key.decode()) for key in self.connection.smembers(keys.QUEUES))
         with self.connection.pipeline(transaction=False) as pipe:
             for name in queues:
-                pipe.llen(f"rq:queue:{name}")
+                pipe.llen(keys.queue(name))
                 for template in REGISTRIES.values():
                     pipe.zcard(template.format(name))
             counts = pipe.execute()

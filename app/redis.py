@@ -10,6 +10,8 @@ from flask import Flask, current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from app.celery_compat.redaction import redact_url
+
 EXTENSION = "redis"
 
 #: What an unreachable Redis raises. The app answers 503 for these instead of 500.
@@ -58,5 +60,5 @@ def health(conn: redis.Redis) -> dict[str, Any]:
     try:
         conn.ping()
     except redis.exceptions.RedisError as exc:  # a health probe reports failures, it does not raise them
-        return {"ok": False, "latency_ms": None, "error": f"{type(exc).__name__}: {exc}"}
+        return {"ok": False, "latency_ms": None, "error": redact_url(f"{type(exc).__name__}: {exc}")}
     return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2), "error": None}

@@ -243,3 +243,14 @@ def fails_while_flagged(key):
     if redis.Redis.from_url(app.broker_url).exists(f"flag:{key}"):
         raise RuntimeError("flagged")
     return "recovered"
+
+
+@app.task(bind=True)
+def unstorable(self, where):
+    """Put a lone surrogate, which UTF-8 cannot encode, where the worker must store it."""
+    text = "bad \ud800 text"
+    if where == "meta":
+        self.update_state(state="PROGRESS", meta={"note": text})
+    if where == "exception":
+        raise ValueError(text)
+    return text

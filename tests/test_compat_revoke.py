@@ -12,7 +12,7 @@ from app.celery_compat import states
 from app.celery_compat.exceptions import TaskRevokedError
 from app.celery_compat.result import AsyncResult
 from tests import compat_tasks
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 
 def test_revoking_a_queued_task_means_it_never_runs(celery_app, burst_worker, redis_conn):

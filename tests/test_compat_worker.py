@@ -10,7 +10,7 @@ from rq import Worker
 
 from app.celery_compat.worker import build_parser, load_app, queue_names
 from tests import compat_tasks
-from tests.conftest import ROOT, wait_for
+from tests.support import ROOT, wait_for
 
 
 def test_concurrency_two_starts_two_workers_that_share_the_queue(celery_app, worker_process):

@@ -10,7 +10,7 @@ from app.celery_compat import states
 from app.celery_compat.exceptions import WorkerLostError
 from app.celery_compat.result import AsyncResult
 from tests import compat_tasks
-from tests.conftest import wait_for
+from tests.support import wait_for
 
 
 @pytest.mark.parametrize("pool", ["prefork", "fork", "solo"])

@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -18,20 +17,12 @@ import pytest
 
 from app.config import PROJECT_ROOT
 from app.embedded_redis import EmbeddedRedis, free_port, pid_alive
+from tests.support import wait_until
 
 #: The venv that `make venv` builds; the test falls back to the running interpreter outside of it.
 VENV_PYTHON = PROJECT_ROOT / ".venv" / "bin" / "python"
 STARTUP_SECONDS = 60
 SHUTDOWN_SECONDS = 60
-
-
-def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.1) -> object:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-    return value
 
 
 def http_status(url: str) -> int | None:
@@ -92,7 +83,7 @@ class RunningLauncher:
 
     def wait_until_serving(self) -> None:
         """Wait for the page, the dashboard, and a worker registered in Redis (it is listening then)."""
-        ready = wait_for(
+        ready = wait_until(
             lambda: self.process.poll() is not None
             or (http_status(self.url("/")) == 200 and http_status(self.url("/rq/")) == 200 and self.workers() >= 1),
             timeout=STARTUP_SECONDS,
@@ -140,7 +131,7 @@ def test_ctrl_c_stops_redis_worker_and_web_and_a_second_run_starts_at_once(start
 
     # And a task is in progress
     task_id = first.submit(duration=2)
-    assert wait_for(lambda: first.task_state(task_id) == "PROGRESS", timeout=30), first.log
+    assert wait_until(lambda: first.task_state(task_id) == "PROGRESS", timeout=30), first.log
 
     # When Ctrl-C is pressed
     status = first.stop(signal.SIGINT)
@@ -203,7 +194,7 @@ def test_without_smtp_host_an_email_is_caught_and_shown_on_the_mail_page(start_l
     with urllib.request.urlopen(request, timeout=5) as response:
         task_id = json.load(response)["id"]
     # Then the worker delivers it to the catcher, and /mail shows it, escaped
-    assert wait_for(lambda: launcher.task_state(task_id) == "SUCCESS", timeout=30), launcher.log
+    assert wait_until(lambda: launcher.task_state(task_id) == "SUCCESS", timeout=30), launcher.log
     with urllib.request.urlopen(launcher.url("/mail"), timeout=5) as response:
         page = response.read().decode()
     assert "Caught &lt;b&gt;here&lt;/b&gt;" in page and "Hello &amp; bye" in page

@@ -6,7 +6,6 @@ Each test owns its Redis server, stops it for real and starts it again on the sa
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import redis
 
 from app.celery_compat import Celery, states
 from app.celery_compat.result import AsyncResult
-from tests.conftest import ROOT, wait_for
+from tests.support import ROOT, stop_workers, wait_for
 
 
 @pytest.fixture
@@ -43,17 +42,6 @@ def start_worker(url: str, tmp_path, *args: str) -> subprocess.Popen:
     )
 
 
-def stop_worker(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    finally:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-
-
 @pytest.mark.parametrize("pool", ["prefork", "fork"])
 def test_a_worker_survives_a_redis_outage_and_resumes_by_itself(own_redis_server, own_app, tmp_path, pool):
     from tests import compat_tasks
@@ -72,7 +60,7 @@ def test_a_worker_survives_a_redis_outage_and_resumes_by_itself(own_redis_server
         assert result.get(timeout=30) == 5
         assert worker.poll() is None
     finally:
-        stop_worker(worker)
+        stop_workers([worker])
 
 
 def _submit(compat_tasks):
@@ -124,7 +112,7 @@ def test_a_task_running_through_an_outage_still_reaches_its_result(own_redis_ser
         assert result.get(timeout=60) == "done"
         assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
     finally:
-        stop_worker(worker)
+        stop_workers([worker])
 
 
 def _state(result) -> str | None:

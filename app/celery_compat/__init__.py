@@ -7,8 +7,11 @@
 from __future__ import annotations
 
 from . import states as states
-from .app import Celery as Celery
-from .app import current_app as current_app
+from .app.base import Celery as Celery
+from .app.base import current_app as current_app
+from .app.task import Task as Task
+from .app.task import current_task as current_task
+from .app.task import shared_task as shared_task
 from .canvas import Signature as Signature
 from .canvas import chain as chain
 from .canvas import chord as chord
@@ -18,9 +21,6 @@ from .canvas import subtask as subtask
 from .result import AsyncResult as AsyncResult
 from .result import EagerResult as EagerResult
 from .result import GroupResult as GroupResult
-from .task import Task as Task
-from .task import current_task as current_task
-from .task import shared_task as shared_task
 
 __all__ = [
     "Celery", "Task", "shared_task", "current_app", "current_task", "states",

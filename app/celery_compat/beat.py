@@ -1,7 +1,7 @@
 """The periodic task scheduler (``worker.py -B``): sends ``beat_schedule`` entries when they are due.
 
 Several workers may run it at once: for each tick of each entry, the first scheduler to set
-``celery-compat-beat:<entry>:<tick>`` (``SET NX``) sends the task and the others skip it, so a
+``celery-compat:beat:<entry>:<tick>`` (``SET NX``) sends the task and the others skip it, so a
 task runs once per tick however many ``-B`` workers there are. Ticks missed while no
 scheduler ran are not caught up, as with ``celery beat``.
 """
@@ -13,13 +13,13 @@ import threading
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from . import keys
 from .schedules import as_schedule
 
 if TYPE_CHECKING:
-    from .app import Celery
+    from .app.base import Celery
 
 logger = logging.getLogger("app.celery_compat.beat")
-CLAIM_PREFIX = "celery-compat-beat:"
 
 
 def _zone(app: Celery) -> Any:
@@ -61,7 +61,7 @@ class Beat:
         return max(0.0, min(self.next_run.values()).timestamp() - now.timestamp())
 
     def _claim_and_send(self, name: str, entry: dict, due: datetime) -> None:
-        key = f"{CLAIM_PREFIX}{name}:{int(due.timestamp())}"
+        key = keys.beat_claim(name, str(int(due.timestamp())))
         if not self.app.connection.set(key, 1, nx=True, ex=3600):
             return  # another scheduler sent this tick
         options = dict(entry.get("options") or {})

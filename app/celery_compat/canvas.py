@@ -4,13 +4,16 @@ A signature is a dict (``task``, ``args``, ``kwargs``, ``options``, ``subtask_ty
 ``immutable``), as in Celery, so it travels in a job's meta. Ids are fixed (frozen) on the
 client, so the caller holds every result before anything runs. The worker advances a chain
 when a step succeeds, marks the rest FAILURE when one fails, and runs a chord's body once
-the last header task is done (see ``execution.py``).
+the last header task is done (see ``trace.py``).
 """
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
+
+from ._state import current_app
+from .result import AsyncResult, GroupResult
 
 
 class Signature(dict):
@@ -30,8 +33,6 @@ class Signature(dict):
 
     @property
     def app(self) -> Any:
-        from .app import current_app
-
         return self._app or current_app()
 
     task = property(lambda self: self["task"])
@@ -78,8 +79,6 @@ class Signature(dict):
 
     def freeze(self, _id: str | None = None, group_id: str | None = None, **kwargs: Any) -> Any:
         """Fix the task id now and return the ``AsyncResult`` the call will have."""
-        from .result import AsyncResult
-
         self["options"].setdefault("task_id", _id or str(uuid.uuid4()))
         if group_id:
             self["options"]["group_id"] = group_id
@@ -217,8 +216,6 @@ class group(Signature):  # noqa: N801 - Celery's name
         return super().__or__(other)
 
     def freeze(self, _id: str | None = None, group_id: str | None = None, **kwargs: Any) -> Any:
-        from .result import GroupResult
-
         group_id = self["options"].setdefault("task_id", _id or group_id or str(uuid.uuid4()))
         sigs = self.tasks
         results = [sig.freeze(group_id=group_id) for sig in sigs]
@@ -238,8 +235,6 @@ class group(Signature):  # noqa: N801 - Celery's name
         return result
 
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
-        from .result import GroupResult
-
         result = self.freeze()
         return GroupResult(result.id, [sig.apply(args, kwargs) for sig in self.tasks], app=self.app)
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import datetime
 from typing import Any
 
-from . import states
+from . import keys, states
+from ._state import current_app, current_task_request
 from .exceptions import TaskRevokedError
 from .serialization import exception_from_wire, from_wire, is_exception_wire
 
@@ -18,8 +21,6 @@ def _decode_result(meta: dict) -> Any:
 
 
 def _assert_not_in_task() -> None:
-    from .task import current_task_request
-
     request = current_task_request()
     if request is not None and not request.is_eager and not request.called_directly:
         raise RuntimeError(
@@ -35,8 +36,6 @@ class AsyncResult:
                  parent: AsyncResult | None = None) -> None:
         if id is None:
             raise ValueError(f"AsyncResult requires valid id, not {type(id)}")
-        from .app import current_app
-
         self.app = app or current_app()
         self.id = str(id)
         self.task_id = self.id
@@ -244,8 +243,6 @@ class ResultSet:
     """Several results read together; ``get()`` returns their values in order."""
 
     def __init__(self, results: list[AsyncResult], app: Any = None, **kwargs: Any) -> None:
-        from .app import current_app
-
         self.app = app or current_app()
         self.results = list(results)
 
@@ -285,8 +282,6 @@ class ResultSet:
     def get(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5,
             **kwargs: Any) -> list:
         """Values in submission order; the first failure is raised unless ``propagate=False``."""
-        import time
-
         deadline = None if timeout is None else time.monotonic() + timeout
         values = []
         for result in self.results:
@@ -316,26 +311,20 @@ class GroupResult(ResultSet):
         self.parent = parent
 
     def save(self, backend: Any = None) -> GroupResult:
-        import json
-
-        key = f"celery-taskset-meta-{self.id}"
+        key = keys.taskset(self.id)
         self.app.connection.set(key, json.dumps([r.id for r in self.results]), ex=self.app.backend.expires or None)
         return self
 
     @classmethod
     def restore(cls, id: str, backend: Any = None, app: Any = None) -> GroupResult | None:
-        import json
-
-        from .app import current_app
-
         app = app or current_app()
-        raw = app.connection.get(f"celery-taskset-meta-{id}")
+        raw = app.connection.get(keys.taskset(id))
         if raw is None:
             return None
         return cls(id, [AsyncResult(task_id, app=app) for task_id in json.loads(raw)], app=app)
 
     def delete(self, backend: Any = None) -> None:
-        self.app.connection.delete(f"celery-taskset-meta-{self.id}")
+        self.app.connection.delete(keys.taskset(self.id))
 
     def __repr__(self) -> str:
         return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"

@@ -2,42 +2,46 @@
 
 They write RQ's own keys (the job hash, the queue list, the started and finished registries)
 the way RQ does, so the stock ``rq worker``, RQ's maintenance and rq-dashboard keep working
-on the same jobs.
+on the same jobs. Every key comes in as ``KEYS`` (or, for a job whose id is only known inside
+the script, as RQ's job key prefix in ``ARGV``), so ``RQ_KEY_PREFIX`` applies here too.
 """
 
 from __future__ import annotations
 
 #: Enqueue a job as RQ's Queue.enqueue_call does (register the queue, write the job hash,
 #: push its id), atomically and in one round trip.
-#: KEYS: rq:queues, the queue key, the job key. ARGV: 1 to push at the front, then the job
-#: hash as field, value, field, value...
+#: KEYS: the set of queues, the queue key, the job key. ARGV: 1 to push at the front, the job
+#: id, then the job hash as field, value, field, value...
 ENQUEUE = """
 redis.call('SADD', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[3], unpack(ARGV, 2))
-local job_id = KEYS[3]:sub(8)
-if ARGV[1] == '1' then redis.call('LPUSH', KEYS[2], job_id) else redis.call('RPUSH', KEYS[2], job_id) end
+redis.call('HSET', KEYS[3], unpack(ARGV, 3))
+if ARGV[1] == '1' then redis.call('LPUSH', KEYS[2], ARGV[2]) else redis.call('RPUSH', KEYS[2], ARGV[2]) end
 return 1
 """
 
 #: Pop the first job id of the given queues and mark it started, in one step: no moment
 #: exists in which the job is neither in a queue nor in the started registry.
-#: KEYS: queue keys (rq:queue:<name>). ARGV: worker name, now (RQ's time format),
-#: registry score (now + heartbeat TTL), execution id.
-#: Returns {queue key, job id, flat HGETALL of the job} or nil when every queue is empty. A
-#: revoked task carries ``celery_revoked`` in its hash (see control.py), so the worker learns
-#: of it here without another command.
+#: KEYS: the queue keys, then their started registries in the same order. ARGV: worker name,
+#: now (RQ's time format), registry score (now + heartbeat TTL), execution id, RQ's job key prefix,
+#: then the revoke marks' prefixes.
+#: Returns {queue key, job id, flat HGETALL of the job, 1 if a revoke mark exists} or nil when
+#: every queue is empty. A revoked task carries ``celery_revoked`` in its hash (see control.py)
+#: and has a revoke mark, so the worker learns of it here without another command, even when
+#: the revoke came between the mark and the hash.
 CLAIM_NEXT = """
-for _, queue_key in ipairs(KEYS) do
+local queues = #KEYS / 2
+for index = 1, queues do
+    local queue_key = KEYS[index]
     while true do
         local job_id = redis.call('LPOP', queue_key)
         if not job_id then break end
-        local job_key = 'rq:job:' .. job_id
+        local job_key = ARGV[5] .. job_id
         local fields = redis.call('HGETALL', job_key)
         if #fields > 0 then
             redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[2], 'worker_name', ARGV[1],
                        'last_heartbeat', ARGV[2])
-            redis.call('ZADD', 'rq:wip:' .. string.sub(queue_key, 10), ARGV[3], job_id .. ':' .. ARGV[4])
-            return {queue_key, job_id, fields}
+            redis.call('ZADD', KEYS[queues + index], ARGV[3], job_id .. ':' .. ARGV[4])
+            return {queue_key, job_id, fields, redis.call('EXISTS', ARGV[6] .. job_id, ARGV[7] .. job_id)}
         end
     end
 end
@@ -45,17 +49,19 @@ return nil
 """
 
 #: Mark started a job id already taken from its queue by a blocking pop.
-#: KEYS: queue key, its intermediate list (or the queue key again when there is none).
-#: ARGV: job id, worker name, now, registry score, execution id, 1 when KEYS[2] must lose the id.
+#: KEYS: queue key, its intermediate list (or the queue key again when there is none), its
+#: started registry, the job key.
+#: ARGV: job id, worker name, now, registry score, execution id, 1 when KEYS[2] must lose the id,
+#: then the revoke marks' prefixes. Returns as CLAIM_NEXT.
 CLAIM_GIVEN = """
-local job_key = 'rq:job:' .. ARGV[1]
+local job_key = KEYS[4]
 if ARGV[6] == '1' then redis.call('LREM', KEYS[2], 1, ARGV[1]) end
 local fields = redis.call('HGETALL', job_key)
 if #fields == 0 then return nil end
 redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[3], 'worker_name', ARGV[2],
            'last_heartbeat', ARGV[3])
-redis.call('ZADD', 'rq:wip:' .. string.sub(KEYS[1], 10), ARGV[4], ARGV[1] .. ':' .. ARGV[5])
-return {KEYS[1], ARGV[1], fields}
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1] .. ':' .. ARGV[5])
+return {KEYS[1], ARGV[1], fields, redis.call('EXISTS', ARGV[7] .. ARGV[1], ARGV[8] .. ARGV[1])}
 """
 
 #: Record a success: status, end time, out of the started registry, into the finished one,

@@ -9,7 +9,9 @@ before a job is written, so a bad argument never reaches Redis. Nothing here pic
 from __future__ import annotations
 
 import base64
+import builtins
 import json
+import sys
 import uuid
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -95,6 +97,25 @@ def from_wire(obj: Any) -> Any:
     return obj
 
 
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8 for Redis, or :class:`EncodeError` (a lone surrogate such as ``"\\ud800"``)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise EncodeError(f"cannot be stored as UTF-8 JSON: {exc}") from None
+
+
+def scrub(value: Any) -> Any:
+    """``value`` with every string made storable: what UTF-8 cannot encode is written as ``\\udXXX``."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [scrub(item) for item in value]
+    if isinstance(value, dict):
+        return {scrub(key): scrub(item) for key, item in value.items()}
+    return value
+
+
 def dumps(obj: Any) -> str:
     """Encode ``obj`` to a compact JSON string with Celery's type envelopes."""
     return json.dumps(to_wire(obj), separators=(",", ":"), ensure_ascii=False)
@@ -129,9 +150,6 @@ def exception_from_wire(value: dict) -> BaseException:
     The stand-in keeps the type's name and module, so ``type(exc).__name__`` and ``str(exc)``
     read as on the worker even where the class does not exist.
     """
-    import builtins
-    import sys
-
     name, module_name = value["exc_type"], value.get("exc_module") or "builtins"
     args = from_wire(value.get("exc_message") or [])
     if not isinstance(args, list):

@@ -11,7 +11,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
-STATS_KEY = "celery-compat:stats"
+from .keys import STATS_KEY as STATS_KEY
+
 #: Upper bounds (seconds) of the run-time histogram's buckets; +Inf is implied.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 OUTCOMES = ("succeeded", "failed", "retried")

@@ -2,7 +2,9 @@
 
 The state, progress and outcome come from Celery's ``AsyncResult`` (the result document in Redis);
 the kind and arguments from the web app's own record (:mod:`app.web.history`); the timestamps, the
-worker and the redelivery count from the RQ job that carries the task.
+worker and the redelivery count from the RQ job that carries the task. Everything about a task is
+read through the adapter's public read API (:mod:`app.celery_compat.view`): no Redis key and no
+job layout is spelled here.
 """
 
 from __future__ import annotations
@@ -12,12 +14,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import current_app
-from rq.exceptions import NoSuchJobError
-from rq.job import Job
-from rq.serializers import JSONSerializer
 
-from app.celery_compat import states
-from app.celery_compat.backend import META_PREFIX
+from app.celery_compat import states, view
 from app.celery_compat.result import AsyncResult
 from app.redis import get_redis
 from app.web import history
@@ -68,20 +66,14 @@ def _error(state: str, info: Any, traceback: str | None) -> dict[str, Any] | Non
     return {"type": "Error", "message": "" if info is None else str(info), "traceback": traceback}
 
 
-def _job(task_id: str) -> Job | None:
-    try:
-        return Job.fetch(task_id, connection=get_redis(), serializer=JSONSerializer)
-    except NoSuchJobError:
-        return None
-
-
 def _read_result(task_id: str) -> tuple[str, Any, str | None, datetime | None, bool]:
-    result = AsyncResult(task_id, app=current_app.extensions["celery"])
+    celery = current_app.extensions["celery"]
+    result = AsyncResult(task_id, app=celery)
     state, info = result.state, result.info
     if result.state != state:  # it finished between the two reads: a finished result is cached, so read again
         state, info = result.state, result.info
-    stored = get_redis().exists(f"{META_PREFIX}{task_id}") if state == states.PENDING else True
-    return state, info, result.traceback, result.date_done, bool(stored)
+    stored = view.task_document(celery, task_id) is not None if state == states.PENDING else True
+    return state, info, result.traceback, result.date_done, stored
 
 
 def task_status(task_id: str) -> dict[str, Any]:
@@ -92,16 +84,14 @@ def task_status(task_id: str) -> dict[str, Any]:
     """
     state, info, traceback, date_done, stored = _read_result(task_id)
     known = history.load(get_redis(), task_id)
-    job = _job(task_id)
+    job = view.job_facts(current_app.extensions["celery"], task_id)
     if not stored and known is None and job is None:
         raise UnknownTask(task_id)
-    name = job.args[0] if job is not None and job.args else None
     if known is not None:
         kind, arguments = known.kind, known.arguments
     else:
-        kind = kind_of(name)
-        arguments = {"args": job.args[1], "kwargs": job.args[2]} if job is not None and len(job.args) == 3 else {}
-    options = (job.meta.get("celery") or {}) if job is not None else {}
+        kind = kind_of(job.name if job is not None else None)
+        arguments = {"args": job.args, "kwargs": job.kwargs} if job is not None and job.args is not None else {}
     finished = date_done or (job.ended_at if job is not None and state in FINISHED_STATES else None)
     return {
         "id": task_id,
@@ -114,16 +104,35 @@ def task_status(task_id: str) -> dict[str, Any]:
         "created_at": _iso(known.created if known is not None else job.created_at if job is not None else None),
         "started_at": _iso(job.started_at if job is not None else None),
         "finished_at": _iso(finished) if state in FINISHED_STATES else None,
-        "worker": job.worker_name if job is not None else None,
+        "worker": job.worker if job is not None else None,
         "last_heartbeat": _iso(job.last_heartbeat if job is not None else None),
-        "redelivered": int(options.get("redelivered") or 0),
+        "redelivered": job.redelivered if job is not None else 0,
+    }
+
+
+def with_document(status: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    """``status`` brought up to date by a document a worker published, without reading Redis again.
+
+    For the event stream: progress documents (the frequent ones) change only the state, progress,
+    result and error. The RQ-side facts (worker, start, heartbeat) change when a task starts or
+    ends, so for those states the stream reads :func:`task_status` afresh instead.
+    """
+    decoded = view.outcome(document)
+    state, info = decoded.state, decoded.info
+    return {
+        **status,
+        "state": state,
+        "progress": progress(state, info),
+        "result": info if state == states.SUCCESS else None,
+        "error": _error(state, info, decoded.traceback),
+        "finished_at": _iso(decoded.date_done) if state in FINISHED_STATES else None,
     }
 
 
 def summaries(task_ids: list[tuple[str, float]]) -> list[dict[str, Any]]:
     """Short statuses for the task list, in two round trips whatever their number: one MGET, one pipeline."""
     ids = [task_id for task_id, _ in task_ids]
-    metas = current_app.extensions["celery"].backend.get_many_meta(ids)
+    metas = view.task_documents(current_app.extensions["celery"], ids)
     records = history.load_many(get_redis(), ids)
     rows = []
     for (task_id, created), meta, known in zip(task_ids, metas, records, strict=True):

@@ -1,8 +1,8 @@
 """The RQ worker classes ``python worker.py`` runs, tuned for Celery's guarantees.
 
 * :class:`ForkingWorker` (``-P fork``): RQ's ``Worker``, a fresh work horse per task.
-* :class:`InProcessWorker` (``-P prefork`` children and ``-P solo``): RQ's ``SimpleWorker``,
-  tasks run in the process itself, with a heartbeat thread while a task runs.
+* :class:`InProcessWorker` (the base of the lean worker, ``-P prefork`` children and ``-P solo``):
+  RQ's ``SimpleWorker``, tasks run in the process itself.
 
 Both keep a task's entry in RQ's started registry alive with short heartbeats, so that a
 worker that dies with its machine is noticed within seconds instead of RQ's minutes, and
@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -21,6 +22,9 @@ from rq import SimpleWorker, Worker
 from rq.job import Job
 from rq.queue import Queue
 
+from ..exceptions import Terminated
+from ..protocol import Envelope
+from .guard import TaskJob
 from .recovery import recover_lost_job, store_time_limit_failure
 
 #: Seconds between heartbeats of a running task.
@@ -31,6 +35,8 @@ HEARTBEAT_TTL = 20
 
 class ForkingWorker(Worker):
     """RQ's forking worker with short heartbeats and Celery's rule for a horse that died."""
+
+    job_class = TaskJob
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return HEARTBEAT_TTL
@@ -69,10 +75,8 @@ class Slot:
         self.worker_name = context.Array("c", 64, lock=False)
 
     def begin(self, job: Job) -> None:
-        import time
-
         self.stopping.value = 0
-        self.hard_limit.value = float((job.meta.get("celery") or {}).get("time_limit") or 0)
+        self.hard_limit.value = float(Envelope.options_of(job).get("time_limit") or 0)
         self.started.value = time.time()
         self.job_id.value = job.id.encode()[:63]
 
@@ -86,36 +90,17 @@ class Slot:
 
 
 class InProcessWorker(SimpleWorker):
-    """RQ's ``SimpleWorker`` with a heartbeat thread, reporting to a supervisor when it has one."""
+    """RQ's ``SimpleWorker`` with short heartbeats, reporting to a supervisor when it has one.
+
+    The lean worker (:mod:`lean`) is the one in use; it replaces the per-task path, including
+    the heartbeat (a timer thread), so only what it inherits is kept here.
+    """
 
     slot: Slot | None = None
+    job_class = TaskJob
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return HEARTBEAT_TTL
-
-    def execute_job(self, job: Job, queue: Queue) -> None:
-        if self.slot is not None:
-            self.slot.begin(job)
-        stop = threading.Event()
-        beating = threading.Thread(target=self._beat, args=(job, stop), name="heartbeat", daemon=True)
-        beating.start()
-        try:
-            super().execute_job(job, queue)
-        finally:
-            stop.set()
-            if self.slot is not None:
-                self.slot.end()
-
-    def _beat(self, job: Job, stop: threading.Event) -> None:
-        # SimpleWorker runs the task in the main thread, so nothing else would heartbeat for it.
-        while not stop.wait(HEARTBEAT_INTERVAL):
-            execution = self.execution
-            if execution is None:
-                return
-            try:
-                self.maintain_heartbeats(job, execution)
-            except Exception:
-                self.log.warning("heartbeat for %s failed; will retry", job.id)
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """Stop the running task (RQ's stop-job command, ``revoke(terminate=True)``).
@@ -131,6 +116,4 @@ class InProcessWorker(SimpleWorker):
 
 
 def raise_terminated(signum: int, frame: Any) -> None:
-    from .exceptions import Terminated
-
     raise Terminated("terminated")

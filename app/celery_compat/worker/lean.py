@@ -19,12 +19,12 @@ import os
 import signal
 import threading
 import time
+import traceback
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import redis
-from rq import Retry as RQRetry
 from rq.exceptions import StopRequested
 from rq.job import Job, JobStatus, _current_job
 from rq.job_lifecycle import record_job_failure
@@ -32,13 +32,14 @@ from rq.queue import Queue
 from rq.utils import utcformat
 from rq.worker import WorkerStatus
 
-from . import scripts
-from .app import EXECUTE_TASK
-from .control import REVOKED_FIELD
-from .execution import run_job
+from .. import keys, scripts, states
+from ..protocol import EXECUTE_TASK, REVOKED_FIELD, Envelope
+from ..serialization import scrub
+from ..stats import TaskStats
+from .classes import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, InProcessWorker
+from .guard import refuse
+from .job import failure_text, retry_delay, run_job
 from .recovery import recover_lost_job
-from .stats import TaskStats
-from .workers import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, InProcessWorker
 
 logger = logging.getLogger("app.celery_compat.worker")
 
@@ -51,16 +52,21 @@ def _rq_now() -> tuple[datetime, str]:
 class LeanWorker(InProcessWorker):
     """An in-process RQ worker whose hot path is a few Lua calls and pipelines."""
 
+    #: Set by a supervised child's early SIGTERM handler (see pool.child_main).
+    stop_early: threading.Event | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._claim_next = self.connection.register_script(scripts.CLAIM_NEXT)
         self._claim_given = self.connection.register_script(scripts.CLAIM_GIVEN)
         self._finish = self.connection.register_script(scripts.FINISH_SUCCESS)
-        self._beat = self.connection.register_script(scripts.BEAT)
+        self._beat_script = self.connection.register_script(scripts.BEAT)
         self._running: tuple[Job, str] | None = None
         self._claiming = False
         self._done = {"successful": 0, "failed": 0, "working_time": 0.0}
         self._stats = TaskStats()
+        # Each queue's started registry, by queue key: RQ makes a registry object per access.
+        self._started_keys = {queue.key: queue.started_job_registry.key for queue in self.queues}
 
     def _shutdown(self) -> None:
         # RQ raises StopRequested from the signal handler when the worker is not BUSY. Between
@@ -83,6 +89,8 @@ class LeanWorker(InProcessWorker):
         if with_scheduler:
             self._start_scheduler(burst, logging_level)
         self._install_signal_handlers()
+        if self.stop_early is not None and self.stop_early.is_set():
+            self._stop_requested = True  # asked to stop while starting: take no task
         if self.slot is not None:
             # The terminal's Ctrl-C reaches every process of the group; the supervisor decides.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -127,35 +135,38 @@ class LeanWorker(InProcessWorker):
         execution_id = uuid.uuid4().hex[:12]
         moment, stamp = _rq_now()
         score = int(moment.timestamp()) + HEARTBEAT_TTL
-        keys = [queue.key for queue in self._ordered_queues]
+        queue_keys = [queue.key for queue in self._ordered_queues]
+        registries = [self._started_keys[key] for key in queue_keys]
         self._claiming = True
-        claimed = self._claim_next(keys=keys, args=[self.name, stamp, score, execution_id])
+        claimed = self._claim_next(keys=queue_keys + registries,
+                                   args=[self.name, stamp, score, execution_id, keys.JOB_PREFIX,
+                                         *keys.REVOKED_PREFIXES])
         if claimed is None:
             self._claiming = False
             if timeout is None:
                 return None  # burst mode: the queues are empty
             self.set_state(WorkerStatus.IDLE)
-            claimed = self._wait_and_claim(keys, timeout, execution_id)
+            claimed = self._wait_and_claim(queue_keys, timeout, execution_id)
             if claimed is None:
                 return None
-        queue_key, job_id, fields = claimed
+        queue_key, job_id, fields, marked = claimed
         raw = dict(zip(fields[::2], fields[1::2], strict=True))
-        job = Job(job_id.decode(), connection=self.connection, serializer=self.serializer)
+        job = self.job_class(job_id.decode(), connection=self.connection, serializer=self.serializer)
         job.restore(raw)
         job.started_at, job.worker_name, job._status = moment, self.name, JobStatus.STARTED
-        job.revoked = REVOKED_FIELD in raw
+        job.revoked = REVOKED_FIELD in raw or bool(marked)
         queue = next(q for q in self._ordered_queues if q.key == queue_key.decode())
         return job, queue, execution_id
 
-    def _wait_and_claim(self, keys: list[str], timeout: int, execution_id: str) -> Any:
+    def _wait_and_claim(self, queue_keys: list[str], timeout: int, execution_id: str) -> Any:
         # A blocking pop, as RQ's own: with one queue the id waits in RQ's intermediate list
         # (which RQ's maintenance sweeps) until the claim script takes it out.
-        if len(keys) == 1:
-            intermediate = f"{keys[0]}:intermediate"
-            job_id = self.connection.blmove(keys[0], intermediate, timeout, "LEFT", "RIGHT")
-            queue_key, lrem = keys[0], "1"
+        if len(queue_keys) == 1:
+            intermediate = keys.intermediate(queue_keys[0])
+            job_id = self.connection.blmove(queue_keys[0], intermediate, timeout, "LEFT", "RIGHT")
+            queue_key, lrem = queue_keys[0], "1"
         else:
-            popped = self.connection.blpop(keys, timeout)
+            popped = self.connection.blpop(queue_keys, timeout)
             job_id = popped and popped[1]
             queue_key, intermediate, lrem = (popped[0].decode() if popped else None), None, "0"
         if not job_id:
@@ -167,8 +178,10 @@ class LeanWorker(InProcessWorker):
         def claim_popped() -> Any:
             moment, stamp = _rq_now()
             score = int(moment.timestamp()) + HEARTBEAT_TTL
-            return self._claim_given(keys=[queue_key, intermediate or queue_key],
-                                     args=[job_id, self.name, stamp, score, execution_id, lrem])
+            started = keys.started(keys.queue_name(queue_key))
+            return self._claim_given(keys=[queue_key, intermediate or queue_key, started, keys.job(job_id.decode())],
+                                     args=[job_id, self.name, stamp, score, execution_id, lrem,
+                                           *keys.REVOKED_PREFIXES])
 
         claimed = self._until_redis(claim_popped)
         if claimed is None:
@@ -187,35 +200,42 @@ class LeanWorker(InProcessWorker):
         token = _current_job.set(job)
         outcome_name = "failed"
         try:
-            if job.func_name == EXECUTE_TASK:
-                outcome = run_job(job, *job.args, pipeline=pipe)
-            else:
-                outcome = job.func(*job.args, **job.kwargs)
-        except Exception as exc:  # every failure is recorded, as RQ does
-            self._until_redis(self._record_failure, job, queue, execution_id, exc)
+            record, argument, outcome_name = self._run(job, pipe)
+            self._until_redis(record, job, queue, execution_id, argument)
         except BaseException:
             # A forced stop (SystemExit, KeyboardInterrupt) is no outcome of the task: it stays
             # STARTED, and the worker-lost rule applies (the supervisor, or RQ's maintenance).
             if self.slot is None:
                 self._until_redis(recover_lost_job, self.connection, job.id, "Worker stopped by force")
             raise
-        else:
-            if isinstance(outcome, RQRetry):
-                outcome_name = "retried"
-                self._until_redis(self._record_retry, job, queue, execution_id, outcome)
-            else:
-                outcome_name = "succeeded"
-                self._until_redis(self._record_success, job, queue, execution_id, pipe)
         finally:
             _current_job.reset(token)
             elapsed = time.monotonic() - started
             self._done["working_time"] += elapsed
-            task_name = job.args[0] if job.func_name == EXECUTE_TASK else job.func_name
-            self._stats.observe(task_name, elapsed, outcome_name)
+            self._stats.observe(Envelope.name_of(job), elapsed, outcome_name)
             self._running = None
             if self.slot is not None:
                 self.slot.end()
             self._state = WorkerStatus.IDLE
+
+    def _run(self, job: Job, pipe: Any) -> tuple[Any, Any, str]:
+        """Run the job's task and say how to record it: (record method, its argument, outcome name).
+
+        The trace's outcome is mapped to RQ's records here, once: a success's result is already
+        on ``pipe``, a failure keeps the traceback the trace formatted, a retry its delay.
+        """
+        try:
+            if job.func_name != EXECUTE_TASK or job.instance is not None:
+                raise refuse(job)  # never import or call what a job hash names
+            outcome = run_job(job, pipeline=pipe)
+            state = outcome.state if outcome is not None else states.SUCCESS
+            if state in (states.FAILURE, states.REVOKED):
+                return self._record_failure, (failure_text(outcome), pipe), "failed"
+            if state == states.RETRY:
+                return self._record_retry, retry_delay(job, outcome.retry), "retried"
+            return self._record_success, pipe, "succeeded"
+        except Exception as exc:  # every failure is recorded, as RQ does
+            return self._record_failure, (scrub("".join(traceback.format_exception(exc))), pipe), "failed"
 
     def _until_redis(self, action: Any, *args: Any) -> Any:
         """Run ``action``, waiting out a Redis outage: a task's outcome must not be lost to one."""
@@ -232,45 +252,52 @@ class LeanWorker(InProcessWorker):
         moment, stamp = _rq_now()
         ttl = job.get_result_ttl(self.default_result_ttl)
         score = "+inf" if ttl < 0 else int(moment.timestamp()) + ttl
-        keys = [job.key, queue.started_job_registry.key, queue.finished_job_registry.key]
+        script_keys = [job.key, queue.started_job_registry.key, queue.finished_job_registry.key]
         args = [job.id, execution_id, stamp, ttl, score]
         # EVALSHA, not the Script object: in a pipeline it would ask SCRIPT EXISTS every time.
         queued = list(pipe.command_stack)  # the task's result, kept to write again after an outage
-        pipe.evalsha(self._finish.sha, 3, *keys, *args)
+        pipe.evalsha(self._finish.sha, 3, *script_keys, *args)
         try:
             pipe.execute()
         except redis.exceptions.NoScriptError:  # Redis restarted and forgot it: load, write again
-            self._finish(keys=keys, args=args)
+            self._finish(keys=script_keys, args=args)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
             pipe.command_stack = queued  # execute() emptied it; _until_redis calls us again
             raise
         self._done["successful"] += 1
 
-    def _record_failure(self, job: Job, queue: Queue, execution_id: str, exc: BaseException) -> None:
-        import traceback
+    def _record_failure(self, job: Job, queue: Queue, execution_id: str, failure: tuple[str, Any]) -> None:
+        """RQ's failure record, in one transaction with the task's FAILURE document the trace queued.
 
+        So a client that sees the task's FAILURE also finds the job in RQ's failed registry.
+        """
+        exc_string, task_pipe = failure
         stopped = self._stopped_job_id == job.id
-        exc_string = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         job.ended_at = datetime.now(timezone.utc)
 
         def write(pipe: Any) -> None:
+            for args, options in task_pipe.command_stack:
+                pipe.execute_command(*args, **options)
             record_job_failure(job, exc_string, pipe)
             if stopped:
                 job.set_status(JobStatus.STOPPED, pipeline=pipe)
 
-        self._if_still_ours(queue, job, execution_id, write)
+        if not self._if_still_ours(queue, job, execution_id, write) and task_pipe.command_stack:
+            queued = list(task_pipe.command_stack)
+            try:
+                task_pipe.execute()  # not ours any more, but the task's own outcome is still its outcome
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                task_pipe.command_stack = queued  # _until_redis calls us again
+                raise
         self._stopped_job_id = None
         self._done["failed"] += 1
 
-    def _record_retry(self, job: Job, queue: Queue, execution_id: str, retry: RQRetry) -> None:
-        interval = retry.intervals[0] if retry.intervals else 0
+    def _record_retry(self, job: Job, queue: Queue, execution_id: str, interval: int) -> None:
         retries = (job.number_of_retries or 0) + 1
 
         def write(pipe: Any) -> None:
             job.number_of_retries = retries
             if interval:
-                from datetime import timedelta
-
                 job.set_status(JobStatus.SCHEDULED, pipeline=pipe)
                 queue.schedule_job(job, datetime.now(timezone.utc) + timedelta(seconds=interval), pipeline=pipe)
             else:
@@ -328,8 +355,8 @@ class LeanWorker(InProcessWorker):
                 job, execution_id = running
                 score = int(time.time()) + HEARTBEAT_TTL
                 # Only while the entry is still ours: a finished (or deleted) job is not revived.
-                pipe.evalsha(self._beat.sha, 2, f"rq:wip:{job.origin}", job.key, f"{job.id}:{execution_id}", score,
-                             utcformat(datetime.now(timezone.utc)))
+                pipe.evalsha(self._beat_script.sha, 2, keys.started(job.origin), job.key, f"{job.id}:{execution_id}",
+                             score, utcformat(datetime.now(timezone.utc)))
             self._add_counters(pipe)
             try:
                 pipe.execute()

@@ -6,7 +6,7 @@ import importlib
 from datetime import timedelta
 from typing import Any
 
-from .exceptions import ImproperlyConfigured
+from ..exceptions import ImproperlyConfigured
 
 DEFAULTS: dict[str, Any] = {
     "broker_url": None,

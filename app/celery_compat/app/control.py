@@ -11,17 +11,17 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from rq.worker import Worker
 
-from . import states
-from .exceptions import TaskRevokedError
+from .. import states
+from ..exceptions import TaskRevokedError
+from ..protocol import REVOKED_FIELD as REVOKED_FIELD
 
 if TYPE_CHECKING:
-    from .app import Celery
+    from .base import Celery
 
 logger = logging.getLogger(__name__)
 
 _NOT_STARTED = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 #: Set in a revoked task's job hash: the lean worker reads it with the job, at no extra cost.
-REVOKED_FIELD = b"celery_revoked"
 
 
 class Control:

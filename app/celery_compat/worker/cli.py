@@ -31,12 +31,17 @@ from typing import Any
 
 import redis
 from rq.logutils import setup_loghandlers
+from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from . import execution as execution  # noqa: F401 - imported here so forked work horses need not import it
-from .app import Celery, current_app
+from .. import execution as execution  # noqa: F401 - the entry point, imported before work horses fork
+from ..app.base import Celery, current_app
+from ..beat import start_beat_thread
+from ..redaction import redact_handlers, redact_url
+from .classes import HEARTBEAT_INTERVAL, ForkingWorker, InProcessWorker, raise_terminated
+from .guard import TaskJob
 from .lean import LeanWorker
-from .workers import HEARTBEAT_INTERVAL, ForkingWorker, InProcessWorker, raise_terminated
+from .pool import Supervisor, child_main
 
 POOLS = {"prefork": LeanWorker, "fork": ForkingWorker, "solo": LeanWorker, "threads": LeanWorker,
          "gevent": LeanWorker, "eventlet": LeanWorker}
@@ -95,7 +100,9 @@ def queue_names(options: argparse.Namespace, app: Celery) -> list[str]:
 
 def make_worker(app: Celery, options: argparse.Namespace, index: int = 0) -> Any:
     """One RQ worker of the chosen pool's class, on the app's queues, with JSON jobs."""
-    queues = [app.queue(name) for name in queue_names(options, app)]
+    # TaskJob: the worker runs only the adapter's entry point, whatever a job hash names.
+    queues = [Queue(name, connection=app.connection, serializer=JSONSerializer, job_class=TaskJob)
+              for name in queue_names(options, app)]
     name = options.hostname and (f"{options.hostname}-{index}" if options.concurrency > 1 else options.hostname)
     return POOLS[options.pool](
         queues, connection=app.connection, serializer=JSONSerializer, name=name, worker_ttl=options.worker_ttl,
@@ -172,6 +179,8 @@ def main(argv: list[str] | None = None, default_app: Celery | None = None) -> in
         options.concurrency = (os.cpu_count() or 1) if options.pool == "prefork" else 1
     setup_loghandlers(options.loglevel.upper())
     setup_loghandlers(options.loglevel.upper(), name="app.celery_compat")
+    for name in ("rq.worker", "app.celery_compat", ""):
+        redact_handlers(logging.getLogger(name))
     app = load_app(options.app) if options.app else (default_app or current_app())
     app.set_default()
     url = options.url or os.environ.get("REDIS_URL")
@@ -183,14 +192,10 @@ def main(argv: list[str] | None = None, default_app: Celery | None = None) -> in
     if "result_backend_always_retry" not in app.conf:
         app.conf.result_backend_always_retry = True
     if options.beat:
-        from .beat import start_beat_thread
-
         start_beat_thread(app)
     logger.info("worker: app=%s queues=%s pool=%s concurrency=%s redis=%s", app.main, queue_names(options, app),
-                options.pool, options.concurrency, app.broker_url)
+                options.pool, options.concurrency, redact_url(app.broker_url))
     if options.pool == "prefork":
-        from .pool import Supervisor, child_main
-
         def run_child(slot: Any, index: int) -> None:
             child_main(app, options, slot, index, make_worker)
 

@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -29,8 +30,9 @@ from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.serializers import JSONSerializer
 
+from .. import keys
+from .classes import InProcessWorker, Slot
 from .recovery import recover_lost_job, remove_from_started, store_time_limit_failure
-from .workers import InProcessWorker, Slot
 
 logger = logging.getLogger("app.celery_compat.worker")
 #: Seconds a task may overrun its hard limit before the supervisor kills it (the task's own
@@ -174,13 +176,13 @@ class Supervisor:
         if not worker_name:
             return []
         connection = self.app.connection
-        entries = [entry for name in self.queue_names for entry in connection.zrange(f"rq:wip:{name}", 0, -1)]
+        entries = [entry for name in self.queue_names for entry in connection.zrange(keys.started(name), 0, -1)]
         job_ids = list({entry.decode().split(":", 1)[0] for entry in entries})
         if not job_ids:
             return []
         with connection.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
-                pipe.hget(f"rq:job:{job_id}", "worker_name")
+                pipe.hget(keys.job(job_id), "worker_name")
             owners = pipe.execute()
         mine = worker_name.encode()
         return [job_id for job_id, owner in zip(job_ids, owners, strict=True) if owner == mine]
@@ -214,10 +216,18 @@ class Supervisor:
 
 
 def child_main(app: Any, options: Any, slot: Slot, index: int, make_worker: Any) -> None:
-    """A work process: SIGINT is the supervisor's business (the terminal sends it to all of us)."""
+    """A work process: SIGINT is the supervisor's business (the terminal sends it to all of us).
+
+    Until the worker installs its own handlers (after it registered and started the scheduler),
+    a SIGTERM from the supervisor is only remembered: the supervisor's handler, inherited
+    through fork, must never run here, and a stop that comes that early must not be lost.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop_early = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_early.set())
     app._connection = None  # never share a socket with the parent
     worker = make_worker(app, options, index)
+    worker.stop_early = stop_early
     if not isinstance(worker, InProcessWorker):
         raise TypeError(f"the prefork pool runs InProcessWorker children, not {type(worker).__name__}")
     worker.slot = slot

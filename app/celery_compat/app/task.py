@@ -8,71 +8,21 @@ import sys
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from . import states
-from .app import Celery, all_tasks, current_app, shared_tasks
-from .exceptions import MaxRetriesExceededError, NotRegistered, Retry
-from .serialization import from_wire, to_wire
+from .. import states
+from .._state import Context as Context
+from .._state import all_tasks, current_app, shared_tasks, task_stack
+from .._state import current_task as current_task
+from .._state import current_task_request as current_task_request
+from ..canvas import Signature
+from ..exceptions import MaxRetriesExceededError, NotRegistered, Retry
+from ..result import AsyncResult, EagerResult
+from ..serialization import from_wire, to_wire
+from .trace import run_eagerly
 
-_current = threading.local()
-
-
-def current_task_request() -> Context | None:
-    """The request of the task running in this thread, if any."""
-    stack = getattr(_current, "stack", None)
-    return stack[-1][1] if stack else None
-
-
-def current_task() -> Task | None:
-    stack = getattr(_current, "stack", None)
-    return stack[-1][0] if stack else None
-
-
-class Context:
-    """``self.request``: who is running this task, with which arguments, on which attempt."""
-
-    id: str | None = None
-    args: Any = None
-    kwargs: Any = None
-    retries: int = 0
-    is_eager: bool = False
-    called_directly: bool = True
-    delivery_info: dict | None = None
-    hostname: str | None = None
-    eta: Any = None
-    expires: Any = None
-    timelimit: tuple = (None, None)
-    group: str | None = None
-    root_id: str | None = None
-    parent_id: str | None = None
-    origin: str | None = None
-    task: str | None = None
-    ignore_result: bool = False
-    callbacks: Any = None
-    errbacks: Any = None
-    chord: Any = None
-    reply_to: str | None = None
-    correlation_id: str | None = None
-    headers: dict | None = None
-    connection: Any = None
-    pipeline: Any = None
-    chain: list | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        if args:
-            self.__dict__.update(args[0])
-        self.__dict__.update(kwargs)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return getattr(self, key, default)
-
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    def __repr__(self) -> str:
-        return f"<Context: {self.__dict__!r}>"
-
+if TYPE_CHECKING:
+    from .base import Celery
 
 class FromConfig:
     """A task option that, unless the task sets it, reads the app's setting (Celery binds them alike)."""
@@ -119,6 +69,13 @@ class Task:
     bind: bool = False
     _app: Celery | None = None
 
+    #: Whether this type overrides ``__call__``: the trace then calls the task, not ``run``, as Celery does.
+    custom_call: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.custom_call = cls.__call__ is not Task.__call__
+
     def __init__(self) -> None:
         self._requests = threading.local()
 
@@ -153,7 +110,7 @@ class Task:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the task here and now, as a plain function call (``request.called_directly``)."""
-        stack = _current.__dict__.setdefault("stack", [])
+        stack = task_stack()
         self.push_request(args=args, kwargs=kwargs)
         stack.append((self, self.request))
         try:
@@ -173,13 +130,13 @@ class Task:
             header(*(args or ()), **(kwargs or {}))
 
     # -- sending -----------------------------------------------------------------------------
-    def delay(self, *args: Any, **kwargs: Any) -> Any:
+    def delay(self, *args: Any, **kwargs: Any) -> AsyncResult:
         """Queue the task with these arguments; returns its ``AsyncResult`` at once."""
         return self.apply_async(args, kwargs)
 
     def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None,
                     producer: Any = None, link: Any = None, link_error: Any = None, shadow: str | None = None,
-                    **options: Any) -> Any:
+                    **options: Any) -> AsyncResult:
         """Queue the task with Celery's options (countdown, eta, expires, queue, task_id, ...)."""
         self.check_arguments(args, kwargs)
         if self.app.conf.task_always_eager:
@@ -196,18 +153,14 @@ class Task:
 
     def apply(self, args: Any = None, kwargs: Any = None, link: Any = None, link_error: Any = None,
               task_id: str | None = None, retries: int | None = None, throw: bool | None = None,
-              logfile: Any = None, loglevel: Any = None, headers: Any = None, **options: Any) -> Any:
+              logfile: Any = None, loglevel: Any = None, headers: Any = None, **options: Any) -> EagerResult:
         """Run the task in this process, retries included, and return an ``EagerResult``."""
-        from .execution import run_eagerly
-
         if throw is None:
             throw = self.app.conf.task_eager_propagates
         return run_eagerly(self, list(args or ()), dict(kwargs or {}), task_id or str(uuid.uuid4()),
                            retries or 0, throw, link=link, link_error=link_error)
 
-    def AsyncResult(self, task_id: str, **kwargs: Any) -> Any:  # noqa: N802 - Celery's name
-        from .result import AsyncResult
-
+    def AsyncResult(self, task_id: str, **kwargs: Any) -> AsyncResult:  # noqa: N802 - Celery's name
         return AsyncResult(task_id, app=self.app, task_name=self.name, **kwargs)
 
     # -- inside the task ---------------------------------------------------------------------
@@ -266,19 +219,13 @@ class Task:
         """Called in the worker after every run, whatever its outcome."""
 
     # -- canvas ------------------------------------------------------------------------------
-    def s(self, *args: Any, **kwargs: Any) -> Any:
-        from .canvas import Signature
-
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
         return Signature(self.name, args, kwargs, app=self.app)
 
-    def si(self, *args: Any, **kwargs: Any) -> Any:
-        from .canvas import Signature
-
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
         return Signature(self.name, args, kwargs, immutable=True, app=self.app)
 
-    def signature(self, args: Any = None, *starargs: Any, **starkwargs: Any) -> Any:
-        from .canvas import Signature
-
+    def signature(self, args: Any = None, *starargs: Any, **starkwargs: Any) -> Signature:
         kwargs = starkwargs.pop("kwargs", None) or {}
         return Signature(self.name, args or (), kwargs, options=starkwargs, app=self.app)
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from . import states
-from .canvas import Signature, chord, group, send_step, signature
-from .exceptions import ChordError
-from .result import _decode_result
-from .serialization import from_wire
+from .. import keys, states
+from ..canvas import Signature, chord, group, send_step, signature
+from ..exceptions import ChordError
+from ..result import _decode_result
+from ..serialization import from_wire
 
 if TYPE_CHECKING:
-    from .task import Context, Task
+    from .._state import Context
+    from .task import Task
 
-UNLOCK_PREFIX = "chord-unlock-"
 UNLOCK_TTL = 86400
 
 
@@ -28,14 +28,14 @@ def chord_part_return(task: Task, request: Context) -> None:
     """Count one finished header task; the last one sends the body (or fails it with ChordError)."""
     info = request.chord
     connection = request.connection or task.app.connection
-    key = f"{UNLOCK_PREFIX}{info['group_id']}"
+    key = keys.chord_counter(info["group_id"])
     with connection.pipeline() as pipe:
         pipe.incr(key)
         pipe.expire(key, UNLOCK_TTL)
         count, _ = pipe.execute()
     if count != info["size"]:
         return
-    ids = json.loads(connection.get(f"celery-taskset-meta-{info['group_id']}"))
+    ids = json.loads(connection.get(keys.taskset(info["group_id"])))
     metas = task.backend.get_many_meta(ids, connection=connection)
     body = signature(info["body"], app=task.app)
     for task_id, meta in zip(ids, metas, strict=True):

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
+from ..exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 
 @contextmanager

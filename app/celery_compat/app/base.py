@@ -9,47 +9,39 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import os
 import re
-import threading
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 from rq import Callback, Queue
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
-from . import signals
-from .backend import RedisBackend
+from .. import _state, signals
+from .._state import all_tasks, shared_tasks
+from ..backends.redis import RedisBackend
+from ..exceptions import ImproperlyConfigured, NotRegistered
+from ..protocol import EXECUTE_TASK, FAILURE_CALLBACK, Envelope, may_import
+from ..redaction import redact_url
+from ..result import AsyncResult, GroupResult
+from ..scripts import ENQUEUE
+from ..serialization import to_wire
 from .config import Settings
 from .control import Control
-from .scripts import ENQUEUE
-from .serialization import to_wire
+from .task import Task, build_task
 
-if TYPE_CHECKING:
-    from .result import AsyncResult
-    from .task import Task
-
-EXECUTE_TASK = "app.celery_compat.execution.execute_task"
-_FAILURE_CALLBACK = Callback("app.celery_compat.recovery.on_job_failure")
+_FAILURE_CALLBACK = Callback(FAILURE_CALLBACK)
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
-_state = threading.local()
-_default_app: Celery | None = None
-# Every task of every app, by name: the worker finds a task here whichever app defined it.
-all_tasks: dict[str, Task] = {}
-# Tasks made with @shared_task, bound to whichever app is current when they are used.
-shared_tasks: dict[str, Task] = {}
 
 
 def current_app() -> Celery:
     """The app made or set current last in this thread, else the first app made, else a default."""
-    app = getattr(_state, "current_app", None) or _default_app
-    if app is None:
-        app = Celery("default")
-    return app
+    return _state.current_app()
 
 
 class TaskRegistry(dict):
@@ -58,8 +50,6 @@ class TaskRegistry(dict):
     def __missing__(self, name: str) -> Task:
         if name in shared_tasks:
             return shared_tasks[name]
-        from .exceptions import NotRegistered
-
         raise NotRegistered(name)
 
     def regular(self) -> dict:
@@ -83,7 +73,6 @@ class Celery:
                  include: list[str] | None = None, changes: dict | None = None, config_source: Any = None,
                  fixups: Any = None, task_cls: Any = None, autofinalize: bool = True, namespace: str | None = None,
                  strict_typing: bool = True, **kwargs: Any) -> None:
-        global _default_app
         self.main = main
         self.conf = Settings()
         if broker:
@@ -114,8 +103,7 @@ class Celery:
         self.conf.on_first_read = lambda: self.on_after_configure.send(sender=self, source=self.conf)
         if set_as_current:
             self.set_current()
-        if _default_app is None:
-            _default_app = self
+        _state.set_default_app(self, only_if_unset=True)
 
     # -- configuration -----------------------------------------------------------------------
     def config_from_object(self, obj: Any, silent: bool = False, force: bool = False,
@@ -128,8 +116,6 @@ class Celery:
         self._connection = None
 
     def config_from_envvar(self, variable_name: str, silent: bool = False, force: bool = False) -> None:
-        import os
-
         module_name = os.environ.get(variable_name)
         if not module_name:
             if silent:
@@ -138,11 +124,10 @@ class Celery:
         self.config_from_object(module_name, silent=silent)
 
     def set_current(self) -> None:
-        _state.current_app = self
+        _state.set_current_app(self)
 
     def set_default(self) -> None:
-        global _default_app
-        _default_app = self
+        _state.set_default_app(self)
         self.set_current()
 
     @property
@@ -155,9 +140,7 @@ class Celery:
         url = self.broker_url
         if self._connection is None or self._connection_url != url:
             if not url.startswith(("redis://", "rediss://", "unix://", "valkey://", "sentinel://")):
-                from .exceptions import ImproperlyConfigured
-
-                raise ImproperlyConfigured(f"broker_url must be a Redis URL, not {url!r}")
+                raise ImproperlyConfigured(f"broker_url must be a Redis URL, not {redact_url(url)!r}")
             options = dict(self.conf.broker_transport_options or {})
             options.setdefault("socket_connect_timeout", 5)
             options.setdefault("health_check_interval", 30)
@@ -186,8 +169,6 @@ class Celery:
     # -- tasks -------------------------------------------------------------------------------
     def task(self, *args: Any, **opts: Any) -> Any:
         """Decorator that turns a function into a :class:`Task` registered under its name."""
-        from .task import build_task
-
         if len(args) == 1 and callable(args[0]) and not opts:
             return build_task(self, args[0], {})
 
@@ -239,17 +220,16 @@ class Celery:
             importlib.import_module(module)
 
     def find_task(self, name: str) -> Task:
-        """The task called ``name``, importing the module it names if that is what it takes."""
-        from .exceptions import NotRegistered
-
+        """The task called ``name``, importing the project module it names if that is what it takes."""
         for registry in (self.tasks, all_tasks, shared_tasks):
             if name in registry:
                 return registry[name]
         module = name.rsplit(".", 1)[0]
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            pass
+        if may_import(module):  # never a module outside the project because a message named it
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass
         if name in all_tasks:
             return all_tasks[name]
         if name in shared_tasks:
@@ -299,8 +279,6 @@ class Celery:
                   chain: Any = None, task_type: Any = None, queue: Any = None,
                   ignore_result: bool | None = None, pipeline: Any = None, **options: Any) -> AsyncResult:
         """Queue the task called ``name`` without importing it, and return its :class:`AsyncResult`."""
-        from .result import AsyncResult
-
         task = task_type or self.tasks.get(name) or all_tasks.get(name) or shared_tasks.get(name)
         task_id = task_id or str(uuid.uuid4())
         wire_args = to_wire(list(args or ()))
@@ -317,14 +295,15 @@ class Celery:
         eta = options_meta.get("eta")
         hard_limit = options_meta.get("time_limit")
         expires_s = self.backend.expires
+        envelope = Envelope(name, wire_args, wire_kwargs, options_meta)
         job_options = {
-            "args": (name, wire_args, wire_kwargs),
+            "args": envelope.job_args(),
             "timeout": int(hard_limit) + 1 if hard_limit else -1,
             "result_ttl": 0 if ignore_result else (expires_s or -1),
             "failure_ttl": max(expires_s, 7 * 86400),
             "description": f"{shadow or name}({_describe(wire_args, wire_kwargs)})",
             "job_id": task_id,
-            "meta": {"celery": options_meta},
+            "meta": envelope.job_meta(),
             # RQ calls it when maintenance finds the task abandoned by a dead worker (recovery.py).
             "on_failure": _FAILURE_CALLBACK,
         }
@@ -356,11 +335,11 @@ class Celery:
         fields = [item for pair in job.to_dict().items() for item in pair]
         keys = [queue.redis_queues_keys, queue.key, job.key]
         if pipeline is None:
-            self._enqueue_script(keys=keys, args=[0, *fields])
+            self._enqueue_script(keys=keys, args=[0, job.id, *fields])
         else:
             # EVAL, not EVALSHA: inside a caller's transaction a script Redis forgot (after a
             # restart) would fail alone while the rest of the transaction is applied.
-            pipeline.eval(ENQUEUE, len(keys), *keys, 0, *fields)
+            pipeline.eval(ENQUEUE, len(keys), *keys, 0, job.id, *fields)
 
     @property
     def _enqueue_script(self) -> Any:
@@ -396,13 +375,9 @@ class Celery:
         return options
 
     def AsyncResult(self, id: str, **kwargs: Any) -> AsyncResult:  # noqa: N802 - Celery's name
-        from .result import AsyncResult
-
         return AsyncResult(id, app=self, **kwargs)
 
-    def GroupResult(self, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - Celery's name
-        from .result import GroupResult
-
+    def GroupResult(self, *args: Any, **kwargs: Any) -> GroupResult:  # noqa: N802 - Celery's name
         return GroupResult(*args, app=self, **kwargs)
 
     def now(self) -> datetime:
@@ -484,3 +459,6 @@ def _describe(args: list, kwargs: dict) -> str:
     parts = [repr(arg) for arg in args] + [f"{key}={value!r}" for key, value in kwargs.items()]
     text = ", ".join(parts)
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+_state.set_app_factory(Celery)

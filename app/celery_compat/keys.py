@@ -1,0 +1,92 @@
+"""Every Redis key the adapter uses, built in one place.
+
+Two families:
+
+* Celery's own names, kept so Celery's tools and habits read them: a task's result document
+  ``celery-task-meta-<id>`` (also the channel its updates are published on), a group's
+  ``celery-taskset-meta-<id>``, a chord's counter ``chord-unlock-<group id>``.
+* Ours, all under ``celery-compat:`` with ``:`` as the one separator: revoke marks, beat's
+  per-tick claims, the workers' counters.
+
+RQ's keys are never spelled here: they come from RQ (``Job.key_for``, ``Queue.key``, the
+registries' ``.key``), so ``RQ_KEY_PREFIX`` changes them all at once, Lua scripts included
+(they receive keys and prefixes as arguments, never hard-coded).
+"""
+
+from __future__ import annotations
+
+from rq.intermediate_queue import IntermediateQueue
+from rq.job import Job
+from rq.queue import Queue
+from rq.registry import StartedJobRegistry
+
+META_PREFIX = "celery-task-meta-"
+TASKSET_PREFIX = "celery-taskset-meta-"
+CHORD_PREFIX = "chord-unlock-"
+OURS = "celery-compat:"
+REVOKED_PREFIX = f"{OURS}revoked:"
+#: The revoke mark's name before the keys were unified; still read, so a revoke sent before an
+#: upgrade holds after it (the mark expires with the results).
+LEGACY_REVOKED_PREFIX = "celery-compat-revoked-"
+#: Both, for a Lua script that checks a mark (``EXISTS`` takes several keys).
+REVOKED_PREFIXES = (REVOKED_PREFIX, LEGACY_REVOKED_PREFIX)
+STATS_KEY = f"{OURS}stats"
+BEAT_PREFIX = f"{OURS}beat:"
+
+
+def meta(task_id: str) -> str:
+    """A task's result document, and the pub/sub channel its every state is published on."""
+    return f"{META_PREFIX}{task_id}"
+
+
+def taskset(group_id: str) -> str:
+    """The ids of a group's results (``GroupResult.save``), which a chord also reads."""
+    return f"{TASKSET_PREFIX}{group_id}"
+
+
+def chord_counter(group_id: str) -> str:
+    return f"{CHORD_PREFIX}{group_id}"
+
+
+def revoked(task_id: str) -> str:
+    return f"{REVOKED_PREFIX}{task_id}"
+
+
+def revoked_any(task_id: str) -> list[str]:
+    """Both spellings of a revoke mark, for one ``EXISTS``."""
+    return [revoked(task_id), f"{LEGACY_REVOKED_PREFIX}{task_id}"]
+
+
+def beat_claim(entry: str, tick: str) -> str:
+    return f"{BEAT_PREFIX}{entry}:{tick}"
+
+
+# -- RQ's, from RQ -------------------------------------------------------------------------------
+def job(job_id: str) -> str:
+    return Job.key_for(job_id)
+
+
+#: What RQ puts before a job id to make its hash's key (``rq:job:`` unless RQ_KEY_PREFIX says else).
+JOB_PREFIX = Job.key_for("")
+#: What RQ puts before a queue's name to make its list's key.
+QUEUE_PREFIX = Queue.redis_queue_namespace_prefix
+#: The set of every queue's key.
+QUEUES = Queue.redis_queues_keys
+
+
+def queue(name: str) -> str:
+    return f"{QUEUE_PREFIX}{name}"
+
+
+def queue_name(queue_key: str) -> str:
+    return queue_key.removeprefix(QUEUE_PREFIX)
+
+
+def started(queue_name: str) -> str:
+    """The queue's started registry (RQ's ``wip``), as ``StartedJobRegistry(name).key``."""
+    return StartedJobRegistry.key_template.format(queue_name)
+
+
+def intermediate(queue_key: str) -> str:
+    """Where RQ's blocking pop parks an id between its queue and the started registry."""
+    return IntermediateQueue.get_intermediate_queue_key(queue_key)

@@ -1,0 +1,131 @@
+"""A read-only view of tasks for pages and APIs: a task's document, its RQ-side facts, its updates.
+
+What a dashboard needs and Celery's ``AsyncResult`` does not give: whether anything is stored
+at all (an unknown id and a queued task are both ``PENDING`` to Celery), what the RQ job knows
+(when it was created and started, on which worker, how often it was redelivered), and a
+subscription that yields each document a worker publishes. Callers never spell a Redis key or
+decode the job layout: this module and :mod:`protocol` do.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from rq.exceptions import NoSuchJobError
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from . import keys
+from .protocol import Envelope
+from .result import _decode_result
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    """What the RQ job carrying a task knows; the task's arguments are in their JSON form."""
+
+    name: str | None
+    args: list | None
+    kwargs: dict | None
+    status: str | None
+    created_at: datetime | None
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    last_heartbeat: datetime | None
+    worker: str | None
+    redelivered: int
+
+
+def task_document(app: Any, task_id: str) -> dict[str, Any] | None:
+    """The task's stored document (status, result, traceback, date_done...), or None when none is stored."""
+    raw = app.connection.get(keys.meta(task_id))
+    return json.loads(raw) if raw else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A document decoded as ``AsyncResult`` decodes it: an error comes back as the exception."""
+
+    state: str
+    info: Any
+    traceback: str | None
+    date_done: datetime | None
+
+
+def outcome(document: dict[str, Any]) -> Outcome:
+    """Decode a task's document (one read, or one published to a :class:`Subscription`)."""
+    date_done = document.get("date_done")
+    return Outcome(document["status"], _decode_result(document), document.get("traceback"),
+                   datetime.fromisoformat(date_done) if date_done else None)
+
+
+def task_documents(app: Any, task_ids: list[str]) -> list[dict[str, Any]]:
+    """Documents of several tasks in one round trip, in order; a task with none reads as PENDING."""
+    return app.backend.get_many_meta(task_ids)
+
+
+def job_facts(app: Any, task_id: str) -> JobFacts | None:
+    """The RQ side of a task, or None when no job carries it (never queued, or expired)."""
+    try:
+        job = Job.fetch(task_id, connection=app.connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return None
+    try:
+        envelope: Envelope | None = Envelope.of(job)
+    except (KeyError, ValueError, TypeError):
+        envelope = None
+    status = job.get_status(refresh=False)
+    return JobFacts(
+        name=envelope.name if envelope else None, args=envelope.args if envelope else None,
+        kwargs=envelope.kwargs if envelope else None, status=getattr(status, "value", status),
+        created_at=job.created_at, enqueued_at=job.enqueued_at, started_at=job.started_at,
+        ended_at=job.ended_at, last_heartbeat=job.last_heartbeat, worker=job.worker_name,
+        redelivered=int(Envelope.options_of(job).get("redelivered") or 0),
+    )
+
+
+class Subscription:
+    """The documents a task's workers publish, from the moment of subscribing.
+
+    Use as a context manager; :meth:`next` waits up to ``timeout`` seconds and returns the next
+    published document, or None when nothing came (the caller may then re-read, in case a
+    message was lost while the connection was re-established).
+    """
+
+    def __init__(self, app: Any, task_id: str) -> None:
+        self._pubsub = app.connection.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(keys.meta(task_id))
+
+    def next(self, timeout: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            message = self._pubsub.get_message(timeout=remaining)
+            if message is not None and message.get("type") == "message":
+                return json.loads(message["data"])
+        return None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while True:
+            document = self.next(timeout=60.0)
+            if document is not None:
+                yield document
+
+    def close(self) -> None:
+        self._pubsub.close()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+def subscribe(app: Any, task_id: str) -> Subscription:
+    """Subscribe to a task's updates; read its current state after this, so no change slips between."""
+    return Subscription(app, task_id)

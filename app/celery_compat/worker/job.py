@@ -1,0 +1,160 @@
+"""The RQ entry point of every task: read the message, trace the task, and report to RQ.
+
+:func:`execute_task` is the function every RQ job of this package names (its path is stored
+in each queued job, so it never moves): RQ's own workers (``-P fork``, the stock ``rq worker``)
+call it and get the outcome in RQ's form (a return value, a raised error, an ``rq.Retry``).
+The lean worker calls :func:`run_job` instead and maps the :class:`~.trace.Outcome` itself,
+in its pipelined round trip. The tracing proper is :mod:`trace`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from rq import Retry as RQRetry
+from rq import get_current_job
+
+from .. import signals, states
+from .._state import Context, current_app, find_registered
+from ..app.chords import chord_part_return
+from ..app.trace import HOSTNAME, Outcome, trace_task
+from ..exceptions import EncodeError, Retry, TaskRevokedError
+from ..protocol import Envelope, may_import, set_arguments
+from ..serialization import from_wire, scrub, to_wire
+
+if TYPE_CHECKING:
+    from rq.job import Job
+
+    from ..app.task import Task
+
+logger = logging.getLogger("app.celery_compat.worker")
+
+
+def execute_task(*_message: Any) -> Any:
+    """The RQ job function: find the task, run it with Celery's semantics, report to RQ.
+
+    A failure is re-raised so that RQ records it too (its failed registry is what operators
+    retry from); a Celery retry becomes an RQ ``Retry`` of the same job id. RQ passes the
+    message's parts as arguments; they are read from the job instead, through one
+    :class:`Envelope` that also refuses a malformed message cleanly.
+    """
+    job = get_current_job()
+    return to_rq(job, run_job(job))
+
+
+def run_job(job: Job, pipeline: Any = None) -> Outcome | None:
+    """Run the task a job carries and return how it ended (None: discarded, revoked or expired).
+
+    A ``pipeline`` receives the success's store instead of Redis.
+
+    The lean worker passes one so that the result and RQ's bookkeeping reach Redis in a
+    single round trip; a task with callbacks, a chain or a chord stores at once anyway,
+    since what follows it reads that result.
+    """
+    connection = job.connection
+    app = current_app()
+    try:
+        envelope = Envelope.of(job)
+        task = _find_task(app, envelope.name, envelope.module)
+    except KeyError as exc:  # NotRegistered, MalformedMessage
+        app.backend.store_result(job.id, exc, states.FAILURE, connection=connection)
+        logger.error("Received unregistered task of type %r", Envelope.name_of(job))
+        raise
+    name, options = envelope.name, envelope.options
+    args, kwargs = from_wire(envelope.args), from_wire(envelope.kwargs)
+    logger.info("Task %s[%s] received", name, job.id)
+    request = _request_for(job, name, args, kwargs, options, connection)
+    if pipeline is not None and not (request.callbacks or request.errbacks or request.chain or request.chord):
+        request.pipeline = pipeline
+    if _discard_if_revoked(task, request, options, job):
+        return None
+    return trace_task(task, request, args, kwargs, store=True)
+
+
+def _find_task(app: Any, name: str, module: str | None) -> Task:
+    if find_registered(name) is None and may_import(module):  # registered: nothing to look up
+        __import__(module)
+    return app.find_task(name)
+
+
+def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, connection: Any) -> Context:
+    return Context(
+        id=job.id, task=name, args=args, kwargs=kwargs, retries=job.number_of_retries or 0,
+        is_eager=False, called_directly=False, hostname=HOSTNAME, connection=connection,
+        delivery_info={"exchange": "", "routing_key": job.origin, "priority": None, "redelivered": False},
+        eta=options.get("eta"), expires=options.get("expires"),
+        timelimit=(options.get("time_limit"), options.get("soft_time_limit")),
+        ignore_result=bool(options.get("ignore_result")), callbacks=options.get("link"),
+        errbacks=options.get("link_error"), group=options.get("group_id"), root_id=options.get("root_id") or job.id,
+        parent_id=options.get("parent_id"), origin=job.origin, chain=options.get("chain"),
+        chord=options.get("chord"),
+    )
+
+
+def _discard_if_revoked(task: Task, request: Context, options: dict, job: Job | None = None) -> bool:
+    """Celery's worker drops a revoked or expired task instead of running it, and says so."""
+    expires = options.get("expires")
+    expired = bool(expires) and datetime.fromisoformat(expires) < datetime.now(timezone.utc)
+    revoked = getattr(job, "revoked", None)  # the lean worker learnt it while claiming the job
+    if revoked is None:
+        revoked = task.backend.is_revoked(request.id, connection=request.connection)
+    if not expired and not revoked:
+        return False
+    reason = "expired" if expired else "revoked"
+    if not request.ignore_result:
+        task.backend.store_result(request.id, TaskRevokedError(reason), states.REVOKED,
+                                  connection=request.connection)
+    signals.task_revoked.send(sender=task, request=request, terminated=False, signum=None, expired=expired)
+    if request.chord:
+        chord_part_return(task, request)
+    logger.info("Discarding %s task %s[%s]", reason, task.name, request.id)
+    return True
+
+
+# -- the outcome in RQ's form, for RQ's own workers -------------------------------------------
+def to_rq(job: Job, outcome: Outcome | None) -> Any:
+    """What RQ's worker expects of a job function: a value, a raised error, or an ``rq.Retry``."""
+    if outcome is None:
+        return None
+    if outcome.state in (states.FAILURE, states.REVOKED):
+        if outcome.traceback and scrub(outcome.traceback) != outcome.traceback:
+            # RQ would fail to write this traceback to Redis and leave the job STARTED.
+            raise EncodeError(f"the failure of task {job.id} is not UTF-8: {scrub(outcome.traceback)}") from None
+        raise outcome.retval  # RQ records it too: FAILED, or STOPPED after a stop-job command
+    if outcome.state == states.RETRY:
+        # RQ gives up once number_of_retries reaches max; Celery's own limit was already applied.
+        return RQRetry(max=(job.number_of_retries or 0) + 1, interval=retry_delay(job, outcome.retry))
+    if outcome.state == states.SUCCESS:
+        try:
+            return to_wire(outcome.retval)
+        except EncodeError:
+            return repr(outcome.retval)
+    return None
+
+
+def failure_text(outcome: Outcome) -> str:
+    """The failure as RQ records it (``exc_info``): the traceback the trace formatted, storable."""
+    exc = outcome.retval
+    return scrub(outcome.traceback or f"{type(exc).__name__}: {exc}")
+
+
+def retry_delay(job: Job, retry: Retry) -> int:
+    """Seconds until Celery's retry runs again under the same job id; new arguments go into the job."""
+    sig = retry.sig or {}
+    eta = sig.get("eta")
+    if eta is not None:
+        if eta.tzinfo is None:
+            eta = eta.replace(tzinfo=timezone.utc)
+        countdown = (eta - datetime.now(timezone.utc)).total_seconds()
+    else:
+        countdown = sig.get("countdown") or 0
+    envelope = Envelope.of(job)
+    if sig.get("args") is not None and (sig["args"] != envelope.args or sig["kwargs"] != envelope.kwargs):
+        set_arguments(job, to_wire(sig["args"]), to_wire(sig["kwargs"]))
+    return max(0, math.ceil(countdown))
+
+
+__all__ = ["execute_task", "run_job", "to_rq", "failure_text", "retry_delay"]
