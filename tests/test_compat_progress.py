@@ -16,10 +16,11 @@ def test_update_state_publishes_progress_that_clients_read_while_the_task_runs(c
     seen = []
 
     def finished() -> bool:
-        fresh = AsyncResult(result.id)
-        if fresh.state == "PROGRESS" and fresh.info not in seen:
-            seen.append(fresh.info)
-        return fresh.ready()
+        # One read of the stored document: reading .state, then .info, could straddle the end
+        meta = celery_app.backend.get_task_meta(result.id)
+        if meta["status"] == "PROGRESS" and meta["result"] not in seen:
+            seen.append(meta["result"])
+        return AsyncResult(result.id).ready()
 
     wait_for(finished, timeout=20, interval=0.05)
     # Then it saw the meta move forward, then the final value

@@ -127,7 +127,7 @@ WORKER_COMMANDS = {
     "python worker.py": [sys.executable, "worker.py", "-u", "{url}", "--burst", "default"],
     "stock rq worker": [
         str(Path(sys.executable).with_name("rq")), "worker", "-u", "{url}", "--serializer", "json",
-        "--with-scheduler", "--burst", "default",
+        "--job-class", "app.celery_compat.worker.TaskJob", "--with-scheduler", "--burst", "default",
     ],
 }  # fmt: skip
 

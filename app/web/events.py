@@ -22,9 +22,9 @@ from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, url_for
 
-from app.celery_compat.backend import META_PREFIX
-from app.redis import UNAVAILABLE_ERRORS, get_redis
-from app.web.status import FINISHED_STATES, task_status
+from app.celery_compat import states, view
+from app.redis import UNAVAILABLE_ERRORS
+from app.web.status import FINISHED_STATES, task_status, with_document
 
 EXTENSION = "event_stream_slots"
 
@@ -39,6 +39,11 @@ EVENTS_REREAD_SECONDS = 5.0
 EVENTS_KEEPALIVE_SECONDS = 5
 #: What a refused stream is told: poll meanwhile, and try streaming again after this many seconds.
 STREAMS_BUSY_RETRY_AFTER = 10
+
+
+#: Documents in these states change the RQ-side facts (worker, start, end), so the stream re-reads
+#: the task; any other (a custom state such as PROGRESS, the frequent one) is applied as published.
+_REREAD_STATES = frozenset({states.STARTED, states.RETRY, *states.READY_STATES})
 
 
 def _slots(app: Flask) -> threading.BoundedSemaphore:
@@ -85,38 +90,37 @@ def _event(name: str, data: Any) -> str:
 
 
 def _events(app: Flask, task_id: str, status: dict[str, Any]) -> Iterator[str]:
-    # The worker publishes every state it stores (progress included) on the result key's channel,
-    # so the stream blocks on that channel; it re-reads the key now and then in case a message
-    # was lost while the subscription reconnected.
+    # The worker publishes every document it stores (progress included) on the task's channel, so
+    # the stream blocks on that and applies a progress document as it is, reading nothing; a start
+    # or an end changes the RQ-side facts too, so those (and a quiet spell, in case a message was
+    # lost while the subscription reconnected) re-read the task.
     with app.app_context():
-        conn = get_redis()
-        key = f"{META_PREFIX}{task_id}"
         lifetime = float(app.config["EVENT_STREAM_MAX_SECONDS"])
         started = last_sent = last_read = time.monotonic()
-        pubsub = conn.pubsub(ignore_subscribe_messages=True)
         try:
-            pubsub.subscribe(key)
-            status = task_status(task_id)  # after subscribing: no change can slip in between
-            yield "retry: 1000\n" + _event("status", status)
-            while status["state"] not in FINISHED_STATES:
-                now = time.monotonic()
-                if now - started > lifetime:
-                    return
-                if now - last_sent > EVENTS_KEEPALIVE_SECONDS:
-                    last_sent = now
-                    yield ": keep-alive\n\n"
-                message = pubsub.get_message(timeout=EVENTS_WAIT_SECONDS)
-                if message is None and time.monotonic() - last_read < EVENTS_REREAD_SECONDS:
-                    continue
-                last_read = time.monotonic()
-                new_status = task_status(task_id)
-                if new_status != status:
-                    status, last_sent = new_status, time.monotonic()
-                    yield _event("status", status)
-            yield _event("end", {"state": status["state"]})
+            with view.subscribe(app.extensions["celery"], task_id) as updates:
+                status = task_status(task_id)  # after subscribing: no change can slip in between
+                yield "retry: 1000\n" + _event("status", status)
+                while status["state"] not in FINISHED_STATES:
+                    now = time.monotonic()
+                    if now - started > lifetime:
+                        return
+                    if now - last_sent > EVENTS_KEEPALIVE_SECONDS:
+                        last_sent = now
+                        yield ": keep-alive\n\n"
+                    document = updates.next(timeout=EVENTS_WAIT_SECONDS)
+                    if document is None and time.monotonic() - last_read < EVENTS_REREAD_SECONDS:
+                        continue
+                    if document is not None and document.get("status") not in _REREAD_STATES:
+                        new_status = with_document(status, document)
+                    else:
+                        last_read = time.monotonic()
+                        new_status = task_status(task_id)
+                    if new_status != status:
+                        status, last_sent = new_status, time.monotonic()
+                        yield _event("status", status)
+                yield _event("end", {"state": status["state"]})
         except UNAVAILABLE_ERRORS:
             # Redis went away mid-stream: say so and stop; the page falls back to polling, which
             # answers 503 until Redis is back.
             yield _event("unavailable", {"error": "Redis is unreachable"})
-        finally:
-            pubsub.close()

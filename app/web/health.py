@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from redis.exceptions import RedisError
 from rq import Worker
 
+from app.celery_compat import keys
 from app.celery_compat.stats import STATS_KEY
 from app.redis import get_redis, health
 
@@ -23,7 +24,7 @@ def consumption(conn: Any, stuck_after: float) -> dict[str, Any]:
     Stuck means: tasks wait, workers are connected, yet the oldest waiting task has waited longer
     than ``stuck_after`` and no worker took a task for as long (when workers report it).
     """
-    queue_keys = sorted(key.decode() for key in conn.smembers("rq:queues"))
+    queue_keys = sorted(key.decode() for key in conn.smembers(keys.QUEUES))
     with conn.pipeline(transaction=False) as pipe:
         for key in queue_keys:
             pipe.llen(key)
@@ -49,7 +50,7 @@ def _oldest_wait(conn: Any, head_ids: list[bytes], now: float) -> float | None:
         return None
     with conn.pipeline(transaction=False) as pipe:
         for job_id in head_ids:
-            pipe.hget(f"rq:job:{job_id.decode()}", "enqueued_at")
+            pipe.hget(keys.job(job_id.decode()), "enqueued_at")
         stamps = [stamp for stamp in pipe.execute() if stamp]
     waits = [now - datetime.fromisoformat(stamp.decode().replace("Z", "+00:00")).timestamp() for stamp in stamps]
     return max(waits) if waits else None
