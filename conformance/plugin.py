@@ -53,6 +53,8 @@ def short_id(nodeid: str) -> str:
 
 
 def first_error_line(report: pytest.TestReport | pytest.CollectReport) -> str:
+    if isinstance(report.longrepr, tuple):  # a skip: (path, line, "Skipped: why")
+        return str(report.longrepr[-1])[:300]
     crash = getattr(report.longrepr, "reprcrash", None)
     text = crash.message if crash is not None else str(report.longrepr)
     lines = [line for line in text.splitlines() if line.strip()]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -98,11 +99,13 @@ def start_redis() -> Any:
     return server
 
 
-def run_file(name: str, mode: str, suite: Path, redis_url: str, port: int, options: argparse.Namespace) -> Path:
-    """Run one test file in its own pytest process; return its JSON-lines results."""
-    results = VAR / f"results-{mode}-{name.removesuffix('.py')}.jsonl"
+def run_file(name: str, mode: str, suite: Path, redis_url: str, port: int, options: argparse.Namespace,
+             only: list[str] | None = None) -> Path:
+    """Run one test file (or only the given test ids of it) in its own pytest process; return its results."""
+    stem = name.removesuffix(".py") + ("-rerun" if only else "")
+    results = VAR / f"results-{mode}-{stem}.jsonl"
     results.unlink(missing_ok=True)
-    log = VAR / f"log-{mode}-{name.removesuffix('.py')}.txt"
+    log = VAR / f"log-{mode}-{stem}.txt"
     plugin = "celery.contrib.pytest" if mode == "celery" else "app.celery_compat.contrib.pytest"
     env = {**os.environ, "TEST_BROKER": redis_url, "TEST_BACKEND": redis_url, "REDIS_HOST": "127.0.0.1",
            "REDIS_PORT": str(port), "PYTHONPATH": os.pathsep.join([str(suite), str(ROOT)]),
@@ -110,7 +113,8 @@ def run_file(name: str, mode: str, suite: Path, redis_url: str, port: int, optio
            "CONFORMANCE_TIMEOUT": str(options.timeout)}
     if mode == "compat" and BASELINE.exists():
         env["CONFORMANCE_BASELINE"] = str(BASELINE)
-    command = [sys.executable, "-m", "pytest", f"t/integration/{name}", "-p", plugin, "-p", "conformance.plugin",
+    targets = [f"t/integration/{nodeid}" for nodeid in only] if only else [f"t/integration/{name}"]
+    command = [sys.executable, "-m", "pytest", *targets, "-p", plugin, "-p", "conformance.plugin",
                "-q", "-rN", "--tb=short"]
     started = time.monotonic()
     with log.open("wb") as out:
@@ -118,7 +122,8 @@ def run_file(name: str, mode: str, suite: Path, redis_url: str, port: int, optio
             subprocess.run(command, cwd=suite, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=FILE_DEADLINE)
         except subprocess.TimeoutExpired:
             out.write(f"\nconformance: {name} stopped after {FILE_DEADLINE} s\n".encode())
-    print(f"  {name}: {time.monotonic() - started:.0f} s (log: {log.relative_to(ROOT)})", flush=True)
+    what = f"{name}, {len(only)} failed tests again" if only else name
+    print(f"  {what}: {time.monotonic() - started:.0f} s (log: {log.relative_to(ROOT)})", flush=True)
     return results
 
 
@@ -149,6 +154,9 @@ def summarize(name: str, tests: dict[str, dict], errors: list[dict], baseline: d
         summary.update({
             "pass_on_celery": len(on_celery),
             "pass_on_celery_and_here": len(on_celery) - len(lost),
+            # Of those, how many passed at least their test body here (a failure at teardown only).
+            "pass_on_celery_body_passes_here": sum(1 for n in on_celery if tests.get(n, {}).get("phases", {}).get(
+                "call") in ("passed", "xpassed")),
             "pass_on_celery_fail_here": [{"test": nodeid, "error": tests.get(nodeid, {}).get("error", "not run")}
                                          for nodeid in lost],
             "pass_here_only": sorted(n for n, r in tests.items() if r["outcome"] == "passed" and n not in on_celery),
@@ -156,17 +164,34 @@ def summarize(name: str, tests: dict[str, dict], errors: list[dict], baseline: d
     return summary
 
 
+_VARYING = [(re.compile(r"[0-9a-f]{8}-[0-9a-f-]{27,}"), "<id>"), (re.compile(r"gen\d+(-\d+)?@\S+"), "<node>"),
+            (re.compile(r"\d+(\.\d+)?"), "N"), (re.compile(r"\[.*\]$"), "[...]")]
+
+
+def error_kind(error: str) -> str:
+    """A failure's first error line without what varies from run to run (ids, numbers, node names)."""
+    for pattern, replacement in _VARYING:
+        error = pattern.sub(replacement, error)
+    return error[:160]
+
+
+def failure_groups(summaries: list[dict]) -> list[tuple[str, int]]:
+    """Tests that pass on Celery and fail here, counted by the kind of their first error."""
+    kinds = Counter(error_kind(lost["error"]) for s in summaries for lost in s.get("pass_on_celery_fail_here", ()))
+    return kinds.most_common()
+
+
 def print_summary(summaries: list[dict], show_failures: bool) -> None:
     has_baseline = summaries and "pass_on_celery" in summaries[0]
     header = f"{'file':24} {'collected':>9} {'passed':>7} {'failed':>7} {'skipped':>7}"
     if has_baseline:
-        header += f" {'pass on Celery':>15} {'also here':>10} {'Celery only':>12}"
+        header += f" {'pass on Celery':>15} {'also here':>10} {'Celery only':>12} {'body passes here':>17}"
     print("\n" + header)
     for s in summaries:
         row = f"{s['file']:24} {s['collected']:>9} {s['passed']:>7} {s['failed']:>7} {s['skipped']:>7}"
         if has_baseline:
             row += f" {s['pass_on_celery']:>15} {s['pass_on_celery_and_here']:>10} " \
-                   f"{len(s['pass_on_celery_fail_here']):>12}"
+                   f"{len(s['pass_on_celery_fail_here']):>12} {s['pass_on_celery_body_passes_here']:>17}"
         print(row)
         for error in s["collection_errors"]:
             print(f"    collection error {error['nodeid']}: {error['error']}")
@@ -174,12 +199,28 @@ def print_summary(summaries: list[dict], show_failures: bool) -> None:
             print(f"    {times} tests fail at teardown: {error}")
         if s["call_passed_teardown_failed"]:
             print(f"    of which {s['call_passed_teardown_failed']} passed their test body (call phase)")
+    _print_total(summaries, has_baseline)
+    if has_baseline:
+        print("\nPasses on Celery, fails here, by first error:")
+        for kind, times in failure_groups(summaries)[:25]:
+            print(f"  {times:4}  {kind}")
     if has_baseline and show_failures:
         for s in summaries:
             if s["pass_on_celery_fail_here"]:
                 print(f"\n{s['file']}: passes on Celery, fails here ({len(s['pass_on_celery_fail_here'])})")
                 for lost in s["pass_on_celery_fail_here"]:
                     print(f"  {lost['test']}\n      {lost['error']}")
+
+
+def _print_total(summaries: list[dict], has_baseline: bool) -> None:
+    def total(key: str) -> int:
+        return sum(len(s[key]) if isinstance(s[key], list) else s[key] for s in summaries)
+
+    row = f"{'total':24} {total('collected'):>9} {total('passed'):>7} {total('failed'):>7} {total('skipped'):>7}"
+    if has_baseline:
+        row += f" {total('pass_on_celery'):>15} {total('pass_on_celery_and_here'):>10} " \
+               f"{total('pass_on_celery_fail_here'):>12} {total('pass_on_celery_body_passes_here'):>17}"
+    print(row)
 
 
 def write_baseline(summaries_tests: dict[str, dict[str, dict]]) -> None:
@@ -201,9 +242,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--baseline", action="store_true", help="run against real Celery and record its passes")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds per test (default: 10 here, stretched for tests slow on Celery; 120 baseline)")
+    parser.add_argument("--rerun", action=argparse.BooleanOptionalAction, default=None,
+                        help="run each file's failed tests once more; one pass counts (default: on for --baseline)")
     parser.add_argument("--quiet", action="store_true", help="do not list the failing tests")
     options = parser.parse_args(argv)
     options.files = [f if f.endswith(".py") else f + ".py" for f in options.files] or list(FILES)
+    if options.rerun is None:
+        options.rerun = options.baseline
     if options.timeout is None:
         options.timeout = 120.0 if options.baseline else 10.0
     return options
@@ -221,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in options.files:
             _flush(server.url)  # each file starts on an empty Redis
             tests, errors = load_results(run_file(name, mode, suite, server.url, server.port, options))
+            failed = [nodeid for nodeid, record in tests.items() if record["outcome"] == "failed"]
+            if options.rerun and failed and not errors:
+                _flush(server.url)
+                again, _ = load_results(run_file(name, mode, suite, server.url, server.port, options, failed))
+                tests.update({nodeid: {**record, "rerun": True} for nodeid, record in again.items()})
             all_tests[name] = tests
             summaries.append(summarize(name, tests, errors, baseline))
     finally:
@@ -228,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     print_summary(summaries, show_failures=not options.quiet)
     report = VAR / f"report-{mode}.json"
     report.write_text(json.dumps({"mode": mode, "celery": CELERY, "timeout": options.timeout,
-                                  "files": summaries, "tests": all_tests}, indent=1))
+                                  "files": summaries, "failure_groups": failure_groups(summaries),
+                                  "tests": all_tests}, indent=1))
     print(f"\nJSON report: {report.relative_to(ROOT)}")
     if options.baseline:
         write_baseline(all_tests)

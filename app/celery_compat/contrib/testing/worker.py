@@ -16,6 +16,7 @@ runs in a second thread instead of a process.
 
 from __future__ import annotations
 
+import ast
 import ctypes
 import logging
 import os
@@ -44,6 +45,27 @@ logger = logging.getLogger(__name__)
 
 #: Names of this process's running test workers: RQ, unlike Celery, wants each name once.
 _running_names: set[str] = set()
+
+
+def _serialize_ast_parse() -> None:
+    """Let one thread at a time run ``ast.parse`` in the test process (once; idempotent).
+
+    CPython 3.11 keeps the AST converter's recursion depth in state shared by all threads. A
+    task failing in the worker thread formats its traceback (``traceback`` calls ``ast.parse``
+    for the ``^^^`` markers) while pytest formats a report in the main thread (it calls
+    ``ast.parse`` too): the counters mix and every later parse fails with "SystemError: AST
+    constructor recursion depth mismatch", taking pytest down with an INTERNALERROR.
+    """
+    if getattr(ast.parse, "_one_thread_at_a_time", False):
+        return
+    parse, lock = ast.parse, threading.RLock()
+
+    def locked_parse(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return parse(*args, **kwargs)
+
+    locked_parse._one_thread_at_a_time = True  # type: ignore[attr-defined]
+    ast.parse = locked_parse
 
 
 def anon_nodename(hostname: str | None = None, prefix: str = "gen") -> str:
@@ -217,6 +239,7 @@ def start_worker(app: Celery, concurrency: int = 1, pool: Any = "solo", loglevel
     so the block starts with a worker known to take tasks.
     """
     test_worker_starting.send(sender=app)
+    _serialize_ast_parse()
     worker = None
     try:
         with _start_worker_thread(app, concurrency=concurrency, pool=pool, loglevel=loglevel, logfile=logfile,
