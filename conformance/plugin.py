@@ -7,9 +7,10 @@ It reads its settings from the environment the runner sets:
 * ``CONFORMANCE_DESELECT``: the deselect list (``conformance/deselect.txt``);
 * ``CONFORMANCE_TIMEOUT`` (seconds) and ``CONFORMANCE_BASELINE``: each test's time limit is
   ``CONFORMANCE_TIMEOUT``, or, for a test with a duration on Celery in the baseline file,
-  ``max(CONFORMANCE_TIMEOUT, 3 x that duration + 5 s)``. It replaces the suite's own
-  ``@flaky`` limit of 300 s: a test that waits for a result that never comes fails in seconds.
-  The first test of a file also starts the session worker, so it gets ``CONFORMANCE_FIRST_EXTRA`` more.
+  ``max(CONFORMANCE_TIMEOUT, 3 x that duration + 5 s)``, enforced by ``clock.py`` (the runner turns
+  pytest-timeout and the suite's own ``@flaky`` limit of 300 s off): a test that waits for a result
+  that never comes fails in seconds. The first test of a file also starts the session worker, so
+  it gets ``CONFORMANCE_FIRST_EXTRA`` more.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import pytest
 
 from . import placeholders
+from .clock import TestClock
 
 
 def read_list(path: str | os.PathLike[str]) -> dict[str, str]:
@@ -71,7 +73,7 @@ class ConformancePlugin:
         baseline = os.environ.get("CONFORMANCE_BASELINE")
         self.durations = {k: float(v or 0) for k, v in read_list(baseline).items()} if baseline else {}
         self.timeout = float(os.environ.get("CONFORMANCE_TIMEOUT", "10"))
-        self.first_extra = float(os.environ.get("CONFORMANCE_FIRST_EXTRA", "60"))
+        self.first_extra = float(os.environ.get("CONFORMANCE_FIRST_EXTRA", "20"))
         self.phases: dict[str, dict[str, Any]] = {}
 
     def _write(self, record: dict[str, Any]) -> None:
@@ -90,9 +92,9 @@ class ConformancePlugin:
         if dropped:
             config.hook.pytest_deselected(items=dropped)
             items[:] = kept
-        for index, item in enumerate(items):
-            limit = self.time_limit(item.nodeid) + (self.first_extra if index == 0 else 0)
-            item.add_marker(pytest.mark.timeout(limit), append=False)  # closest marker wins over @flaky's
+        limits = {item.nodeid: self.time_limit(item.nodeid) + (self.first_extra if index == 0 else 0)
+                  for index, item in enumerate(items)}
+        config.pluginmanager.register(TestClock(limits), "conformance-clock")
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         placeholders.collecting = False  # from now on a placeholder raises when used

@@ -102,7 +102,7 @@ def start_redis() -> Any:
 def run_file(name: str, mode: str, suite: Path, redis_url: str, port: int, options: argparse.Namespace,
              only: list[str] | None = None) -> Path:
     """Run one test file (or only the given test ids of it) in its own pytest process; return its results."""
-    stem = name.removesuffix(".py") + ("-rerun" if only else "")
+    stem = name.removesuffix(".py") + ("-some" if only else "")
     results = VAR / f"results-{mode}-{stem}.jsonl"
     results.unlink(missing_ok=True)
     log = VAR / f"log-{mode}-{stem}.txt"
@@ -115,14 +115,14 @@ def run_file(name: str, mode: str, suite: Path, redis_url: str, port: int, optio
         env["CONFORMANCE_BASELINE"] = str(BASELINE)
     targets = [f"t/integration/{nodeid}" for nodeid in only] if only else [f"t/integration/{name}"]
     command = [sys.executable, "-m", "pytest", *targets, "-p", plugin, "-p", "conformance.plugin",
-               "-q", "-rN", "--tb=short"]
+               "-p", "no:timeout", "-q", "-rN", "--tb=short"]
     started = time.monotonic()
     with log.open("wb") as out:
         try:
             subprocess.run(command, cwd=suite, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=FILE_DEADLINE)
         except subprocess.TimeoutExpired:
             out.write(f"\nconformance: {name} stopped after {FILE_DEADLINE} s\n".encode())
-    what = f"{name}, {len(only)} failed tests again" if only else name
+    what = f"{name}, {len(only)} chosen tests" if only else name
     print(f"  {what}: {time.monotonic() - started:.0f} s (log: {log.relative_to(ROOT)})", flush=True)
     return results
 
@@ -137,7 +137,8 @@ def load_results(path: Path) -> tuple[dict[str, dict], list[dict]]:
     return tests, errors
 
 
-def summarize(name: str, tests: dict[str, dict], errors: list[dict], baseline: dict[str, str] | None) -> dict:
+def summarize(name: str, tests: dict[str, dict], errors: list[dict], baseline: dict[str, str] | None,
+              subset: bool = False) -> dict:
     outcomes = [record["outcome"] for record in tests.values()]
     summary: dict[str, Any] = {
         "file": name, "collected": len(tests), "passed": outcomes.count("passed"),
@@ -149,7 +150,8 @@ def summarize(name: str, tests: dict[str, dict], errors: list[dict], baseline: d
         "collection_errors": errors,
     }
     if baseline is not None:
-        on_celery = {nodeid for nodeid in baseline if nodeid.startswith(name + "::")}
+        on_celery = {nodeid for nodeid in baseline
+                     if nodeid.startswith(name + "::") and (not subset or nodeid in tests)}
         lost = sorted(nodeid for nodeid in on_celery if tests.get(nodeid, {}).get("outcome") != "passed")
         summary.update({
             "pass_on_celery": len(on_celery),
@@ -238,7 +240,8 @@ def write_baseline(summaries_tests: dict[str, dict[str, dict]]) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m conformance.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("files", nargs="*", help=f"test files (default: {' '.join(FILES)})")
+    parser.add_argument("files", nargs="*",
+                        help=f"test files or test ids (default: {' '.join(FILES)})")
     parser.add_argument("--baseline", action="store_true", help="run against real Celery and record its passes")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds per test (default: 10 here, stretched for tests slow on Celery; 120 baseline)")
@@ -246,7 +249,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="run each file's failed tests once more; one pass counts (default: on for --baseline)")
     parser.add_argument("--quiet", action="store_true", help="do not list the failing tests")
     options = parser.parse_args(argv)
-    options.files = [f if f.endswith(".py") else f + ".py" for f in options.files] or list(FILES)
+    # "test_canvas.py::test_chord" runs only those tests of the file (pytest's test ids).
+    options.only = {}
+    for spec in options.files:
+        name, _, test = spec.partition("::")
+        name = name if name.endswith(".py") else name + ".py"
+        options.only.setdefault(name, [])
+        if test:
+            options.only[name].append(spec if spec.startswith(name) else f"{name}::{test}")
+    options.files = list(options.only) or list(FILES)
     if options.rerun is None:
         options.rerun = options.baseline
     if options.timeout is None:
@@ -265,16 +276,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in options.files:
             _flush(server.url)  # each file starts on an empty Redis
-            tests, errors = load_results(run_file(name, mode, suite, server.url, server.port, options))
+            only = options.only.get(name) or None
+            tests, errors = load_results(run_file(name, mode, suite, server.url, server.port, options, only))
             failed = [nodeid for nodeid, record in tests.items() if record["outcome"] == "failed"]
             if options.rerun and failed and not errors:
                 _flush(server.url)
+                print(f"  {name}: running its {len(failed)} failed tests once more", flush=True)
                 again, _ = load_results(run_file(name, mode, suite, server.url, server.port, options, failed))
                 tests.update({nodeid: {**record, "rerun": True} for nodeid, record in again.items()})
             all_tests[name] = tests
-            summaries.append(summarize(name, tests, errors, baseline))
+            summaries.append(summarize(name, tests, errors, baseline, subset=bool(only)))
     finally:
         server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)
     print_summary(summaries, show_failures=not options.quiet)
     report = VAR / f"report-{mode}.json"
     report.write_text(json.dumps({"mode": mode, "celery": CELERY, "timeout": options.timeout,
