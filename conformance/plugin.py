@@ -98,6 +98,7 @@ class ConformancePlugin:
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         placeholders.collecting = False  # from now on a placeholder raises when used
+        self._write({"kind": "collected", "count": len(session.items)})
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
