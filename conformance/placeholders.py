@@ -78,6 +78,7 @@ class Missing:
     __bool__ = __iter__ = __len__ = __contains__ = __getitem__ = __setitem__ = _raise
     __str__ = __int__ = __float__ = __index__ = __enter__ = __exit__ = __fspath__ = _raise
     __eq__ = __lt__ = __gt__ = __add__ = __sub__ = __or__ = __and__ = __await__ = _raise  # type: ignore[assignment]
+    __instancecheck__ = __subclasscheck__ = _raise  # isinstance(x, Missing) names what is missing
     __hash__ = object.__hash__  # pytest keeps objects in sets and dicts; hashing is no use of the name
 
 
