@@ -34,7 +34,7 @@ from ._adapter import JSONSerializer, LeanWorker, RQScheduler
 
 WORKER_LOGLEVEL = os.environ.get("WORKER_LOGLEVEL", "error")
 #: Seconds the worker blocks waiting for a task: also how long stopping it may take.
-POLL_SECONDS = 1
+POLL_SECONDS = 0.25
 
 test_worker_starting = Signal("test_worker_starting")
 test_worker_started = Signal("test_worker_started", providing_args={"worker", "consumer"})
@@ -111,7 +111,7 @@ class ThreadWorker(LeanWorker):
         self.on_ready: Any = None
 
     @property
-    def dequeue_timeout(self) -> int:
+    def dequeue_timeout(self) -> float:
         return POLL_SECONDS
 
     def _install_signal_handlers(self) -> None:
