@@ -12,8 +12,9 @@ from pathlib import Path
 PACKAGE = "app.celery_compat"
 ROOT = Path(__file__).resolve().parent.parent / "app" / "celery_compat"
 
-#: Worker code: the worker subpackage, and the two modules whose paths every queued job names.
-WORKER = (f"{PACKAGE}.worker", f"{PACKAGE}.execution", f"{PACKAGE}.recovery")
+#: Worker code: the worker subpackage, the two modules whose paths every queued job names, and the
+#: testing helpers (they run a worker in the test process; as in Celery, no client code imports them).
+WORKER = (f"{PACKAGE}.worker", f"{PACKAGE}.execution", f"{PACKAGE}.recovery", f"{PACKAGE}.contrib")
 #: Modules below both client and worker: they import nothing of the package but each other.
 LEAVES = {"_state": set(), "exceptions": set(), "states": set(), "redaction": set(), "scripts": set(),
           "keys": set(), "serialization": {"exceptions"}, "protocol": {"exceptions"}}

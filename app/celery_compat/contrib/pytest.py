@@ -30,6 +30,9 @@ from typing import Any
 
 import pytest
 
+from .testing import worker
+from .testing.app import TestApp, setup_default_app
+
 NO_WORKER = os.environ.get("NO_WORKER")
 
 
@@ -41,7 +44,6 @@ def pytest_configure(config: pytest.Config) -> None:
 def _create_app(enable_logging: bool = False, use_trap: bool = False, parameters: Mapping | None = None,
                 **config: Any) -> Iterator[Any]:
     """A test app made from the fixtures' parameters and configuration, reset afterwards."""
-    from .testing.app import TestApp, setup_default_app
 
     test_app = TestApp(set_as_current=False, enable_logging=enable_logging, config=config, **dict(parameters or {}))
     with setup_default_app(test_app, use_trap=use_trap):
@@ -83,7 +85,6 @@ def celery_session_worker(request: pytest.FixtureRequest, celery_session_app: An
                           celery_class_tasks: Sequence, celery_worker_pool: Any,
                           celery_worker_parameters: Mapping) -> Iterator[Any]:
     """Session fixture: a worker that lives throughout the test session."""
-    from .testing import worker
 
     if NO_WORKER:
         yield None
@@ -148,7 +149,6 @@ def celery_class_tasks() -> Sequence:
 def celery_worker(request: pytest.FixtureRequest, celery_app: Any, celery_includes: Sequence[str],
                   celery_worker_pool: Any, celery_worker_parameters: Mapping) -> Iterator[Any]:
     """A worker in a thread for this test; it stops when the test returns."""
-    from .testing import worker
 
     if NO_WORKER:
         yield None

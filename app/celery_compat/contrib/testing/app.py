@@ -9,6 +9,8 @@ from typing import Any
 
 from app.celery_compat import Celery
 
+# Registers celery.ping, as Celery's TestApp does.
+from . import tasks  # noqa: F401
 from ._adapter import current_app_state, restore_app_state
 
 #: Celery's test defaults, minus its in-memory broker and backend: here both are Redis, so a test
@@ -36,8 +38,6 @@ def TestApp(name: str | None = None, config: dict | None = None, enable_logging:
             set_as_current: bool = False, log: Any = None, backend: str | None = None, broker: str | None = None,
             **kwargs: Any) -> Celery:
     """An app for one test (or session): Celery's test defaults, then ``config``."""
-    from . import tasks  # noqa: F401 - registers celery.ping, as Celery's TestApp does
-
     config = dict(deepcopy(DEFAULT_TEST_CONFIG), **(config or {}))
     if broker is not None:
         config.pop("broker_url", None)

@@ -31,6 +31,7 @@ from app.celery_compat.exceptions import Terminated
 from app.celery_compat.signals import Signal
 
 from ._adapter import JSONSerializer, LeanWorker, RQScheduler
+from .tasks import ping
 
 WORKER_LOGLEVEL = os.environ.get("WORKER_LOGLEVEL", "error")
 #: Seconds the worker blocks waiting for a task: also how long stopping it may take.
@@ -246,8 +247,6 @@ def start_worker(app: Celery, concurrency: int = 1, pool: Any = "solo", loglevel
                                   perform_ping_check=perform_ping_check, shutdown_timeout=shutdown_timeout,
                                   **kwargs) as worker:
             if perform_ping_check:
-                from .tasks import ping
-
                 assert ping.delay().get(timeout=ping_task_timeout) == "pong"
             yield worker
     finally:
@@ -261,8 +260,6 @@ def _start_worker_thread(app: Celery, concurrency: int = 1, pool: Any = "solo", 
                          **kwargs: Any) -> Iterator[TestWorkController]:
     setup_app_for_worker(app, loglevel, logfile)
     if perform_ping_check:
-        from .tasks import ping
-
         app.register_task(ping)
     app.connection.ping()  # fail here, clearly, when the broker is not there
     worker = WorkController(app=app, concurrency=concurrency, hostname=kwargs.pop("hostname", None), pool=pool,
