@@ -46,3 +46,25 @@ def test_task_time_limit_in_the_config_applies_to_every_task(celery_app, burst_w
     result = compat_tasks.sleep.delay(3)
     burst_worker()
     assert isinstance(result.result, TimeLimitExceeded)
+
+
+def test_a_soft_limit_above_the_hard_limit_is_refused_when_sent_as_celery_does(celery_app, redis_conn):
+    @celery_app.task(name="tests.test_compat_time_limits.inverted", soft_time_limit=10, time_limit=5)
+    def inverted():
+        return "never sent"
+
+    with pytest.raises(ValueError, match="^soft_time_limit must be less than or equal to time_limit$"):
+        inverted.apply_async()
+    with pytest.raises(ValueError, match="soft_time_limit must be less than or equal to time_limit"):
+        inverted.delay()
+    assert redis_conn.llen("rq:queue:celery") == 0  # nothing was queued to end in SUCCESS
+
+
+def test_equal_soft_and_hard_limits_are_accepted(celery_app, burst_worker):
+    @celery_app.task(name="tests.test_compat_time_limits.equal", soft_time_limit=5, time_limit=5)
+    def equal():
+        return "ran"
+
+    result = equal.delay()
+    burst_worker()
+    assert result.get(timeout=5) == "ran"

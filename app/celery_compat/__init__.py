@@ -11,6 +11,7 @@ from .app.base import Celery as Celery
 from .app.base import current_app as current_app
 from .app.task import Task as Task
 from .app.task import current_task as current_task
+from .app.task import gen_task_id as uuid
 from .app.task import shared_task as shared_task
 from .canvas import Signature as Signature
 from .canvas import chain as chain
@@ -25,4 +26,5 @@ from .result import GroupResult as GroupResult
 __all__ = [
     "Celery", "Task", "shared_task", "current_app", "current_task", "states",
     "AsyncResult", "EagerResult", "GroupResult", "Signature", "signature", "subtask", "chain", "group", "chord",
+    "uuid",
 ]

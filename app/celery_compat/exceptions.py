@@ -67,6 +67,9 @@ class Reject(TaskPredicate):
         self.requeue = requeue
         super().__init__(reason, requeue)
 
+    def __repr__(self) -> str:
+        return f"reject requeue={self.requeue}: {self.reason}"  # Celery's, as its worker logs it
+
 
 class ImproperlyConfigured(CeleryError, ImportError):
     """Raised when the configuration asks for something unsupported (for example pickle)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import inspect
 import os
 import re
 import uuid
@@ -42,6 +43,11 @@ DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 def current_app() -> Celery:
     """The app made or set current last in this thread, else the first app made, else a default."""
     return _state.current_app()
+
+
+#: What ``register_task(task, **options)`` accepts, as Celery's ``add_autoretry_behaviour`` reads it.
+AUTORETRY_OPTIONS = frozenset({"autoretry_for", "dont_autoretry_for", "retry_kwargs", "retry_backoff",
+                               "retry_backoff_max", "retry_jitter"})
 
 
 class TaskRegistry(dict):
@@ -182,7 +188,20 @@ class Celery:
             module = self.main
         return f"{module}.{name}"
 
-    def register_task(self, task: Task) -> Task:
+    def register_task(self, task: Task | type[Task], **options: Any) -> Task:
+        """Register a task-based class, or an instance of one, as Celery's ``register_task`` does.
+
+        A class is instantiated; a task without a name is named after its class and module;
+        ``options`` (``autoretry_for``, ``retry_kwargs``, ``retry_backoff``, ...) become its attributes.
+        Returns the registered instance, which is what ``.delay()`` must be called on.
+        """
+        if inspect.isclass(task):
+            task = task()
+        if not task.name:
+            task.name = self.gen_task_name(type(task).__name__, type(task).__module__)
+        for key in AUTORETRY_OPTIONS.intersection(options):
+            setattr(task, key, options[key])
+        task._app = self
         self.tasks[task.name] = task
         all_tasks[task.name] = task
         return task

@@ -89,12 +89,18 @@ class Task:
         return self.app.backend
 
     @property
+    def _local(self) -> threading.local:
+        # A subclass's own __init__ may not call ours (Celery's Task needs no such call).
+        local = self.__dict__.get("_requests")
+        return local if local is not None else self.__dict__.setdefault("_requests", threading.local())
+
+    @property
     def request(self) -> Context:
-        stack = getattr(self._requests, "stack", None)
+        stack = getattr(self._local, "stack", None)
         return stack[-1] if stack else Context()
 
     def push_request(self, *args: Any, **kwargs: Any) -> None:
-        stack = self._requests.__dict__.setdefault("stack", [])
+        stack = self._local.__dict__.setdefault("stack", [])
         merged = dict(self.request.__dict__)
         if args:
             merged.update(args[0])
@@ -102,7 +108,7 @@ class Task:
         stack.append(Context(merged))
 
     def pop_request(self) -> None:
-        self._requests.stack.pop()
+        self._local.stack.pop()
 
     # -- running -----------------------------------------------------------------------------
     def run(self, *args: Any, **kwargs: Any) -> Any:
@@ -138,6 +144,9 @@ class Task:
                     producer: Any = None, link: Any = None, link_error: Any = None, shadow: str | None = None,
                     **options: Any) -> AsyncResult:
         """Queue the task with Celery's options (countdown, eta, expires, queue, task_id, ...)."""
+        if self.soft_time_limit and self.time_limit and self.soft_time_limit > self.time_limit:
+            # Celery checks the task's own limits (not per-call ones) here, before anything is sent.
+            raise ValueError("soft_time_limit must be less than or equal to time_limit")
         self.check_arguments(args, kwargs)
         if self.app.conf.task_always_eager:
             # Celery serializes the arguments even in eager mode, so tests see what a worker would.
@@ -271,6 +280,11 @@ def argument_checker(run: Callable) -> Callable | None:
     exec(f"def {name}{header}:\n    return 1\n", namespace)  # noqa: S102 - our own generated source
     checker = namespace[name]
     return functools.partial(checker, object()) if function is not run else checker
+
+
+def gen_task_id(_uuid: Callable[[], Any] = uuid.uuid4) -> str:
+    """A new task id, as ``celery.uuid()`` (kombu's ``uuid``) makes it: a random UUID as a string."""
+    return str(_uuid())
 
 
 def _task_by_name(name: str) -> Task:

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("app.celery_compat.worker")
 HOSTNAME = f"celery@{socket.gethostname()}"
+EAGER_STATES = states.ALL_STATES | {states.REJECTED, states.IGNORED}
 
 
 @dataclass
@@ -111,18 +112,19 @@ def trace_task(task: Task, request: Context, args: list, kwargs: dict, store: bo
     if not request.is_eager:
         logger.info("Task %s[%s] started", task.name, task_id)
     try:
-        task.before_start(task_id, args, kwargs)
         if store and _tracks_started(task):
             task.backend.store_result(task_id, {"pid": os.getpid(), "hostname": HOSTNAME}, states.STARTED,
                                       connection=request.connection)
         try:
+            # Celery runs before_start inside the task's own try: its error is the task's failure.
+            task.before_start(task_id, args, kwargs)
             retval = _call(task, request, args, kwargs)
         except Retry as retry:
             outcome = _handle_retry(task, request, retry, store)
-        except Ignore:
-            outcome = Outcome(states.IGNORED)
+        except Ignore as exc:
+            outcome = Outcome(states.IGNORED, exc)
         except Reject as reject:
-            outcome = Outcome(states.REJECTED, reject)
+            outcome = _handle_reject(task, request, reject, store)
         except Terminated as exc:
             # revoke(terminate=True) already stored REVOKED; the task must not overwrite it.
             signals.task_revoked.send(sender=task, request=request, terminated=True, signum=None, expired=False)
@@ -239,6 +241,30 @@ def _errback_runs_inline(errback_task: Task, errback: Any) -> bool:
     return len(remaining) > 1
 
 
+def _handle_reject(task: Task, request: Context, reject: Reject, store: bool) -> Outcome:
+    """Celery's ``Request.on_failure`` for a Reject: dropped for good is a FAILURE, requeued stores nothing.
+
+    A message rejected without requeue never runs again, so Celery 5.7 stores FAILURE with the
+    Reject itself (no traceback), sends ``task_failure`` and fails what waits on it (chain,
+    chord, errbacks), without calling the task's ``on_failure``. With requeue the message goes
+    back to the queue and the task runs again: the worker side requeues the job.
+    """
+    if reject.requeue or request.is_eager:  # apply(): no broker to hand the message back to
+        return Outcome(states.REJECTED, reject)
+    if store or task.store_errors_even_if_ignored:
+        _store_failure(task, request, reject, None)
+    einfo = ExceptionInfo(reject)
+    signals.task_failure.send(sender=task, task_id=request.id, exception=reject, args=request.args,
+                              kwargs=request.kwargs, traceback=reject.__traceback__, einfo=einfo)
+    for errback in request.errbacks or ():
+        _call_errback(task, request, signature(errback, app=task.app), reject, einfo)
+    if request.chain:
+        task.backend.retrying(fail_steps, task, request.chain, reject, None, request.connection)
+    if request.chord:
+        task.backend.retrying(chord_part_return, task, request)
+    return Outcome(states.REJECTED, reject, einfo.traceback)
+
+
 def _handle_retry(task: Task, request: Context, retry: Retry, store: bool) -> Outcome:
     # Celery stores and hands on_retry the exc given to retry(), but the signal and
     # task_postrun get the Retry itself.
@@ -268,6 +294,9 @@ def _log_outcome(task: Task, task_id: str, outcome: Outcome, runtime: float) -> 
                    task.name, task_id, runtime, outcome.retval, exc_info=None if expected else outcome.retval)
     elif outcome.state == states.RETRY:
         logger.info("Task %s[%s] retried after %.3fs: %s", task.name, task_id, runtime, outcome.retry)
+    elif outcome.state == states.REJECTED:
+        # Celery's log_policy_reject: "Task name[id] Reject(...)" at WARNING, with the traceback.
+        logger.warning("Task %s[%s] %r", task.name, task_id, outcome.retval, exc_info=outcome.retval)
     elif outcome.state == states.REVOKED:
         logger.info("Task %s[%s] revoked (terminated) after %.3fs", task.name, task_id, runtime)
 
@@ -291,7 +320,8 @@ def run_eagerly(task: Task, args: list, kwargs: dict, task_id: str, retries: int
         break
     if throw and outcome.state == states.FAILURE:
         raise outcome.retval
-    state = outcome.state if outcome.state in states.ALL_STATES else states.SUCCESS
+    # Celery's apply() reports REJECTED and IGNORED as they are, with the exception as the result.
+    state = outcome.state if outcome.state in EAGER_STATES else states.SUCCESS
     return EagerResult(task_id, outcome.retval, state, traceback=outcome.traceback, name=task.name, app=task.app)
 
 

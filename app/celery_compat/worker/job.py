@@ -14,6 +14,7 @@ import math
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+import redis
 from rq import Retry as RQRetry
 from rq import get_current_job
 
@@ -21,8 +22,8 @@ from .. import signals, states
 from .._state import Context, current_app, find_registered
 from ..app.chords import chord_part_return
 from ..app.trace import HOSTNAME, Outcome, trace_task
-from ..exceptions import EncodeError, Retry, TaskRevokedError
-from ..protocol import Envelope, may_import, set_arguments
+from ..exceptions import EncodeError, NotRegistered, Retry, TaskRevokedError
+from ..protocol import META_FIELD, Envelope, may_import, set_arguments
 from ..serialization import from_wire, scrub, to_wire
 
 if TYPE_CHECKING:
@@ -31,6 +32,18 @@ if TYPE_CHECKING:
     from ..app.task import Task
 
 logger = logging.getLogger("app.celery_compat.worker")
+
+#: Celery's UNKNOWN_TASK_ERROR, up to the message dump (the message is in RQ's job hash).
+UNKNOWN_TASK_ERROR = """\
+Received unregistered task of type %r.
+The message has been ignored and discarded.
+
+Did you remember to import the module containing this task?
+Or maybe you're using relative imports?"""
+
+#: A task that rejects with requeue runs again at once the first time, then after 1, 2, 4 ...
+#: seconds up to this: Celery's broker would hand it back at once, for ever, at full speed.
+REQUEUE_DELAY_MAX = 30
 
 
 def execute_task(*_message: Any) -> Any:
@@ -60,8 +73,7 @@ def run_job(job: Job, pipeline: Any = None) -> Outcome | None:
         envelope = Envelope.of(job)
         task = _find_task(app, envelope.name, envelope.module)
     except KeyError as exc:  # NotRegistered, MalformedMessage
-        app.backend.store_result(job.id, exc, states.FAILURE, connection=connection)
-        logger.error("Received unregistered task of type %r", Envelope.name_of(job))
+        _fail_unknown(app, job, exc)
         raise
     name, options = envelope.name, envelope.options
     args, kwargs = from_wire(envelope.args), from_wire(envelope.kwargs)
@@ -71,20 +83,50 @@ def run_job(job: Job, pipeline: Any = None) -> Outcome | None:
         request.pipeline = pipeline
     if _discard_if_revoked(task, request, options, job):
         return None
-    return trace_task(task, request, args, kwargs, store=True)
+    try:
+        return trace_task(task, request, args, kwargs, store=True)
+    except redis.exceptions.RedisError:
+        raise  # an outage: the worker waits it out and records the outcome then
+    except Exception as exc:
+        _internal_error(task, request, exc)
+        raise
+
+
+def _internal_error(task: Task, request: Context, exc: Exception) -> None:
+    """Celery's "INTERNAL ERROR": the tracing itself failed, so store FAILURE rather than stay PENDING."""
+    logger.critical("Task %s[%s] INTERNAL ERROR: %r", task.name, request.id, exc, exc_info=exc)
+    if request.pipeline is not None and len(request.pipeline):
+        return  # the task's own outcome is already on its way, with the failure record
+    meta = task.backend.get_task_meta(request.id, connection=request.connection)
+    if meta.get("status") not in states.READY_STATES:  # an outcome already stored stands
+        task.backend.store_result(request.id, exc, states.FAILURE, connection=request.connection)
 
 
 def _find_task(app: Any, name: str, module: str | None) -> Task:
     if find_registered(name) is None and may_import(module):  # registered: nothing to look up
-        __import__(module)
+        try:
+            __import__(module)
+        except Exception:  # noqa: BLE001 - a module that does not import leaves the task unregistered
+            logger.exception("Importing %r for task %r failed", module, name)
     return app.find_task(name)
 
 
+def _fail_unknown(app: Any, job: Job, exc: KeyError) -> None:
+    """Celery's ``on_unknown_task``: log at ERROR, store FAILURE with NotRegistered(name), signal."""
+    name = Envelope.name_of(job)
+    logger.error(UNKNOWN_TASK_ERROR, name, exc_info=True)
+    error = exc if isinstance(exc, NotRegistered) else NotRegistered(name)
+    app.backend.store_result(job.id, error, states.FAILURE, connection=job.connection)
+    signals.task_unknown.send(sender=None, message=job, exc=exc, name=name, id=job.id)
+
+
 def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, connection: Any) -> Context:
+    requeued = int(options.get("requeued") or 0)
     return Context(
-        id=job.id, task=name, args=args, kwargs=kwargs, retries=job.number_of_retries or 0,
+        # A requeue travels as an RQ retry (it counts in number_of_retries) but is no Celery retry.
+        id=job.id, task=name, args=args, kwargs=kwargs, retries=max(0, (job.number_of_retries or 0) - requeued),
         is_eager=False, called_directly=False, hostname=HOSTNAME, connection=connection,
-        delivery_info={"exchange": "", "routing_key": job.origin, "priority": None, "redelivered": False},
+        delivery_info={"exchange": "", "routing_key": job.origin, "priority": None, "redelivered": bool(requeued)},
         eta=options.get("eta"), expires=options.get("expires"),
         timelimit=(options.get("time_limit"), options.get("soft_time_limit")),
         ignore_result=bool(options.get("ignore_result")), callbacks=options.get("link"),
@@ -124,6 +166,10 @@ def to_rq(job: Job, outcome: Outcome | None) -> Any:
             # RQ would fail to write this traceback to Redis and leave the job STARTED.
             raise EncodeError(f"the failure of task {job.id} is not UTF-8: {scrub(outcome.traceback)}") from None
         raise outcome.retval  # RQ records it too: FAILED, or STOPPED after a stop-job command
+    if outcome.state == states.REJECTED:
+        if outcome.retval.requeue:
+            return RQRetry(max=(job.number_of_retries or 0) + 1, interval=requeue_delay(job))
+        raise outcome.retval  # dropped for good: FAILURE stored, RQ records it too
     if outcome.state == states.RETRY:
         # RQ gives up once number_of_retries reaches max; Celery's own limit was already applied.
         return RQRetry(max=(job.number_of_retries or 0) + 1, interval=retry_delay(job, outcome.retry))
@@ -139,6 +185,14 @@ def failure_text(outcome: Outcome) -> str:
     """The failure as RQ records it (``exc_info``): the traceback the trace formatted, storable."""
     exc = outcome.retval
     return scrub(outcome.traceback or f"{type(exc).__name__}: {exc}")
+
+
+def requeue_delay(job: Job) -> int:
+    """Count one requeue in the job's options (saved with the job) and return the seconds to wait."""
+    options = dict(Envelope.options_of(job))
+    requeued = options["requeued"] = int(options.get("requeued") or 0) + 1
+    job.meta[META_FIELD] = options
+    return 0 if requeued == 1 else min(REQUEUE_DELAY_MAX, 2 ** (requeued - 2))
 
 
 def retry_delay(job: Job, retry: Retry) -> int:
@@ -157,4 +211,4 @@ def retry_delay(job: Job, retry: Retry) -> int:
     return max(0, math.ceil(countdown))
 
 
-__all__ = ["execute_task", "run_job", "to_rq", "failure_text", "retry_delay"]
+__all__ = ["execute_task", "run_job", "to_rq", "failure_text", "retry_delay", "requeue_delay"]

@@ -38,7 +38,7 @@ from ..serialization import scrub
 from ..stats import TaskStats
 from .classes import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, InProcessWorker
 from .guard import refuse
-from .job import failure_text, retry_delay, run_job
+from .job import failure_text, requeue_delay, retry_delay, run_job
 from .recovery import recover_lost_job
 
 logger = logging.getLogger("app.celery_compat.worker")
@@ -233,6 +233,10 @@ class LeanWorker(InProcessWorker):
                 return self._record_failure, (failure_text(outcome), pipe), "failed"
             if state == states.RETRY:
                 return self._record_retry, retry_delay(job, outcome.retry), "retried"
+            if state == states.REJECTED:
+                if outcome.retval.requeue:  # back to the queue, as a broker does (see requeue_delay)
+                    return self._record_retry, requeue_delay(job), "retried"
+                return self._record_failure, (failure_text(outcome), pipe), "failed"
             return self._record_success, pipe, "succeeded"
         except Exception as exc:  # every failure is recorded, as RQ does
             return self._record_failure, (scrub("".join(traceback.format_exception(exc))), pipe), "failed"
