@@ -31,6 +31,7 @@ from ..redaction import redact_url
 from ..result import AsyncResult, GroupResult
 from ..scripts import ENQUEUE
 from ..serialization import to_wire
+from .amqp import AMQP
 from .config import Settings
 from .control import Control
 from .task import Task, build_task
@@ -100,6 +101,7 @@ class Celery:
         self._connection: redis.Redis | None = None
         self._connection_url: str | None = None
         self._queues: dict[str, Queue] = {}
+        self.amqp = AMQP(self)
         self._pending_periodic: list[tuple] = []
         self.on_after_configure = signals.Signal("on_after_configure")
         self.on_after_finalize = signals.Signal("on_after_finalize")
@@ -170,6 +172,7 @@ class Celery:
         queue = self._queues.get(name)
         if queue is None:
             queue = self._queues[name] = Queue(name, connection=connection, serializer=JSONSerializer)
+            self.amqp.used.add(name)
         return queue
 
     # -- tasks -------------------------------------------------------------------------------
