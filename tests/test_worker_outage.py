@@ -1,0 +1,43 @@
+"""Stopping a worker while its Redis is down: quick when idle, and quiet.
+
+A real worker on a test's own Redis server, which the test stops for real.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from rq import Worker
+
+from tests.support import stop_workers, wait_for
+from tests.support_faults import log_lines, start_worker
+
+
+def test_sigterm_during_an_outage_with_no_task_running_exits_within_two_seconds(own_redis_server, tmp_path):
+    # Given an idle worker with two work processes, registered on its Redis
+    log = tmp_path / "worker.log"
+    worker = start_worker(own_redis_server.url, log, "-c", "2")
+    try:
+        connection = own_redis_server.client()
+        wait_for(lambda: Worker.count(connection=connection) >= 2 or worker.poll() is not None, timeout=30)
+        connection.close()
+        # When Redis goes away for a few seconds and the worker is then asked to stop
+        time.sleep(0.5)  # its start-up lines are written
+        before_outage = len(log_lines(log))
+        own_redis_server.stop()
+        time.sleep(4)
+        during_outage = len(log_lines(log))
+        started = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(timeout=10)
+        took = time.monotonic() - started
+    finally:
+        stop_workers([worker])
+    # Then it exits cleanly within two seconds, having said little, and no traceback
+    lines = log_lines(log)
+    assert code == 0, lines[-20:]
+    assert took < 2.0, (took, lines[-20:])
+    assert during_outage - before_outage <= 14, lines[before_outage:]
+    assert len(lines) - during_outage <= 8, lines[during_outage:]
+    assert not any("Traceback" in line for line in lines), lines
