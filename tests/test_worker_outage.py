@@ -8,10 +8,11 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
 from rq import Worker
 
 from tests.support import stop_workers, wait_for
-from tests.support_faults import log_lines, start_worker
+from tests.support_faults import app_on, log_lines, start_worker, submit
 
 
 def test_sigterm_during_an_outage_with_no_task_running_exits_within_two_seconds(own_redis_server, tmp_path):
@@ -41,3 +42,28 @@ def test_sigterm_during_an_outage_with_no_task_running_exits_within_two_seconds(
     assert during_outage - before_outage <= 14, lines[before_outage:]
     assert len(lines) - during_outage <= 8, lines[during_outage:]
     assert not any("Traceback" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("pool", ["fork", "solo"])
+def test_a_single_process_worker_rides_out_a_long_outage_quietly_and_takes_tasks_again(
+        own_redis_server, tmp_path, pool):
+    from tests import compat_tasks
+
+    # Given a -P fork (or solo) worker that ran a task
+    log = tmp_path / "worker.log"
+    worker = start_worker(own_redis_server.url, log, "-P", pool, "-c", "1")
+    try:
+        with app_on(own_redis_server.url):
+            assert compat_tasks.add.delay(1, 1).get(timeout=30) == 2
+            # When Redis stays down for 8 s
+            own_redis_server.stop()
+            time.sleep(8)
+            assert worker.poll() is None, "\n".join(log_lines(log)[-30:])
+            own_redis_server.start()
+            # Then the same worker runs tasks again, and never printed a traceback
+            result = wait_for(lambda: submit(compat_tasks.add, 2, 3), timeout=20)
+            assert result.get(timeout=40) == 5
+        assert worker.poll() is None
+        assert not any("Traceback" in line for line in log_lines(log)), log_lines(log)
+    finally:
+        stop_workers([worker])
