@@ -10,7 +10,10 @@ import time
 
 import pytest
 from rq import Worker
+from rq.job import Job
 
+from app.celery_compat import states
+from app.celery_compat.result import AsyncResult
 from tests.support import stop_workers, wait_for
 from tests.support_faults import app_on, log_lines, start_worker, submit
 
@@ -67,3 +70,43 @@ def test_a_single_process_worker_rides_out_a_long_outage_quietly_and_takes_tasks
         assert not any("Traceback" in line for line in log_lines(log)), log_lines(log)
     finally:
         stop_workers([worker])
+
+
+def test_sigterm_during_an_outage_with_a_task_running_leaves_it_to_the_recovery_rule_quietly(
+        start_redis_server, tmp_path):
+    from tests import compat_tasks
+
+    # Given a worker running a long task, on a Redis that keeps its data across a restart
+    server = start_redis_server(appendonly=True)
+    log = tmp_path / "worker.log"
+    worker = start_worker(server.url, log, "-c", "2", "--grace-period", "2")
+    try:
+        with app_on(server.url) as app:
+            connection = server.client()
+            wait_for(lambda: Worker.count(connection=connection) >= 2 or worker.poll() is not None, timeout=30)
+            running = compat_tasks.sleep.delay(30)
+            wait_for(lambda: Job.fetch(running.id, connection=connection).get_status() == "started", timeout=20)
+            connection.close()
+            # When Redis goes away and the worker is asked to stop
+            server.stop()
+            time.sleep(2)
+            before = len(log_lines(log))
+            started = time.monotonic()
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(timeout=15)
+            took = time.monotonic() - started
+            # Then it stops at the end of its grace period, saying little and no traceback
+            lines = log_lines(log)
+            assert took < 5, (took, lines[before:])
+            assert len(lines) - before <= 12, lines[before:]
+            assert not any("Traceback" in line for line in lines), lines
+            # And the task was not failed by the outage: it waits, started, for the recovery rule
+            server.start()
+            connection = server.client()
+            job = Job.fetch(running.id, connection=connection)
+            assert job.get_status() == "started"
+            assert AsyncResult(running.id, app=app).state != states.FAILURE
+            connection.close()
+    finally:
+        stop_workers([worker])
+        server.stop()

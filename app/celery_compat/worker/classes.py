@@ -78,6 +78,14 @@ class OutageAware:
             self.scheduler.release_locks()
             self.scheduler.register_death()
 
+    def set_shutdown_requested_date(self) -> None:
+        # Called from the SIGTERM handler: raising here would raise inside the running task.
+        try:
+            super().set_shutdown_requested_date()  # type: ignore[misc]
+        except OUTAGE as exc:
+            self.log.warning("Worker %s: stop requested; could not record it, Redis unreachable (%s)",
+                             self.name, reason(exc))
+
     def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
         # RQ logs every 2 s while Redis is away; the subscription comes back by itself.
         if not isinstance(exc, OUTAGE):
