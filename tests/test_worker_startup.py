@@ -6,11 +6,14 @@ after its first failed attempt. Real worker processes, a real Redis started late
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 
-from tests.support import stop_workers, wait_for
+from tests.support import ROOT, stop_workers, wait_for
 from tests.support_faults import app_on, log_lines, start_worker, submit
 
 
@@ -89,3 +92,17 @@ def test_a_burst_worker_without_redis_exits_non_zero_after_one_attempt(own_redis
     text = log.read_text()
     assert text.count("giving up (--burst)") == 3, text
     assert "Traceback" not in text
+
+
+def test_the_supervisor_backs_off_restarting_a_work_process_that_dies_as_it_starts(tmp_path):
+    starts = tmp_path / "starts"
+    supervisor = subprocess.Popen([sys.executable, "tests/programs/_crashing_children.py", str(starts)], cwd=ROOT,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        time.sleep(4)
+        assert supervisor.poll() is None
+    finally:
+        stop_workers([supervisor], timeout=5)
+    # 1 s, 2 s, 4 s between restarts: a handful of starts, not one per 0.2 s poll
+    assert 2 <= len(starts.read_text().splitlines()) <= 4
