@@ -2,7 +2,7 @@
 
 Not a Celery program (the leading underscore keeps it out of the parity test).
 
-Each start appends a line to STARTS_FILE; the test counts them.
+Each start appends a line to FILE; the test counts them.
 """
 
 from __future__ import annotations

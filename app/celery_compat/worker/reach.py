@@ -92,7 +92,10 @@ def reason(exc: BaseException) -> str:
 def ping(connection: redis.Redis) -> None:
     """Raise an :data:`OUTAGE` error unless Redis answers and accepts writes."""
     connection.ping()
-    info = connection.info("memory")
+    try:
+        info = connection.info("memory")
+    except redis.exceptions.ResponseError:
+        return  # INFO not allowed for this user (ACL): the first write will tell
     maxmemory = int(info.get("maxmemory") or 0)
     if maxmemory and info.get("maxmemory_policy") == "noeviction" and int(info.get("used_memory") or 0) >= maxmemory:
         raise redis.exceptions.OutOfMemoryError("OOM command not allowed when used memory > 'maxmemory'")
