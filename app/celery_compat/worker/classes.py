@@ -11,6 +11,7 @@ both apply :mod:`recovery` when a task's process dies.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -21,10 +22,12 @@ from typing import Any
 from rq import SimpleWorker, Worker
 from rq.job import Job
 from rq.queue import Queue
+from rq.scheduler import RQScheduler
 
 from ..exceptions import Terminated
 from ..protocol import Envelope
 from .guard import TaskJob
+from .reach import OUTAGE, Throttle, reason
 from .recovery import recover_lost_job, store_time_limit_failure
 
 #: Seconds between heartbeats of a running task.
@@ -33,7 +36,68 @@ HEARTBEAT_INTERVAL = 5
 HEARTBEAT_TTL = 20
 
 
-class ForkingWorker(Worker):
+class QuietScheduler(RQScheduler):
+    """RQ's scheduler process, ending with one line instead of a traceback when Redis goes away.
+
+    The worker's maintenance starts it again (it takes the lock anew) once Redis is back.
+    """
+
+    def work(self) -> None:
+        try:
+            super().work()
+        except OUTAGE as exc:
+            self.log.warning("Scheduler [PID %s]: Redis unreachable (%s); stopping until a worker restarts it",
+                             os.getpid(), reason(exc))
+
+
+class OutageAware:
+    """What both worker classes share: RQ's scheduler and command channel, quiet in an outage."""
+
+    scheduler: Any
+    connection: Any
+    queues: Any
+    serializer: Any
+    log: Any
+    name: str
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args: Any,
+                         **kwargs: Any) -> None:
+        # RQ's own, with QuietScheduler (RQ names its scheduler class inside the method).
+        self.scheduler = QuietScheduler(self.queues, connection=self.connection, serializer=self.serializer,
+                                        logging_level=logging_level or "INFO")
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()
+        finally:
+            self.scheduler.release_locks()
+            self.scheduler.register_death()
+
+    def set_shutdown_requested_date(self) -> None:
+        # Called from the SIGTERM handler: raising here would raise inside the running task.
+        try:
+            super().set_shutdown_requested_date()  # type: ignore[misc]
+        except OUTAGE as exc:
+            self.log.warning("Worker %s: stop requested; could not record it, Redis unreachable (%s)",
+                             self.name, reason(exc))
+
+    def _pubsub_exception_handler(self, exc: Exception, pubsub: Any, pubsub_thread: Any) -> None:
+        # RQ logs every 2 s while Redis is away; the subscription comes back by itself.
+        if not isinstance(exc, OUTAGE):
+            raise exc
+        if not hasattr(self, "_pubsub_say"):
+            self._pubsub_say = Throttle(self.log)
+        self._pubsub_say(logging.WARNING, "down", "Worker %s: command channel lost (%s); resubscribing",
+                         self.name, reason(exc))
+        time.sleep(2.0)
+
+
+class ForkingWorker(OutageAware, Worker):
     """RQ's forking worker with short heartbeats and Celery's rule for a horse that died."""
 
     job_class = TaskJob
@@ -89,7 +153,7 @@ class Slot:
         return self.job_id.value.decode() or None
 
 
-class InProcessWorker(SimpleWorker):
+class InProcessWorker(OutageAware, SimpleWorker):
     """RQ's ``SimpleWorker`` with short heartbeats, reporting to a supervisor when it has one.
 
     The lean worker (:mod:`lean`) is the one in use; it replaces the per-task path, including

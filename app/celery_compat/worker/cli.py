@@ -26,10 +26,8 @@ import multiprocessing
 import os
 import signal
 import sys
-import time
 from typing import Any
 
-import redis
 from rq.logutils import setup_loghandlers
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
@@ -42,6 +40,19 @@ from .classes import HEARTBEAT_INTERVAL, ForkingWorker, InProcessWorker, raise_t
 from .guard import TaskJob
 from .lean import LeanWorker
 from .pool import Supervisor, child_main
+from .reach import (
+    EXIT_NO_REDIS,
+    FIRST_WAIT,
+    MAX_WAIT,
+    OUTAGE,
+    GaveUp,
+    UnusableURL,
+    check_url,
+    ping,
+    reason,
+    sleep_unless,
+    wait_for_redis,
+)
 
 POOLS = {"prefork": LeanWorker, "fork": ForkingWorker, "solo": LeanWorker, "threads": LeanWorker,
          "gevent": LeanWorker, "eventlet": LeanWorker}
@@ -110,30 +121,46 @@ def make_worker(app: Celery, options: argparse.Namespace, index: int = 0) -> Any
     )
 
 
-def run_worker(app: Celery, options: argparse.Namespace, index: int = 0) -> bool:
+def run_worker(app: Celery, options: argparse.Namespace, index: int = 0,
+               should_stop: Any = lambda: False) -> bool:
     """Run one RQ worker in this process until it is told to stop (or the queues drain in burst mode).
 
     RQ's own loop quits on a Redis timeout; here the worker starts again once Redis answers, so
-    an outage never leaves a machine without its worker.
+    an outage never leaves a machine without its worker. A new worker is only built once Redis
+    answers: RQ's ``Worker.__init__`` already talks to it (``CLIENT SETNAME``).
     """
-    wait = 1.0
+    wait = FIRST_WAIT
     while True:
-        worker = make_worker(app, options, index)
-        if isinstance(worker, InProcessWorker):
-            signal.signal(signal.SIGUSR1, raise_terminated)
+        if not wait_for_redis(lambda: app.connection, app.broker_url, burst=options.burst, should_stop=should_stop):
+            if options.burst:
+                raise GaveUp()
+            return False
         try:
-            worked = worker.work(burst=options.burst, logging_level=options.loglevel.upper(),
-                                 with_scheduler=not options.without_scheduler, max_jobs=options.max_tasks_per_child)
-            error: Exception | None = None
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            worked, error = False, exc
-        asked_to_stop = getattr(worker, "_shutdown_requested_date", None) is not None
-        if asked_to_stop or options.burst or (worked and options.max_tasks_per_child) or not _redis_trouble(
-                app, error):
-            return worked
-        logger.error("worker: stopped by a Redis error (%s); starting again in %.0f s", error or "timeout", wait)
-        time.sleep(wait)
-        wait = min(wait * 2, 30.0)
+            worker = make_worker(app, options, index)
+        except OUTAGE as exc:
+            error: Exception | None = exc
+        else:
+            if isinstance(worker, InProcessWorker):
+                signal.signal(signal.SIGUSR1, raise_terminated)
+            try:
+                worked = worker.work(burst=options.burst, logging_level=options.loglevel.upper(),
+                                     with_scheduler=not options.without_scheduler,
+                                     max_jobs=options.max_tasks_per_child)
+                error = None
+            except OUTAGE as exc:
+                worked, error = False, exc
+            asked_to_stop = getattr(worker, "_shutdown_requested_date", None) is not None
+            if asked_to_stop or (worked and options.max_tasks_per_child) or not _redis_trouble(app, error):
+                return worked
+        if options.burst:
+            raise GaveUp()
+        if should_stop():
+            return False
+        logger.error("worker: stopped by Redis (%s); starting again in %.0f s",
+                     reason(error) if error else "timeout", wait)
+        if not sleep_unless(wait, should_stop):
+            return False
+        wait = min(wait * 2, MAX_WAIT)
 
 
 def _redis_trouble(app: Celery, error: Exception | None) -> bool:
@@ -141,15 +168,18 @@ def _redis_trouble(app: Celery, error: Exception | None) -> bool:
     if error is not None:
         return True
     try:
-        app.connection.ping()
-    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        ping(app.connection)
+    except OUTAGE:
         return True
     return False
 
 
 def _child(app: Celery, options: argparse.Namespace, index: int) -> None:
     app._connection = None  # never share a socket with the parent
-    run_worker(app, options, index)
+    try:
+        run_worker(app, options, index)
+    except GaveUp:
+        sys.exit(EXIT_NO_REDIS)
 
 
 def run_processes(app: Celery, options: argparse.Namespace) -> int:
@@ -191,10 +221,13 @@ def main(argv: list[str] | None = None, default_app: Celery | None = None) -> in
     # In a worker, a result that cannot be stored is waited on, not lost, while Redis is away.
     if "result_backend_always_retry" not in app.conf:
         app.conf.result_backend_always_retry = True
-    if options.beat:
-        start_beat_thread(app)
     logger.info("worker: app=%s queues=%s pool=%s concurrency=%s redis=%s", app.main, queue_names(options, app),
                 options.pool, options.concurrency, redact_url(app.broker_url))
+    ready = _reach_redis(app, options)
+    if ready is not None:
+        return ready
+    if options.beat:
+        start_beat_thread(app)
     if options.pool == "prefork":
         def run_child(slot: Any, index: int) -> None:
             child_main(app, options, slot, index, make_worker)
@@ -202,5 +235,33 @@ def main(argv: list[str] | None = None, default_app: Celery | None = None) -> in
         return Supervisor(app, options, run_child, queue_names(options, app)).run()
     if options.concurrency > 1:
         return run_processes(app, options)
-    run_worker(app, options)
+    try:
+        run_worker(app, options)
+    except GaveUp:
+        return EXIT_NO_REDIS
     return 0
+
+
+def _reach_redis(app: Celery, options: argparse.Namespace) -> int | None:
+    """Before any work process starts: None once Redis answers, else the exit code.
+
+    A URL that can never work ends the worker at once; an unreachable Redis is waited for
+    (``--burst``: one attempt), so that no work process is started only to fail.
+    """
+    try:
+        check_url(app.broker_url)
+    except UnusableURL as exc:
+        logger.error("worker: %s; exiting", exc)
+        return EXIT_NO_REDIS
+    stop = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: stop.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        reached = wait_for_redis(lambda: app.connection, app.broker_url, burst=options.burst,
+                                 should_stop=lambda: bool(stop))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if reached:
+        return None
+    return 0 if stop else EXIT_NO_REDIS

@@ -39,6 +39,7 @@ from ..stats import TaskStats
 from .classes import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, InProcessWorker
 from .guard import refuse
 from .job import failure_text, requeue_delay, retry_delay, run_job
+from .reach import MAX_WAIT, OUTAGE, Throttle, reason, sleep_unless
 from .recovery import recover_lost_job
 
 logger = logging.getLogger("app.celery_compat.worker")
@@ -115,8 +116,17 @@ class LeanWorker(InProcessWorker):
         finally:
             stop_beating.set()
             self._flush_counters()
-            self.teardown()
+            self._teardown_quietly()
         return bool(completed)
+
+    def _teardown_quietly(self) -> None:
+        try:
+            self.teardown()
+        except OUTAGE as exc:
+            # Its registration expires by itself (worker_ttl); its running task, if any, is the
+            # supervisor's or maintenance's to recover.
+            self.log.warning("Worker %s: stopped without unregistering, Redis unreachable (%s)",
+                             self.name, reason(exc))
 
     def _claim(self, timeout: int | None) -> tuple[Job, Queue, str] | None:
         """The next job, already marked started, or None when the wait ran out."""
@@ -124,12 +134,15 @@ class LeanWorker(InProcessWorker):
         while True:
             try:
                 return self._claim_once(timeout)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            except OUTAGE as exc:
+                # The claim is one script: it failed as a whole, so a stop may come through now.
+                self._claiming = False
                 if self._stop_requested:
                     raise StopRequested() from exc
-                self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0f s", self.name, exc, wait)
-                time.sleep(wait)
-                wait = min(wait * 2, 30.0)
+                self.log.warning("Worker %s: cannot reach Redis (%s); retrying in %.0f s", self.name, reason(exc), wait)
+                if not sleep_unless(wait, lambda: self._stop_requested):
+                    raise StopRequested() from exc
+                wait = min(wait * 2, MAX_WAIT)
 
     def _claim_once(self, timeout: int | None) -> tuple[Job, Queue, str] | None:
         execution_id = uuid.uuid4().hex[:12]
@@ -247,8 +260,8 @@ class LeanWorker(InProcessWorker):
         while True:
             try:
                 return action(*args)
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                self.log.error("Worker %s: Redis unreachable (%s); retrying in %.1f s", self.name, exc, wait)
+            except OUTAGE as exc:
+                self.log.warning("Worker %s: cannot reach Redis (%s); retrying in %.1f s", self.name, reason(exc), wait)
                 time.sleep(wait)
                 wait = min(wait * 2, 10.0)
 
@@ -336,6 +349,7 @@ class LeanWorker(InProcessWorker):
     def _beat_forever(self, stop: threading.Event) -> None:
         wait = HEARTBEAT_INTERVAL
         parent = os.getppid()
+        say = Throttle(self.log)
         while not stop.wait(wait):
             if self.slot is not None and os.getppid() != parent:
                 # The supervisor died (kill -9): stop after the running task rather than work on
@@ -346,9 +360,10 @@ class LeanWorker(InProcessWorker):
             try:
                 self._beat_once()
                 wait = HEARTBEAT_INTERVAL
+                say.clear()
             except redis.exceptions.RedisError as exc:
                 # Soon again: a running task's entry expires HEARTBEAT_TTL after its last beat.
-                self.log.warning("Worker %s: heartbeat failed (%s); will retry", self.name, exc)
+                say(logging.WARNING, "failing", "Worker %s: heartbeat failed (%s); will retry", self.name, reason(exc))
                 wait = 0.5
 
     def _beat_once(self) -> None:

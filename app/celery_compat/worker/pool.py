@@ -21,17 +21,18 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from typing import Any
 
-import redis
 from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.serializers import JSONSerializer
 
 from .. import keys
 from .classes import InProcessWorker, Slot
+from .reach import EXIT_NO_REDIS, FIRST_WAIT, MAX_WAIT, OUTAGE, Throttle, reason, sleep_unless, wait_for_redis
 from .recovery import recover_lost_job, remove_from_started, store_time_limit_failure
 
 logger = logging.getLogger("app.celery_compat.worker")
@@ -39,6 +40,8 @@ logger = logging.getLogger("app.celery_compat.worker")
 #: SIGALRM raises TimeLimitExceeded first; this catches tasks that swallow it or block in C).
 HARD_LIMIT_GRACE = 2.0
 POLL_SECONDS = 0.2
+#: A child that dies sooner than this after starting, with no task, is restarted after a backoff.
+QUICK_DEATH_SECONDS = 5.0
 
 
 class Child:
@@ -48,6 +51,9 @@ class Child:
         self.index = index
         self.slot = Slot(context)
         self.process: Any = None
+        self.started_at = 0.0
+        self.restart_at: float | None = None  # a restart held back after quick deaths
+        self.backoff = 0.0
 
 
 class Supervisor:
@@ -63,9 +69,12 @@ class Supervisor:
         self.stopping_since: float | None = None
         self.forced = False
         self.pending: list[Any] = []  # recoveries that waited for Redis
+        self.exit_code = 0
+        self.say = Throttle(logger)
 
     def start_child(self, child: Child) -> None:
         child.slot.end()
+        child.restart_at, child.started_at = None, time.monotonic()
         child.process = self.context.Process(target=self.run_child, args=(child.slot, child.index),
                                              name=f"worker-{child.index}", daemon=False)
         child.process.start()
@@ -75,6 +84,8 @@ class Supervisor:
             logger.info("supervisor: warm shutdown, letting running tasks finish (grace %ss)",
                         self.options.grace_period)
             self.stopping_since = time.monotonic()
+            for child in self.children:
+                child.restart_at = None
             for child in self.alive():
                 os.kill(child.process.pid, signal.SIGTERM)
         else:
@@ -92,9 +103,9 @@ class Supervisor:
         while True:
             self.check_children()
             self._run_pending()
-            if not any(child.process is not None for child in self.children):
+            if not any(child.process is not None or child.restart_at is not None for child in self.children):
                 if not self.pending:
-                    return 0
+                    return self.exit_code
                 self.stopping_since = self.stopping_since or time.monotonic()  # burst mode ends here too
                 if self.forced or time.monotonic() - self.stopping_since > self.options.grace_period:
                     # RQ's own maintenance (any worker) finds these tasks through their heartbeats.
@@ -107,17 +118,34 @@ class Supervisor:
         for child in self.children:
             process = child.process
             if process is None:
+                if child.restart_at is not None and time.monotonic() >= child.restart_at:
+                    self.start_child(child)
                 continue
             if process.is_alive():
                 self._enforce_limits(child)
                 continue
             process.join()
-            self._after_exit(child, process.exitcode)
-            finished_burst = self.options.burst and process.exitcode == 0
+            exitcode = process.exitcode
+            quick_death = bool(exitcode) and not child.slot.current and (
+                time.monotonic() - child.started_at < QUICK_DEATH_SECONDS)
+            self._after_exit(child, exitcode)
+            child.process = None
+            if exitcode == EXIT_NO_REDIS:
+                self.exit_code = 1  # a --burst child gave up on Redis
+            finished_burst = self.options.burst and exitcode in (0, EXIT_NO_REDIS)
             if self.stopping_since is None and not finished_burst:
-                self.start_child(child)
-            else:
-                child.process = None
+                self._restart(child, quick_death, exitcode)
+
+    def _restart(self, child: Child, quick_death: bool, exitcode: int | None) -> None:
+        """Start a replacement now, or after a backoff when children keep dying as they start."""
+        child.backoff = min(max(child.backoff * 2, FIRST_WAIT), MAX_WAIT) if quick_death else 0.0
+        if not child.backoff:
+            self.start_child(child)
+            return
+        self.say(logging.WARNING, f"quick-death-{child.index}",
+                 "supervisor: worker-%d exited as it started (exit code %s); restarting it in %.0f s",
+                 child.index, exitcode, child.backoff)
+        child.restart_at = time.monotonic() + child.backoff
 
     def _enforce_limits(self, child: Child) -> None:
         slot = child.slot
@@ -140,6 +168,8 @@ class Supervisor:
         stopping, hard_limit = child.slot.stopping.value, child.slot.hard_limit.value
         worker_name = child.slot.worker_name.value.decode()
         child.slot.end()
+        if not job_id and exitcode == 0 and self.stopping_since is not None and not self.forced:
+            return  # a warm stop between tasks: it ran nothing, and it starts no task once asked to stop
         if job_id and stopping:
             self.pending.append(lambda: self._mark_stopped(job_id))
         elif job_id and hard_limit < 0:
@@ -166,10 +196,13 @@ class Supervisor:
         while self.pending:
             try:
                 self.pending[0]()
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                logger.warning("supervisor: Redis unreachable (%s); will recover the lost task when it is back", exc)
+            except OUTAGE as exc:
+                self.say(logging.WARNING, "pending", "supervisor: Redis unreachable (%s); will recover %d lost "
+                         "task(s) when it is back", reason(exc), len(self.pending))
                 return
             self.pending.pop(0)
+            if not self.pending:
+                self.say.clear()
 
     def _claimed_by(self, worker_name: str) -> list[str]:
         """Ids of started tasks whose job names ``worker_name`` as the worker running them."""
@@ -221,12 +254,37 @@ def child_main(app: Any, options: Any, slot: Slot, index: int, make_worker: Any)
     Until the worker installs its own handlers (after it registered and started the scheduler),
     a SIGTERM from the supervisor is only remembered: the supervisor's handler, inherited
     through fork, must never run here, and a stop that comes that early must not be lost.
+    The worker is built only once Redis answers, and built again after Redis failed under it,
+    so an outage costs one log line per attempt, never a traceback or a respawn.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop_early = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop_early.set())
     app._connection = None  # never share a socket with the parent
-    worker = make_worker(app, options, index)
+    who, wait = f"worker-{index}", FIRST_WAIT
+    while True:
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop_early.set())
+        if not wait_for_redis(lambda: app.connection, app.broker_url, burst=options.burst,
+                              should_stop=stop_early.is_set, who=who):
+            sys.exit(EXIT_NO_REDIS if options.burst and not stop_early.is_set() else 0)
+        worker = None
+        try:
+            worker = make_worker(app, options, index)
+            _work(worker, options, slot, stop_early)
+            return
+        except OUTAGE as exc:
+            if stop_early.is_set() or getattr(worker, "_stop_requested", False):
+                return
+            if options.burst:
+                logger.error("%s: Redis failed (%s); giving up (--burst)", who, reason(exc))
+                sys.exit(EXIT_NO_REDIS)
+            logger.warning("%s: Redis failed (%s); starting again in %.0f s", who, reason(exc), wait)
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop_early.set())
+        if not sleep_unless(wait, stop_early.is_set):
+            return
+        wait = min(wait * 2, MAX_WAIT)
+
+
+def _work(worker: Any, options: Any, slot: Slot, stop_early: threading.Event) -> None:
     worker.stop_early = stop_early
     if not isinstance(worker, InProcessWorker):
         raise TypeError(f"the prefork pool runs InProcessWorker children, not {type(worker).__name__}")
