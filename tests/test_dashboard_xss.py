@@ -13,15 +13,16 @@ from urllib.parse import quote
 
 import pytest
 from conftest import wait_for
-from rq import Worker
+from rq import SimpleWorker, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from app.celery_compat.worker import TaskJob
 from tests.support_dashboard import DEADLINE_MS, NO_SLASH_PAYLOAD, PAYLOAD, pwned, watch
 
 
 @pytest.fixture
-def stored_markup(live_server, page, celery_app, burst_worker, redis_conn):
+def stored_markup(live_server, page, celery_app, redis_conn):
     """Jobs with markup in every shown field and in a task name, a queue so named, and a busy worker showing one."""
     from tests import compat_tasks
 
@@ -29,7 +30,9 @@ def stored_markup(live_server, page, celery_app, burst_worker, redis_conn):
         "result": compat_tasks.echo.delay(PAYLOAD).id,
         "exception": compat_tasks.fail.delay(PAYLOAD).id,
     }
-    burst_worker()
+    # Run as the stock `rq worker` does (README, "Worker"), so RQ itself stores the result and the
+    # exception, the fields the dashboard shows (the lean worker keeps results in the task's document).
+    SimpleWorker(["celery"], connection=redis_conn, serializer=JSONSerializer, job_class=TaskJob).work(burst=True)
     jobs["queue"] = compat_tasks.echo.apply_async((PAYLOAD,), queue=NO_SLASH_PAYLOAD).id
     jobs["task name"] = celery_app.send_task(PAYLOAD, args=[PAYLOAD]).id
     meta_job = Job.fetch(jobs["result"], connection=redis_conn, serializer=JSONSerializer)
