@@ -18,12 +18,17 @@ import redis
 
 from app.celery_compat import Celery
 from app.celery_compat.exceptions import TimeoutError as TaskTimeoutError
-from app.celery_compat.result import AsyncResult
+from app.celery_compat.result import AsyncResult, GroupResult
 from app.celery_compat.states import SUCCESS
 
 
 def connections_received(conn: redis.Redis) -> int:
     return int(conn.info("stats")["total_connections_received"])
+
+
+def command_calls(conn: redis.Redis) -> int:
+    stats = conn.info("commandstats")
+    return sum(v["calls"] for k, v in stats.items() if k not in ("cmdstat_info", "cmdstat_client|list"))
 
 
 def new_id() -> str:
@@ -150,3 +155,34 @@ def test_threads_waiting_at_once_each_get_their_own_result(compat_app):
     for thread in threads:
         thread.join(timeout=15)
     assert outcomes == {t: f"done {t}" for t in task_ids}
+
+
+def test_group_result_get_on_200_finished_results_reads_them_in_a_handful_of_commands(compat_app, redis_conn):
+    publisher = redis.Redis.from_url(compat_app.conf.broker_url)
+    task_ids = [new_id() for _ in range(200)]
+    for task_id in task_ids:
+        compat_app.backend.store_result(task_id, task_id, SUCCESS, connection=publisher)
+    group = GroupResult(new_id(), [AsyncResult(t, app=compat_app) for t in task_ids], app=compat_app)
+    redis_conn.config_resetstat()
+
+    assert group.get(timeout=5) == task_ids
+
+    assert command_calls(redis_conn) <= 5  # one MGET (and the stats calls of this test)
+    assert redis_conn.info("commandstats")["cmdstat_mget"]["calls"] == 1
+
+
+def test_group_join_reads_the_ready_ones_at_once_and_waits_only_for_the_rest(compat_app, redis_conn):
+    publisher = redis.Redis.from_url(compat_app.conf.broker_url)
+    ready = [new_id() for _ in range(195)]
+    for task_id in ready:
+        compat_app.backend.store_result(task_id, f"done {task_id}", SUCCESS, connection=publisher)
+    running = [new_id() for _ in range(5)]
+    group = GroupResult(new_id(), [AsyncResult(t, app=compat_app) for t in ready + running], app=compat_app)
+    redis_conn.config_resetstat()
+    publish_later(compat_app, publisher, running)
+
+    assert group.join(timeout=10) == [f"done {t}" for t in ready + running]
+
+    stats = redis_conn.info("commandstats")
+    assert stats["cmdstat_mget"]["calls"] == 1
+    assert stats.get("cmdstat_get", {"calls": 0})["calls"] <= 2 * len(running) + 10  # not one per result
