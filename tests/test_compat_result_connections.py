@@ -186,3 +186,20 @@ def test_group_join_reads_the_ready_ones_at_once_and_waits_only_for_the_rest(com
     stats = redis_conn.info("commandstats")
     assert stats["cmdstat_mget"]["calls"] == 1
     assert stats.get("cmdstat_get", {"calls": 0})["calls"] <= 2 * len(running) + 10  # not one per result
+
+
+def test_two_threads_waiting_on_the_same_task_both_get_it_without_waiting_for_a_recheck(compat_app):
+    publisher = redis.Redis.from_url(compat_app.conf.broker_url)
+    task_id = new_id()
+    outcomes: list[object] = []
+    threads = [threading.Thread(target=lambda: outcomes.append(AsyncResult(task_id, app=compat_app).get(timeout=5)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)  # both subscribed
+    started = time.monotonic()
+    compat_app.backend.store_result(task_id, "shared", SUCCESS, connection=publisher)
+    for thread in threads:
+        thread.join(timeout=5)
+    assert outcomes == ["shared", "shared"]
+    assert time.monotonic() - started < 0.9  # by the published message, not the 1 s re-read

@@ -105,33 +105,33 @@ class ResultConsumer:
             return generation
 
     def _release(self, channel: str) -> None:
-        with self._cond:
-            count = self._subscribers.get(channel, 0) - 1
-            if count > 0:
-                self._subscribers[channel] = count
-                return
-            self._subscribers.pop(channel, None)
-            self._ready.pop(channel, None)
-            subscribed_in = self._subscribed.pop(channel, None)
-            current = subscribed_in == self._generation and self._pid == os.getpid()
-        if current:
-            try:
-                with self._io:
-                    if self._pubsub is not None:
-                        self._pubsub.unsubscribe(channel)
-            except REDIS_ERRORS:
-                self._drop_connection()  # the next waiter rebuilds it; nothing is lost
+        # Under the socket lock, so that another thread's SUBSCRIBE to the same channel cannot
+        # fall between our last-subscriber check and our UNSUBSCRIBE.
+        with self._io:
+            with self._cond:
+                count = self._subscribers.get(channel, 0) - 1
+                if count > 0:
+                    self._subscribers[channel] = count
+                    return
+                self._subscribers.pop(channel, None)
+                self._ready.pop(channel, None)
+                current = self._subscribed.pop(channel, None) == self._generation
+            if current and self._pubsub is not None:
+                try:
+                    self._pubsub.unsubscribe(channel)
+                except REDIS_ERRORS:
+                    self._drop_connection()  # the next waiter rebuilds it; nothing is lost
 
     def _ensure_pubsub(self) -> Any:
         client = self._connection()
         if self._pubsub is None or self._client is not client:
             if self._pubsub is not None:
-                self._drop_connection(locked=True)
+                self._drop_connection()
             self._client = client
             self._pubsub = client.pubsub(ignore_subscribe_messages=True)
         return self._pubsub
 
-    def _drop_connection(self, locked: bool = False) -> None:
+    def _drop_connection(self) -> None:
         """Forget the connection and its subscriptions; waiters resubscribe on a new one."""
         with self._cond:
             pubsub, self._pubsub = self._pubsub, None
