@@ -35,6 +35,7 @@ test: venv
 bench: venv
 	$(VENV_PYTHON) -m bench.compat_overhead
 	$(VENV_PYTHON) -m bench.throughput
+	$(VENV_PYTHON) -m bench.client_flow
 
 lint: venv
 	$(VENV)/bin/ruff check .
