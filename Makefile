@@ -37,6 +37,7 @@ test: venv
 bench: venv
 	$(VENV_PYTHON) -m bench.compat_overhead
 	$(VENV_PYTHON) -m bench.throughput
+	$(VENV_PYTHON) -m bench.client_flow
 
 # Celery 5.7's own integration suite (from its sdist, fetched by pip into var/) against the adapter,
 # on a private Redis; see conformance/run.py. Not part of `make test`: it takes minutes.

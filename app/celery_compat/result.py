@@ -239,6 +239,10 @@ class _NoBackend:
 _NO_BACKEND = _NoBackend()
 
 
+# Keys per MGET when a set of results is read: one round trip each, replies of bounded size.
+MGET_BATCH = 500
+
+
 class ResultSet:
     """Several results read together; ``get()`` returns their values in order."""
 
@@ -281,13 +285,28 @@ class ResultSet:
 
     def get(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5,
             **kwargs: Any) -> list:
-        """Values in submission order; the first failure is raised unless ``propagate=False``."""
+        """Values in submission order; the first failure is raised unless ``propagate=False``.
+
+        The ready results are read with one MGET per batch; only those still running are waited
+        for one by one (and each of those is read again in its own wait).
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
+        self._prefetch()
         values = []
         for result in self.results:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
             values.append(result.get(timeout=remaining, propagate=propagate, interval=interval, **kwargs))
         return values
+
+    def _prefetch(self) -> None:
+        """Fill the cache of every ready stored result, MGET_BATCH keys per round trip."""
+        pending = [r for r in self.results
+                   if not isinstance(r, EagerResult) and isinstance(r, AsyncResult) and r._cache is None]
+        for start in range(0, len(pending), MGET_BATCH):
+            batch = pending[start:start + MGET_BATCH]
+            for result, meta in zip(batch, self.app.backend.get_many_meta([r.id for r in batch]), strict=True):
+                if meta["status"] in states.READY_STATES:
+                    result._cache = meta
 
     join = get
 

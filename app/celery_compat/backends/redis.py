@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from .. import keys, states
-from ..exceptions import TimeoutError as TaskTimeoutError
 from ..serialization import exception_to_wire, to_wire, utf8
+from .consumer import ResultConsumer
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -35,6 +35,7 @@ class RedisBackend:
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        self.consumer = ResultConsumer(lambda: self.app.connection)
 
     @property
     def expires(self) -> int:
@@ -139,29 +140,9 @@ class RedisBackend:
         return bool((connection or self.app.connection).exists(*keys.revoked_any(task_id)))
 
     def wait_for(self, task_id: str, timeout: float | None = None, interval: float = 0.5) -> dict:
-        """Block until the task is ready (pub/sub, no polling) and return its document.
+        """Block until the task is ready and return its document: one GET when it already is.
 
-        Subscribing before the first read closes the gap in which the result could be
-        published between our read and our subscription.
+        Otherwise wait on the process's shared pub/sub connection (see ``consumer``): no new
+        connection per call. ``interval`` is accepted for Celery's signature; nothing polls.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pubsub = self.app.connection.pubsub(ignore_subscribe_messages=True)
-        try:
-            pubsub.subscribe(meta_key(task_id))
-            while True:
-                meta = self.get_task_meta(task_id)
-                if meta["status"] in states.READY_STATES:
-                    return meta
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise TaskTimeoutError("The operation timed out.")
-                # Wake up now and then anyway: a result that expired or a dropped
-                # connection must not leave the caller blocked forever.
-                wait = max(interval, 1.0) if remaining is None else min(max(interval, 1.0), remaining)
-                message = pubsub.get_message(timeout=wait)
-                if message and message.get("type") == "message":
-                    meta = json.loads(message["data"])
-                    if meta["status"] in states.READY_STATES:
-                        return meta
-        finally:
-            pubsub.close()
+        return self.consumer.wait(meta_key(task_id), lambda: self.get_task_meta(task_id), timeout)

@@ -1,0 +1,207 @@
+"""Waiting for results: one GET, then one pub/sub connection kept per backend and process.
+
+Modelled on Celery's Redis ``ResultConsumer``: a finished task costs one GET and no new
+connection; an unfinished one subscribes its channel on the connection every waiter of this
+process shares, reads the key once more (the result may have landed between the first GET and
+SUBSCRIBE), then waits for the published document and unsubscribes.
+
+Threads share the connection: whichever waiter holds the socket reads the next message and
+files it for its channel; the others sleep on a condition until their document is filed. A
+forked child never touches its parent's socket (the pid is checked), and a Redis error drops
+the connection: the next waiter builds a new one, resubscribes, and reads its key again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from .. import states
+from ..exceptions import TimeoutError as TaskTimeoutError
+
+# How long one waiter holds the socket before letting a thread that wants to subscribe at it.
+READ_SLICE = 0.05
+# A waiter reads its key again this often anyway: a result that expired, or one published while
+# redis-py silently reconnected the socket, must not leave it blocked forever.
+RECHECK_EVERY = 1.0
+# Without a timeout, how long Redis may stay unreachable before the error reaches the caller.
+OUTAGE_PATIENCE = 20.0
+REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+class ResultConsumer:
+    """Shared pub/sub waiting for one backend in one process; ``wait(key, read, timeout)``."""
+
+    def __init__(self, connection: Callable[[], redis.Redis]) -> None:
+        self._connection = connection
+        self._reset_process_state()
+
+    def _reset_process_state(self) -> None:
+        self._pid = os.getpid()
+        self._io = threading.Lock()  # guards the pub/sub socket
+        self._cond = threading.Condition()  # guards the fields below
+        self._pubsub: Any = None
+        self._client: redis.Redis | None = None
+        self._generation = 0  # bumped when the connection is dropped: subscriptions are gone
+        self._subscribers: dict[str, int] = {}
+        self._subscribed: dict[str, int] = {}  # channel -> generation it was subscribed in
+        self._ready: dict[str, dict] = {}
+
+    def _check_fork(self) -> None:
+        # The parent's socket, lock and subscriptions are not the child's: start afresh and
+        # leave the parent's connection alone (closing it here would cut the parent's).
+        if os.getpid() != self._pid:
+            self._reset_process_state()
+
+    # -- the public call ---------------------------------------------------------------------
+    def wait(self, channel: str, read: Callable[[], dict], timeout: float | None) -> dict:
+        """The ready document of ``channel``'s task: ``read()`` once, else subscribe and wait."""
+        self._check_fork()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        meta = self._retrying(read, deadline)
+        if meta["status"] in states.READY_STATES:
+            return meta
+        with self._cond:
+            self._subscribers[channel] = self._subscribers.get(channel, 0) + 1
+        try:
+            return self._wait_subscribed(channel, read, deadline)
+        finally:
+            self._release(channel)
+
+    def _wait_subscribed(self, channel: str, read: Callable[[], dict], deadline: float | None) -> dict:
+        outage_started: float | None = None
+        while True:
+            try:
+                generation = self._subscribe(channel)
+                meta = read()  # after SUBSCRIBE: a result stored in between is seen here
+                if meta["status"] in states.READY_STATES:
+                    return meta
+                outage_started = None
+                meta = self._await_message(channel, generation, deadline)
+                if meta is not None:
+                    return meta
+            except REDIS_ERRORS as error:
+                self._drop_connection()
+                outage_started = outage_started or time.monotonic()
+                self._pause_after(error, outage_started, deadline)
+
+    # -- subscriptions -----------------------------------------------------------------------
+    def _subscribe(self, channel: str) -> int:
+        with self._io:
+            pubsub = self._ensure_pubsub()
+            with self._cond:
+                generation = self._generation
+                if self._subscribed.get(channel) == generation:
+                    return generation
+            pubsub.subscribe(channel)
+            with self._cond:
+                self._subscribed[channel] = generation
+            return generation
+
+    def _release(self, channel: str) -> None:
+        # Under the socket lock, so that another thread's SUBSCRIBE to the same channel cannot
+        # fall between our last-subscriber check and our UNSUBSCRIBE.
+        with self._io:
+            with self._cond:
+                count = self._subscribers.get(channel, 0) - 1
+                if count > 0:
+                    self._subscribers[channel] = count
+                    return
+                self._subscribers.pop(channel, None)
+                self._ready.pop(channel, None)
+                current = self._subscribed.pop(channel, None) == self._generation
+            if current and self._pubsub is not None:
+                try:
+                    self._pubsub.unsubscribe(channel)
+                except REDIS_ERRORS:
+                    self._drop_connection()  # the next waiter rebuilds it; nothing is lost
+
+    def _ensure_pubsub(self) -> Any:
+        client = self._connection()
+        if self._pubsub is None or self._client is not client:
+            if self._pubsub is not None:
+                self._drop_connection()
+            self._client = client
+            self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        return self._pubsub
+
+    def _drop_connection(self) -> None:
+        """Forget the connection and its subscriptions; waiters resubscribe on a new one."""
+        with self._cond:
+            pubsub, self._pubsub = self._pubsub, None
+            self._generation += 1
+            self._subscribed.clear()
+            self._cond.notify_all()
+        if pubsub is not None:
+            try:
+                pubsub.reset()  # closes the socket; a new one is opened by the next subscribe
+            except Exception:  # noqa: BLE001 - the socket is already broken, nothing to save
+                pass
+
+    # -- reading -----------------------------------------------------------------------------
+    def _await_message(self, channel: str, generation: int, deadline: float | None) -> dict | None:
+        """The document filed for ``channel``; None when the key is due for another read."""
+        recheck_at = time.monotonic() + RECHECK_EVERY
+        while time.monotonic() < recheck_at:
+            with self._cond:
+                if channel in self._ready:
+                    return self._ready[channel]
+                if self._generation != generation:
+                    return None
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TaskTimeoutError("The operation timed out.")
+            slice_ = READ_SLICE if remaining is None else min(READ_SLICE, remaining)
+            if self._io.acquire(blocking=False):
+                try:
+                    self._read_one(slice_)
+                finally:
+                    self._io.release()
+            else:
+                with self._cond:
+                    if channel not in self._ready and self._generation == generation:
+                        self._cond.wait(slice_)
+        return None
+
+    def _read_one(self, timeout: float) -> None:
+        pubsub = self._pubsub
+        if pubsub is None:
+            return
+        message = pubsub.get_message(timeout=timeout)
+        if not message or message.get("type") != "message":
+            return
+        channel = message["channel"]
+        channel = channel.decode() if isinstance(channel, bytes) else channel
+        meta = json.loads(message["data"])
+        if meta.get("status") not in states.READY_STATES:
+            return  # progress: a waiter of get() wants only the outcome
+        with self._cond:
+            if channel in self._subscribers:
+                self._ready[channel] = meta
+                self._cond.notify_all()
+
+    def _retrying(self, read: Callable[[], dict], deadline: float | None) -> dict:
+        outage_started: float | None = None
+        while True:
+            try:
+                return read()
+            except REDIS_ERRORS as error:
+                outage_started = outage_started or time.monotonic()
+                self._pause_after(error, outage_started, deadline)
+
+    @staticmethod
+    def _pause_after(error: Exception, outage_started: float, deadline: float | None) -> None:
+        """Sleep before another try, or raise: TimeoutError past ``deadline``, else the Redis error."""
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            raise TaskTimeoutError("The operation timed out.") from error
+        if deadline is None and now - outage_started > OUTAGE_PATIENCE:
+            raise error
+        pause = min(0.1 * (1 + (now - outage_started)), 1.0)
+        time.sleep(pause if deadline is None else max(min(pause, deadline - now), 0))
