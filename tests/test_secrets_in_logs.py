@@ -20,7 +20,7 @@ import redis
 from app.celery_compat.redaction import redact_url
 from app.embedded_redis import free_port
 from tests import compat_tasks
-from tests.conftest import find_server_binary
+from tests.conftest import find_server_binary, no_redis
 from tests.support import spawn_worker, stop_workers, wait_for
 from tests.test_launcher import RunningLauncher
 
@@ -32,7 +32,7 @@ def password_redis(tmp_path: Path) -> Iterator[str]:
     """A Redis of this test alone that wants a password; yields its URL, password included."""
     binary = find_server_binary()
     if binary is None:
-        pytest.skip("no Redis server binary")
+        no_redis("a password-protected Redis needs a server binary")
     port, pidfile = free_port(), tmp_path / "redis.pid"
     subprocess.run([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                     "--requirepass", SECRET, "--dir", str(tmp_path), "--daemonize", "yes",
