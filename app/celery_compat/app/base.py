@@ -204,7 +204,10 @@ class Celery:
             task.name = self.gen_task_name(type(task).__name__, type(task).__module__)
         for key in AUTORETRY_OPTIONS.intersection(options):
             setattr(task, key, options[key])
-        task._app = self
+        if getattr(task, "_app", None) is None:
+            # A task already bound to its app stays bound (another app may list it, as Celery's
+            # registries share tasks): rebinding would send its .delay() to this app's Redis.
+            task._app = self
         self.tasks[task.name] = task
         all_tasks[task.name] = task
         return task
