@@ -16,21 +16,14 @@ import redis
 from app.celery_compat import Celery, states
 from app.celery_compat.result import AsyncResult
 from tests.support import ROOT, stop_workers, wait_for
+from tests.support_faults import app_on
 
 
 @pytest.fixture
 def own_app(own_redis_server):
     """The test tasks' Celery app, pointed at this test's own Redis server."""
-    from tests import compat_tasks
-
-    app = compat_tasks.app
-    saved = dict(app.conf)
-    app.conf.broker_url = own_redis_server.url
-    app._connection = None
-    yield app
-    app.conf.clear()
-    app.conf.update(saved)
-    app._connection = None
+    with app_on(own_redis_server.url) as app:
+        yield app
 
 
 def start_worker(url: str, tmp_path, *args: str) -> subprocess.Popen:
