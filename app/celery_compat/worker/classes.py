@@ -132,6 +132,9 @@ class Slot:
     """What a supervised work process tells its supervisor: the task it runs, since when, and why it stops."""
 
     def __init__(self, context: Any) -> None:
+        # Made in the supervisor: a child compares its parent with this, never with the parent it
+        # first sees, which is already init when the supervisor died while the child started.
+        self.supervisor = os.getpid()
         self.job_id = context.Array("c", 64, lock=False)
         self.started = context.Value("d", 0.0, lock=False)
         self.hard_limit = context.Value("d", 0.0, lock=False)

@@ -42,6 +42,9 @@ from .job import failure_text, requeue_delay, retry_delay, run_job
 from .reach import MAX_WAIT, OUTAGE, Throttle, reason, sleep_unless
 from .recovery import recover_lost_job
 
+#: How often a supervised work process checks that its supervisor still lives (seconds).
+PARENT_CHECK_INTERVAL = 1.0
+
 logger = logging.getLogger("app.celery_compat.worker")
 
 
@@ -347,24 +350,25 @@ class LeanWorker(InProcessWorker):
 
     # -- the timer -----------------------------------------------------------------------------
     def _beat_forever(self, stop: threading.Event) -> None:
-        wait = HEARTBEAT_INTERVAL
-        parent = os.getppid()
+        next_beat = 0.0
         say = Throttle(self.log)
-        while not stop.wait(wait):
-            if self.slot is not None and os.getppid() != parent:
+        while not stop.wait(0 if not next_beat else PARENT_CHECK_INTERVAL):
+            if self.slot is not None and os.getppid() != self.slot.supervisor:
                 # The supervisor died (kill -9): stop after the running task rather than work on
                 # unsupervised; its tasks' time limits and recovery depended on it.
-                self.log.warning("Worker %s: supervisor %d is gone; stopping", self.name, parent)
+                self.log.warning("Worker %s: supervisor %d is gone; stopping", self.name, self.slot.supervisor)
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
+            if time.monotonic() < next_beat:
+                continue
             try:
                 self._beat_once()
-                wait = HEARTBEAT_INTERVAL
+                next_beat = time.monotonic() + HEARTBEAT_INTERVAL
                 say.clear()
             except redis.exceptions.RedisError as exc:
                 # Soon again: a running task's entry expires HEARTBEAT_TTL after its last beat.
                 say(logging.WARNING, "failing", "Worker %s: heartbeat failed (%s); will retry", self.name, reason(exc))
-                wait = 0.5
+                next_beat = time.monotonic() + 0.5
 
     def _beat_once(self) -> None:
         running = self._running
