@@ -26,6 +26,23 @@ def test_sigterm_lets_the_running_task_finish_then_the_worker_exits(celery_app, 
     assert worker.wait(timeout=20) == 0
 
 
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_a_stop_that_arrives_as_the_worker_looks_for_its_next_task_ends_it_at_once(
+        celery_app, worker_process, pool):
+    import time
+
+    # Given workers that have just finished a task, and so look for the next one
+    for _ in range(3):
+        worker = worker_process("-P", pool, "-c", "1")
+        assert compat_tasks.add.delay(1, 1).get(timeout=20) == 2
+        # When a stop arrives right then
+        asked = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        # Then the worker exits at once instead of waiting out its blocking pop
+        assert worker.wait(timeout=30) == 0
+        assert time.monotonic() - asked < 5
+
+
 def test_a_task_still_running_after_the_grace_period_is_handed_back_to_the_queue(
         celery_app, worker_process, redis_conn):
     # Given a worker with a one-second grace period running a long task that is safe to repeat

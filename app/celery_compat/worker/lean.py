@@ -159,8 +159,10 @@ class LeanWorker(InProcessWorker):
                                          *keys.REVOKED_PREFIXES])
         if claimed is None:
             self._claiming = False
-            if timeout is None:
-                return None  # burst mode: the queues are empty
+            if timeout is None or self._stop_requested:
+                # Burst mode and the queues are empty, or a stop came during the claim: without
+                # this check the worker would block in the pop below for the whole timeout.
+                return None
             self.set_state(WorkerStatus.IDLE)
             claimed = self._wait_and_claim(queue_keys, timeout, execution_id)
             if claimed is None:
