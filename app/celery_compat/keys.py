@@ -6,7 +6,7 @@ Two families:
   ``celery-task-meta-<id>`` (also the channel its updates are published on), a group's
   ``celery-taskset-meta-<id>``, a chord's counter ``chord-unlock-<group id>``.
 * Ours, all under ``celery-compat:`` with ``:`` as the one separator: revoke marks, beat's
-  per-tick claims, the workers' counters.
+  run history, the workers' counters.
 
 RQ's keys are never spelled here: they come from RQ (``Job.key_for``, ``Queue.key``, the
 registries' ``.key``), so ``RQ_KEY_PREFIX`` changes them all at once, Lua scripts included
@@ -57,8 +57,9 @@ def revoked_any(task_id: str) -> list[str]:
     return [revoked(task_id), f"{LEGACY_REVOKED_PREFIX}{task_id}"]
 
 
-def beat_claim(entry: str, tick: str) -> str:
-    return f"{BEAT_PREFIX}{entry}:{tick}"
+def beat_schedule() -> str:
+    """Beat's run history: a hash of entry name -> JSON ``{"last_run_at", "total_run_count"}``."""
+    return f"{BEAT_PREFIX}schedule"
 
 
 # -- RQ's, from RQ -------------------------------------------------------------------------------
