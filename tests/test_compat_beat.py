@@ -1,20 +1,49 @@
-"""Periodic tasks: beat_schedule, add_periodic_task, crontab, and -B on several workers."""
+"""Periodic tasks: Celery's beat API (Scheduler, ScheduleEntry, Service), its schedules, and -B on several workers."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import fakeredis
 import pytest
 
-from app.celery_compat import Celery
-from app.celery_compat.beat import Beat
-from app.celery_compat.schedules import crontab, schedule
+from app.celery_compat import Celery, keys
+from app.celery_compat import beat as celery_beat
+from app.celery_compat.schedules import crontab, relative_deadline, schedule, solar
 
 UTC = timezone.utc
+START = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 
 
+def make_app(**beat_schedule: dict) -> Celery:
+    app = Celery("beatproj", set_as_current=False)
+    app._connection = fakeredis.FakeRedis()
+    app._connection_url = app.broker_url
+    app.conf.beat_schedule = beat_schedule
+    return app
+
+
+class Clock:
+    """The app's ``now()``, moved by the test."""
+
+    def __init__(self, app: Celery, start: datetime = START) -> None:
+        self.moment = start
+        app.now = lambda: self.moment
+
+    def advance(self, **delta: float) -> None:
+        self.moment += timedelta(**delta)
+
+
+def sent_tasks(app: Celery) -> list[tuple[str, list]]:
+    """What was queued: each task's name and positional arguments."""
+    return [(job.args[0], list(job.args[1])) for job in app.queue("celery").jobs]
+
+
+# -- crontab -------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("cron", "after", "expected"),
     [
@@ -27,49 +56,244 @@ UTC = timezone.utc
          datetime(2026, 7, 1, tzinfo=UTC)),
         (crontab(minute=0, hour=0, day_of_week=0), datetime(2026, 11, 24, tzinfo=UTC),
          datetime(2026, 11, 29, tzinfo=UTC)),  # 0 is Sunday, as in Celery
+        (crontab.from_string("0 12 * jan-mar *"), datetime(2026, 4, 1, tzinfo=UTC),
+         datetime(2027, 1, 1, 12, tzinfo=UTC)),
     ],
 )
 def test_crontab_finds_the_next_matching_minute(cron, after, expected):
+    cron.app = make_app()
     assert cron.next_after(after) == expected
 
 
 def test_crontab_is_read_in_the_apps_timezone():
-    from zoneinfo import ZoneInfo
+    app = make_app()
+    app.conf.timezone = "America/New_York"
+    noon = crontab(minute=0, hour=12, app=app)
+    assert noon.next_after(datetime(2026, 7, 1, 0, 0, tzinfo=UTC)) == datetime(2026, 7, 1, 16, 0, tzinfo=UTC)
 
-    noon_in_new_york = crontab(minute=0, hour=12).next_after(datetime(2026, 7, 1, 0, 0, tzinfo=UTC),
-                                                            ZoneInfo("America/New_York"))
-    assert noon_in_new_york == datetime(2026, 7, 1, 16, 0, tzinfo=UTC)
 
-
-@pytest.mark.parametrize("field", [{"minute": 60}, {"hour": "25"}, {"day_of_month": 0}])
+@pytest.mark.parametrize("field", [{"minute": 60}, {"hour": "25"}, {"day_of_month": 0}, {"minute": "*/0"}])
 def test_an_impossible_crontab_field_is_refused(field):
     with pytest.raises(ValueError):
         crontab(**field)
 
 
-def test_interval_ticks_are_aligned_to_the_clock():
-    every_ten = schedule(timedelta(seconds=10))
-    assert every_ten.next_after(datetime(2026, 1, 1, 0, 0, 3, tzinfo=UTC)) == datetime(2026, 1, 1, 0, 0, 10, tzinfo=UTC)
-
-
-def make_app() -> Celery:
-    app = Celery("beatproj", set_as_current=False)
-    app._connection = fakeredis.FakeRedis()
-    app._connection_url = app.broker_url
-    app.conf.beat_schedule = {"every-5": {"task": "beatproj.ping", "schedule": 5, "args": (1,)}}
-    return app
-
-
-def test_two_schedulers_send_each_tick_once_between_them():
+@pytest.mark.parametrize(
+    ("deadline", "expected"),
+    [
+        (None, (True, 25 * 60)),  # no deadline: the missed 10:00 run is sent late
+        (30 * 60, (True, 25 * 60)),  # 10:00 is 20 minutes ago, within 30 minutes: sent
+        (10 * 60, (False, 25 * 60)),  # nothing in the last 10 minutes: skipped until 10:45
+    ],
+)
+def test_a_missed_crontab_run_is_sent_only_within_the_starting_deadline(deadline, expected):
+    # Given runs at :00 and :45, last sent at 08:45, and now 10:20
     app = make_app()
-    first, second = Beat(app), Beat(app)
-    due = first.next_run["every-5"]
-    for beat in (first, second, first):
-        beat.tick(due + timedelta(milliseconds=1))
-    assert app.queue("celery").count == 1
-    for beat in (second, first):
-        beat.tick(due + timedelta(seconds=5, milliseconds=1))
-    assert app.queue("celery").count == 2
+    app.conf.beat_cron_starting_deadline = deadline
+    cron = crontab(minute="0,45", nowfun=lambda: datetime(2022, 12, 5, 10, 20), app=app)
+    # Then it is due or not by the deadline, and asks again at the next run (10:45)
+    assert tuple(cron.is_due(datetime(2022, 12, 5, 8, 45))) == expected
+
+
+def test_solar_schedules_fail_with_a_clear_error():
+    with pytest.raises(NotImplementedError, match="solar"):
+        solar("sunrise", 48.85, 2.35)
+
+
+# -- schedule (intervals) ------------------------------------------------------------------------
+def test_an_interval_is_due_once_it_has_elapsed_and_then_asks_again_one_interval_later():
+    app = make_app()
+    clock = Clock(app)
+    every_minute = schedule(timedelta(minutes=1), app=app)
+    clock.advance(seconds=45)
+    assert tuple(every_minute.is_due(START)) == (False, 15)
+    clock.advance(seconds=15)
+    assert tuple(every_minute.is_due(START)) == (True, 60)
+
+
+@pytest.mark.parametrize(
+    ("zone", "interval", "last_run", "expected"),
+    [
+        # Daily runs land on local midnight, by calendar day, across the autumn clock change.
+        ("America/New_York", timedelta(days=1), datetime(2026, 11, 1, 0, 30), datetime(2026, 11, 2)),
+        # A midnight the clock skips (Cairo goes from 00:00 to 01:00) becomes 01:00.
+        ("Africa/Cairo", timedelta(days=1), datetime(2026, 4, 23, 23, 30), datetime(2026, 4, 24, 1)),
+        # Hourly runs land on the hour; 02:00 does not exist that night, 03:00 comes one hour after 01:30.
+        ("America/New_York", timedelta(hours=1), datetime(2026, 3, 8, 1, 30), datetime(2026, 3, 8, 3)),
+        # Every two hours, into a repeated hour: the second 03:00, the last boundary reached.
+        ("Pacific/Chatham", timedelta(hours=2), datetime(2026, 4, 5, 2, 45), datetime(2026, 4, 5, 3, fold=1)),
+        # No local hour between 01:00 and 01:00 + 1 h (clock back to 01:30): the next one, 02:00.
+        ("Australia/Lord_Howe", timedelta(hours=1), datetime(2026, 4, 5, 1), datetime(2026, 4, 5, 2)),
+        ("UTC", timedelta(minutes=5), datetime(2026, 1, 1, 10, 2, 30), datetime(2026, 1, 1, 10, 7)),
+    ],
+)
+def test_a_relative_interval_lands_on_the_local_clocks_boundaries(zone, interval, last_run, expected):
+    tz = ZoneInfo(zone)
+    deadline = relative_deadline(last_run.replace(tzinfo=tz), interval, tz)
+    assert deadline == expected.replace(tzinfo=tz).astimezone(UTC)
+
+
+def test_an_interval_is_elapsed_time_across_a_clock_change():
+    app = make_app()
+    app.conf.timezone = "America/New_York"
+    tz = ZoneInfo("America/New_York")
+    daily = schedule(timedelta(days=1), app=app)
+    # 24 hours after 00:30 on the day the clock goes back is 23:30 the same day
+    assert daily.deadline(datetime(2026, 11, 1, 0, 30, tzinfo=tz)) == datetime(2026, 11, 1, 23, 30, tzinfo=tz)
+
+
+# -- ScheduleEntry -------------------------------------------------------------------------------
+def test_the_next_entry_records_the_run_and_keeps_the_task():
+    app = make_app()
+    Clock(app)
+    entry = celery_beat.ScheduleEntry(name="e", task="t", args=(1,), schedule=30, last_run_at=START, app=app)
+    following = next(entry)
+    assert (following.total_run_count, following.last_run_at, following.args) == (1, START, (1,))
+    assert following == entry  # equal: same task, arguments, options and schedule
+    assert following != celery_beat.ScheduleEntry(name="e", task="t", args=(2,), schedule=30, app=app)
+
+
+def test_updating_an_entry_keeps_its_run_history():
+    app = make_app()
+    entry = celery_beat.ScheduleEntry(name="e", task="t", schedule=30, last_run_at=START, total_run_count=4, app=app)
+    entry.update(celery_beat.ScheduleEntry(name="e", task="t2", schedule=60, app=app))
+    assert (entry.task, entry.schedule.seconds, entry.last_run_at, entry.total_run_count) == ("t2", 60, START, 4)
+
+
+# -- Scheduler -----------------------------------------------------------------------------------
+def test_the_scheduler_sends_what_is_due_and_says_how_long_to_wait():
+    # Given a scheduler reading beat_schedule, with one entry every 10 seconds
+    app = make_app(ping={"task": "beatproj.ping", "schedule": 10, "args": (1,)})
+    clock = Clock(app)
+    scheduler = celery_beat.Scheduler(app=app)
+    # When nothing is due yet, it asks to be called when the entry is
+    assert 9.9 < scheduler.tick() <= 10
+    # When it is due, it sends it (returning 0: call again) and then waits a whole interval
+    clock.advance(seconds=10)
+    assert scheduler.tick() == 0
+    assert scheduler.tick() == pytest.approx(10, abs=0.02)
+    assert sent_tasks(app) == [("beatproj.ping", [1])]
+    assert scheduler.schedule["ping"].total_run_count == 1
+
+
+def test_an_entry_whose_next_run_cannot_be_computed_does_not_block_the_others():
+    app = make_app()
+    Clock(app)
+    scheduler = celery_beat.Scheduler(app=app, lazy=True)
+    broken = scheduler.add(name="broken", task="beatproj.a", schedule=1, last_run_at=START - timedelta(hours=1))
+    scheduler.add(name="healthy", task="beatproj.b", schedule=1, last_run_at=START - timedelta(hours=1))
+
+    def fail(last_run_at):
+        raise TypeError("no next run")
+
+    broken.schedule.is_due = fail
+    for _ in range(3):
+        scheduler.tick()
+    assert sent_tasks(app) == [("beatproj.b", [])]
+
+
+class DictBackedScheduler(celery_beat.Scheduler):
+    """A custom scheduler in the way django-celery-beat writes one: its own store, entries and sync."""
+
+    class Entry(celery_beat.ScheduleEntry):
+        saved: list = []
+
+        def _next_instance(self, last_run_at=None):
+            self.saved.append(self.name)  # django-celery-beat saves the run to its model here
+            return super()._next_instance(last_run_at)
+
+        __next__ = next = _next_instance
+
+    def setup_schedule(self):
+        self.store = {"nightly": self.Entry(name="nightly", task="beatproj.nightly", schedule=crontab(0, 0),
+                                            last_run_at=START - timedelta(days=1), app=self.app)}
+        self.synced = 0
+
+    @property
+    def schedule(self):
+        return self.store
+
+    def sync(self):
+        self.synced += 1
+
+
+def test_a_subclass_with_its_own_store_and_entries_is_driven_by_tick():
+    app = make_app()
+    Clock(app, START.replace(hour=0, minute=0, second=1))
+    scheduler = DictBackedScheduler(app=app, sync_every_tasks=1)
+    assert scheduler.tick() == 0
+    assert sent_tasks(app) == [("beatproj.nightly", [])]
+    assert (DictBackedScheduler.Entry.saved, scheduler.synced) == (["nightly"], 1)
+    # The next run is a day away: it looks again after max_interval (Celery's 5 minutes) at the latest
+    assert scheduler.tick() == celery_beat.DEFAULT_MAX_INTERVAL
+
+
+def test_a_scheduler_class_is_named_as_in_celery():
+    app = make_app()
+    service = celery_beat.Service(app, scheduler_cls="celery.beat:Scheduler")
+    assert type(service.scheduler) is celery_beat.Scheduler
+    assert type(celery_beat.Service(app).scheduler) is celery_beat.PersistentScheduler
+
+
+def test_beat_remote_control_fails_with_a_clear_error():
+    app = make_app()
+    app.conf.beat_enable_remote_control = True
+    with pytest.raises(NotImplementedError, match="beat_enable_remote_control"):
+        celery_beat.Service(app)
+
+
+# -- PersistentScheduler: history in Redis -------------------------------------------------------
+def test_two_persistent_schedulers_send_each_run_once_between_them():
+    # Given two beats of one app on one Redis, an entry every 5 seconds
+    app = make_app(ping={"task": "beatproj.ping", "schedule": 5})
+    clock = Clock(app)
+    first, second = celery_beat.PersistentScheduler(app=app), celery_beat.PersistentScheduler(app=app)
+    # When both tick at each of two due times
+    for _ in range(2):
+        clock.advance(seconds=5)
+        for scheduler in (first, second, first, second):
+            scheduler.tick()
+    # Then each run was sent once
+    assert len(sent_tasks(app)) == 2
+    assert {first.schedule["ping"].total_run_count, second.schedule["ping"].total_run_count} <= {1, 2}
+
+
+def test_the_run_history_is_json_in_redis_and_a_restarted_beat_takes_it_up():
+    app = make_app(ping={"task": "beatproj.ping", "schedule": 60})
+    clock = Clock(app)
+    first = celery_beat.PersistentScheduler(app=app)
+    clock.advance(seconds=60)
+    first.tick()
+    stored = json.loads(app.connection.hget(keys.beat_schedule(), "ping"))
+    assert stored == {"last_run_at": clock.moment.isoformat(), "total_run_count": 1}
+    # A beat started 30 s later waits the other 30 s rather than a whole minute
+    clock.advance(seconds=30)
+    restarted = celery_beat.PersistentScheduler(app=app)
+    assert restarted.schedule["ping"].total_run_count == 1
+    assert 29.9 < restarted.tick() <= 30
+
+
+def test_entries_removed_from_beat_schedule_are_forgotten():
+    app = make_app(old={"task": "beatproj.old", "schedule": 60})
+    celery_beat.PersistentScheduler(app=app)
+    app.conf.beat_schedule = {"new": {"task": "beatproj.new", "schedule": 60}}
+    celery_beat.PersistentScheduler(app=app)
+    assert set(app.connection.hkeys(keys.beat_schedule())) == {b"new"}
+
+
+# -- running it ----------------------------------------------------------------------------------
+def test_run_beat_sends_due_tasks_until_stopped():
+    app = make_app(ping={"task": "beatproj.ping", "schedule": 0.1})
+    stop = threading.Event()
+    thread = threading.Thread(target=celery_beat.run_beat, args=(app,), kwargs={"max_interval": 0.1, "stop": stop})
+    thread.start()
+    deadline = time.monotonic() + 10
+    while len(sent_tasks(app)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    thread.join(timeout=10)
+    assert len(sent_tasks(app)) >= 2
+    assert not thread.is_alive()
 
 
 def test_add_periodic_task_adds_a_schedule_entry_for_a_signature():
