@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -235,11 +236,46 @@ def test_a_scheduler_class_is_named_as_in_celery():
     assert type(celery_beat.Service(app).scheduler) is celery_beat.PersistentScheduler
 
 
-def test_beat_remote_control_fails_with_a_clear_error():
-    app = make_app()
-    app.conf.beat_enable_remote_control = True
-    with pytest.raises(NotImplementedError, match="beat_enable_remote_control"):
-        celery_beat.Service(app)
+def ping_over_the_control_channel(app: Celery, node: str, timeout: float = 2.0) -> list[dict]:
+    """What ``app.control.ping(destination=[node])`` sends and collects, in the control wire format."""
+    reply_to = keys.control_reply(uuid.uuid4().hex)
+    message = {"method": "ping", "arguments": {}, "destination": [node], "reply_to": reply_to}
+    db = int(app.connection.connection_pool.connection_kwargs.get("db") or 0)
+    app.connection.publish(keys.control_channel(db), json.dumps(message))
+    popped = app.connection.blpop([reply_to], timeout=timeout)
+    return [json.loads(popped[1])] if popped else []
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_a_beat_with_remote_control_answers_ping_while_it_ticks_and_falls_silent_when_stalled(celery_app):
+    # Given a beat with remote control, allowed 1 s between two passes of its loop
+    celery_app.conf.beat_enable_remote_control = True
+    celery_app.conf.beat_remote_control_max_tick_age = 1.0
+    service = celery_beat.Service(celery_app, max_interval=0.2, scheduler_cls="celery.beat:Scheduler",
+                                  hostname="celerybeat-test@%h")
+    node = celery_beat.beat_nodename(service.hostname)
+    released = threading.Event()
+    thread = threading.Thread(target=service.start, daemon=True)
+    thread.start()
+    try:
+        # Then it answers a ping addressed to it
+        assert wait_until(lambda: ping_over_the_control_channel(celery_app, node, 0.5) == [{node: {"ok": "pong"}}])
+        # When its scheduler wedges, it stops answering
+        service.scheduler.tick = lambda *args: released.wait() and 0.2
+        assert wait_until(lambda: ping_over_the_control_channel(celery_app, node, 0.5) == [])
+    finally:
+        released.set()
+        service.stop()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
 
 
 # -- PersistentScheduler: history in Redis -------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import Any
 
 from .. import signals
 from .persistent import PersistentScheduler
+from .pidbox import BeatPidbox
 from .scheduler import Scheduler
 
 logger = logging.getLogger("app.celery_compat.beat")
@@ -60,12 +61,9 @@ class Service:
         self.scheduler_cls = scheduler_cls or app.conf.get("beat_scheduler") or self.scheduler_cls
         self.schedule_filename = schedule_filename or app.conf.get("beat_schedule_filename")
         self.remote_control = app.conf.get("beat_enable_remote_control") if remote_control is None else remote_control
-        if self.remote_control:
-            raise NotImplementedError(
-                "beat remote control (beat_enable_remote_control): beat does not answer app.control.ping here")
         self.hostname = hostname
         self.effective_max_interval: float | None = None
-        self._pidbox = None
+        self._pidbox: BeatPidbox | None = None
         #: ``time.monotonic()`` of the last pass of the loop.
         self._last_tick: float | None = None
         self._is_shutdown = threading.Event()
@@ -82,6 +80,10 @@ class Service:
                     ", ".join(scheduler.schedule) or "none")
         signals.beat_init.send(sender=self)
         self.effective_max_interval = scheduler.max_interval
+        if self.remote_control:
+            self._pidbox = BeatPidbox(self, beat_nodename(self.hostname))
+            self._pidbox.start()
+        # Stamped before the first pass, so a beat that wedges before it ever ticks goes stale.
         self._last_tick = time.monotonic()
         try:
             while not self._is_shutdown.is_set():
@@ -94,7 +96,10 @@ class Service:
         except (KeyboardInterrupt, SystemExit):
             self._is_shutdown.set()
         finally:
+            # The schedule first: a supervisor may follow SIGTERM with SIGKILL.
             self.sync()
+            if self._pidbox is not None:
+                self._pidbox.stop()
 
     def _tick_once(self) -> float:
         try:
