@@ -332,6 +332,25 @@ def test_run_beat_sends_due_tasks_until_stopped():
     assert not thread.is_alive()
 
 
+def test_a_beat_started_while_redis_is_down_starts_once_it_is_back():
+    # Given Redis unreachable when beat starts
+    server = fakeredis.FakeServer()
+    app = make_app(ping={"task": "beatproj.ping", "schedule": 0.1})
+    app._connection = fakeredis.FakeRedis(server=server)
+    server.connected = False
+    stop = threading.Event()
+    thread = threading.Thread(target=celery_beat.run_beat, args=(app,), kwargs={"max_interval": 0.1, "stop": stop})
+    thread.start()
+    try:
+        assert not wait_until(lambda: not thread.is_alive(), timeout=1.5)  # it waits, it does not give up
+        # When Redis is back, then it sends its tasks
+        server.connected = True
+        assert wait_until(lambda: len(sent_tasks(app)) >= 1)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
 def test_add_periodic_task_adds_a_schedule_entry_for_a_signature():
     app = make_app()
 

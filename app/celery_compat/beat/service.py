@@ -17,6 +17,8 @@ import time
 from functools import cached_property
 from typing import Any
 
+import redis
+
 from .. import signals
 from .persistent import PersistentScheduler
 from .pidbox import BeatPidbox
@@ -75,7 +77,10 @@ class Service:
 
     def start(self, embedded_process: bool = False) -> None:
         """Tick until :meth:`stop`; a failing tick is logged and retried, never fatal."""
-        scheduler = self.scheduler
+        scheduler = self._first_scheduler()
+        if scheduler is None:
+            self._is_stopped.set()
+            return
         logger.info("beat: Starting... %d periodic tasks: %s", len(scheduler.schedule),
                     ", ".join(scheduler.schedule) or "none")
         signals.beat_init.send(sender=self)
@@ -100,6 +105,17 @@ class Service:
             self.sync()
             if self._pidbox is not None:
                 self._pidbox.stop()
+
+    def _first_scheduler(self) -> Scheduler | None:
+        """The scheduler, once it could be set up (it reads Redis); None when stopped before that."""
+        while not self._is_shutdown.is_set():
+            try:
+                return self.scheduler
+            except redis.RedisError as exc:
+                logger.warning("beat: cannot read the schedule's history (%s); retrying in %s s", exc,
+                               RETRY_AFTER_ERROR)
+                self._is_shutdown.wait(RETRY_AFTER_ERROR)
+        return None
 
     def _tick_once(self) -> float:
         try:
