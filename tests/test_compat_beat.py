@@ -233,6 +233,7 @@ class DictBackedScheduler(celery_beat.Scheduler):
 def test_a_subclass_with_its_own_store_and_entries_is_driven_by_tick():
     app = make_app()
     Clock(app, START.replace(hour=0, minute=0, second=1))
+    DictBackedScheduler.Entry.saved = []
     scheduler = DictBackedScheduler(app=app, sync_every_tasks=1)
     assert scheduler.tick() == 0
     assert sent_tasks(app) == [("beatproj.nightly", [])]
@@ -342,6 +343,27 @@ def test_run_beat_sends_due_tasks_until_stopped():
     thread.join(timeout=10)
     assert len(sent_tasks(app)) >= 2
     assert not thread.is_alive()
+
+
+class CountingScheduler(celery_beat.Scheduler):
+    made: list = []
+
+    def setup_schedule(self):
+        self.made.append(self)
+        super().setup_schedule()
+
+
+def test_the_beat_program_runs_the_scheduler_that_beat_scheduler_names():
+    app = make_app()
+    app.conf.beat_scheduler = f"{__name__}:CountingScheduler"
+    stop = threading.Event()
+    thread = threading.Thread(target=celery_beat.run_beat, args=(app,), kwargs={"stop": stop})
+    thread.start()
+    try:
+        assert wait_until(lambda: any(made.app is app for made in CountingScheduler.made))
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def test_a_beat_started_while_redis_is_down_starts_once_it_is_back():

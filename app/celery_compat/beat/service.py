@@ -52,7 +52,7 @@ def beat_nodename(hostname: str | None = None) -> str:
 
 
 class Service:
-    """Ticks the scheduler until stopped; the scheduler class comes from ``beat_scheduler``."""
+    """Ticks the scheduler until stopped (its class: ``scheduler_cls``, ``PersistentScheduler`` by default)."""
 
     scheduler_cls: Any = PersistentScheduler
 
@@ -60,7 +60,7 @@ class Service:
                  scheduler_cls: Any = None, remote_control: bool | None = None, hostname: str | None = None) -> None:
         self.app = app
         self.max_interval = max_interval or app.conf.get("beat_max_loop_interval")
-        self.scheduler_cls = scheduler_cls or app.conf.get("beat_scheduler") or self.scheduler_cls
+        self.scheduler_cls = scheduler_cls or self.scheduler_cls
         self.schedule_filename = schedule_filename or app.conf.get("beat_schedule_filename")
         self.remote_control = app.conf.get("beat_enable_remote_control") if remote_control is None else remote_control
         self.hostname = hostname
@@ -172,7 +172,8 @@ def EmbeddedService(app: Any, max_interval: float | None = None, **kwargs: Any) 
 
 
 def _service(app: Any, stop: threading.Event | None, **kwargs: Any) -> Service:
-    service = Service(app, **kwargs)
+    """The service the programs run: its scheduler named by ``beat_scheduler``, as Celery's ``beat`` and ``-B``."""
+    service = Service(app, scheduler_cls=app.conf.get("beat_scheduler"), **kwargs)
     if stop is not None:
         service._is_shutdown = stop  # the caller's event is the loop's own stop signal
     return service
