@@ -96,9 +96,51 @@ def test_a_missed_crontab_run_is_sent_only_within_the_starting_deadline(deadline
     assert tuple(cron.is_due(datetime(2022, 12, 5, 8, 45))) == expected
 
 
-def test_solar_schedules_fail_with_a_clear_error():
-    with pytest.raises(NotImplementedError, match="solar"):
-        solar("sunrise", 48.85, 2.35)
+LONDON, NEW_YORK, TROMSO = (51.5074, -0.1278), (40.71, -74.0), (69.65, 18.96)
+
+
+@pytest.mark.parametrize(
+    ("event", "place", "after", "published"),
+    [
+        # Published almanac times (UTC), e.g. London's 04:43 BST sunrise on the longest day.
+        ("sunrise", LONDON, datetime(2026, 6, 21, tzinfo=UTC), datetime(2026, 6, 21, 3, 43, tzinfo=UTC)),
+        ("sunset", LONDON, datetime(2026, 6, 21, tzinfo=UTC), datetime(2026, 6, 21, 20, 21, tzinfo=UTC)),
+        ("dawn_civil", LONDON, datetime(2026, 6, 21, tzinfo=UTC), datetime(2026, 6, 21, 2, 56, tzinfo=UTC)),
+        ("solar_noon", LONDON, datetime(2026, 6, 21, tzinfo=UTC), datetime(2026, 6, 21, 12, 2, tzinfo=UTC)),
+        ("sunset", NEW_YORK, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 21, 39, tzinfo=UTC)),
+        # The first event after the given time: today's sunrise is past, so tomorrow's
+        ("sunrise", LONDON, datetime(2026, 6, 21, 12, tzinfo=UTC), datetime(2026, 6, 22, 3, 43, tzinfo=UTC)),
+    ],
+)
+def test_a_solar_event_is_found_within_two_minutes_of_the_almanac(event, place, after, published):
+    found = solar(event, *place, app=make_app()).next_after(after)
+    assert abs(found - published) < timedelta(minutes=2), found
+
+
+def test_a_solar_event_that_does_not_happen_today_is_looked_for_on_the_following_days():
+    app = make_app()
+    # No sunrise in Tromso's polar night: the next is in mid-January
+    assert solar("sunrise", *TROMSO, app=app).next_after(datetime(2026, 12, 21, tzinfo=UTC)).date() == \
+        datetime(2027, 1, 16).date()
+    # No astronomical dawn in a London June: the next is in late July
+    assert solar("dawn_astronomical", *LONDON, app=app).next_after(datetime(2026, 6, 21, tzinfo=UTC)).month == 7
+
+
+def test_a_solar_schedule_is_due_once_its_event_has_come():
+    app = make_app()
+    clock = Clock(app, datetime(2026, 6, 21, 3, 44, tzinfo=UTC))
+    sunrise = solar("sunrise", *LONDON, app=app)
+    due, following = sunrise.is_due(datetime(2026, 6, 21, tzinfo=UTC))
+    assert due and 23.9 * 3600 < following < 24 * 3600
+    clock.moment = datetime(2026, 6, 21, 3, 40, tzinfo=UTC)
+    assert not sunrise.is_due(datetime(2026, 6, 21, tzinfo=UTC))[0]
+
+
+@pytest.mark.parametrize(("args", "message"), [(("noon", 0, 0), "event"), (("sunrise", 91, 0), "latitude"),
+                                               (("sunrise", 0, 181), "longitude")])
+def test_a_solar_schedule_refuses_an_unknown_event_or_place(args, message):
+    with pytest.raises(ValueError, match=message):
+        solar(*args)
 
 
 # -- schedule (intervals) ------------------------------------------------------------------------
