@@ -6,7 +6,7 @@ Two families:
   ``celery-task-meta-<id>`` (also the channel its updates are published on), a group's
   ``celery-taskset-meta-<id>``, a chord's counter ``chord-unlock-<group id>``.
 * Ours, all under ``celery-compat:`` with ``:`` as the one separator: revoke marks, beat's
-  per-tick claims, the workers' counters.
+  run history, the workers' counters.
 
 RQ's keys are never spelled here: they come from RQ (``Job.key_for``, ``Queue.key``, the
 registries' ``.key``), so ``RQ_KEY_PREFIX`` changes them all at once, Lua scripts included
@@ -32,6 +32,12 @@ LEGACY_REVOKED_PREFIX = "celery-compat-revoked-"
 REVOKED_PREFIXES = (REVOKED_PREFIX, LEGACY_REVOKED_PREFIX)
 STATS_KEY = f"{OURS}stats"
 BEAT_PREFIX = f"{OURS}beat:"
+#: Remote control (``app.control``): commands are published on this channel, to every worker
+#: listening (Celery's pidbox fanout); each reply is pushed to the list the command names.
+CONTROL_CHANNEL = f"{OURS}control"
+CONTROL_REPLY_PREFIX = f"{OURS}control-reply:"
+#: The listening workers: node name -> the time (epoch seconds) its listing expires.
+CONTROL_NODES = f"{OURS}control-nodes"
 
 
 def meta(task_id: str) -> str:
@@ -57,8 +63,19 @@ def revoked_any(task_id: str) -> list[str]:
     return [revoked(task_id), f"{LEGACY_REVOKED_PREFIX}{task_id}"]
 
 
-def beat_claim(entry: str, tick: str) -> str:
-    return f"{BEAT_PREFIX}{entry}:{tick}"
+def control_channel(db: int) -> str:
+    """The command channel of one Redis database: pub/sub channels are shared by all databases."""
+    return f"{CONTROL_CHANNEL}:{db}"
+
+
+def control_reply(ticket: str) -> str:
+    """The list a broadcast's replies are pushed to; it expires soon after the broadcast's timeout."""
+    return f"{CONTROL_REPLY_PREFIX}{ticket}"
+
+
+def beat_schedule() -> str:
+    """Beat's run history: a hash of entry name -> JSON ``{"last_run_at", "total_run_count"}``."""
+    return f"{BEAT_PREFIX}schedule"
 
 
 # -- RQ's, from RQ -------------------------------------------------------------------------------

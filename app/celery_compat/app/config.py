@@ -41,6 +41,13 @@ DEFAULTS: dict[str, Any] = {
     "timezone": None,
     "enable_utc": True,
     "beat_schedule": {},
+    "beat_scheduler": "celery.beat:PersistentScheduler",  # ours: run history in Redis (see beat/persistent.py)
+    "beat_schedule_filename": "celerybeat-schedule",  # accepted, unused: nothing is written to disk
+    "beat_max_loop_interval": 0,  # 0: the scheduler's own (300 s; 1 s for -B)
+    "beat_sync_every": 0,
+    "beat_cron_starting_deadline": None,
+    "beat_enable_remote_control": False,
+    "beat_remote_control_max_tick_age": None,
     "imports": (),
     "include": (),
     "worker_concurrency": None,
@@ -71,6 +78,8 @@ OLD_NAMES = {
     "CELERY_TIMEZONE": "timezone",
     "CELERY_ENABLE_UTC": "enable_utc",
     "CELERYBEAT_SCHEDULE": "beat_schedule",
+    "CELERYBEAT_SCHEDULER": "beat_scheduler",
+    "CELERYBEAT_MAX_LOOP_INTERVAL": "beat_max_loop_interval",
     "CELERY_IMPORTS": "imports",
     "CELERY_IGNORE_RESULT": "task_ignore_result",
 }
