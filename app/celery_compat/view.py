@@ -70,6 +70,48 @@ def task_documents(app: Any, task_ids: list[str]) -> list[dict[str, Any]]:
     return app.backend.get_many_meta(task_ids)
 
 
+def documents_on(connection: Any, task_ids: list[str]) -> list[dict[str, Any] | None]:
+    """Stored documents of several tasks in one MGET, in order; None where none is stored.
+
+    For tools that hold a Redis connection rather than a Celery app (the mounted rq-dashboard).
+    """
+    raws = connection.mget([keys.meta(task_id) for task_id in task_ids]) if task_ids else []
+    return [json.loads(raw) if raw else None for raw in raws]
+
+
+@dataclass(frozen=True)
+class Running:
+    """A task a worker runs now, as RQ's started registry and the job hash say."""
+
+    task_id: str
+    worker: str
+    started_at: datetime | None
+
+
+def running_on(connection: Any, queue_names: list[str]) -> dict[str, Running]:
+    """What each worker runs now, by worker name: two round trips whatever the number of queues.
+
+    The lean worker does not write RQ's per-task ``current_job`` field to its worker hash (that
+    is most of the traffic it saves); the started registries and the job hashes say the same.
+    """
+    with connection.pipeline(transaction=False) as pipe:
+        for name in queue_names:
+            pipe.zrange(keys.started(name), 0, -1)
+        members = [member.decode() for found in pipe.execute() for member in found]
+    task_ids = [member.rsplit(":", 1)[0] for member in members]
+    with connection.pipeline(transaction=False) as pipe:
+        for task_id in task_ids:
+            pipe.hmget(keys.job(task_id), "worker_name", "started_at")
+        fields = pipe.execute()
+    found: dict[str, Running] = {}
+    for task_id, (worker, started_at) in zip(task_ids, fields, strict=True):
+        if worker:
+            stamp = started_at.decode() if started_at else ""
+            found[worker.decode()] = Running(task_id, worker.decode(),
+                                             datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None)
+    return found
+
+
 def job_facts(app: Any, task_id: str) -> JobFacts | None:
     """The RQ side of a task, or None when no job carries it (never queued, or expired)."""
     try:
