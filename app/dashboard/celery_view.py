@@ -140,7 +140,8 @@ def serialize_current_job(job: Job | None) -> Any:
         "description": rq_web.format_job_description(job),
         "created_at": rq_web.serialize_date(job.created_at),
         "started_at": rq_web.serialize_date(job.started_at),
-        "call_string": job.get_call_string(),
+        # A task's job calls the adapter's entry point; its description is the task's own call.
+        "call_string": job.description or job.get_call_string(),
     }
 
 
