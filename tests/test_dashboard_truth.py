@@ -8,6 +8,8 @@ five frames of our plumbing.
 from __future__ import annotations
 
 import json
+import re
+import socket
 
 import pytest
 
@@ -148,6 +150,14 @@ def test_a_running_task_shows_its_progress_and_its_worker_busy_with_it(client, c
     assert (worker["state"], worker["current_job"]["job_id"]) == ("busy", result.id)
     assert worker["current_job"]["started_at"]
     result.revoke(terminate=True)
+
+
+def test_a_workers_name_says_its_slot_process_and_host(client, celery_app, worker_process):
+    process = worker_process("-P", "prefork", "-c", "2", workers=2)
+    names = sorted(worker["name"] for worker in client.get("/rq/0/data/workers.json").get_json()["workers"])
+    host = socket.gethostname()
+    assert [re.fullmatch(rf"worker-(\d)\.(\d+)@{re.escape(host)}", name).group(1) for name in names] == ["0", "1"]
+    assert process.pid not in {int(name.split(".")[1].split("@")[0]) for name in names}  # the children's pids
 
 
 def test_the_job_page_in_a_browser_shows_the_result_and_the_error_first(live_server, page, celery_app, burst_worker):
