@@ -32,6 +32,9 @@ LEGACY_REVOKED_PREFIX = "celery-compat-revoked-"
 REVOKED_PREFIXES = (REVOKED_PREFIX, LEGACY_REVOKED_PREFIX)
 STATS_KEY = f"{OURS}stats"
 BEAT_PREFIX = f"{OURS}beat:"
+#: The index of sent tasks (a sorted set by send time), and its per-name and per-queue parts.
+TASKS = f"{OURS}tasks"
+TASK_INFO_PREFIX = f"{OURS}task:"
 
 
 def meta(task_id: str) -> str:
@@ -55,6 +58,19 @@ def revoked(task_id: str) -> str:
 def revoked_any(task_id: str) -> list[str]:
     """Both spellings of a revoke mark, for one ``EXISTS``."""
     return [revoked(task_id), f"{LEGACY_REVOKED_PREFIX}{task_id}"]
+
+
+def tasks_by_name(name: str) -> str:
+    return f"{TASKS}:name:{name}"
+
+
+def tasks_by_queue(queue_name: str) -> str:
+    return f"{TASKS}:queue:{queue_name}"
+
+
+def task_info(task_id: str) -> str:
+    """What the index keeps of a sent task (name, queue, arguments in short, send time)."""
+    return f"{TASK_INFO_PREFIX}{task_id}"
 
 
 def beat_claim(entry: str, tick: str) -> str:

@@ -19,6 +19,23 @@ if ARGV[1] == '1' then redis.call('LPUSH', KEYS[2], ARGV[2]) else redis.call('RP
 return 1
 """
 
+#: Add a sent task to the index (every producer sends through ``Celery.send_task``), and trim the
+#: index by age and count, so it stays bounded however fast tasks are sent.
+#: KEYS: the whole index, the task's name's part, its queue's part, the task's info hash.
+#: ARGV: task id, send time (seconds), keep seconds, keep count, name, queue, arguments in short.
+INDEX_TASK = """
+local oldest = '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[3]))
+for index = 1, 3 do
+    redis.call('ZADD', KEYS[index], ARGV[2], ARGV[1])
+    redis.call('ZREMRANGEBYSCORE', KEYS[index], '-inf', oldest)
+    redis.call('ZREMRANGEBYRANK', KEYS[index], 0, -tonumber(ARGV[4]) - 1)
+    redis.call('EXPIRE', KEYS[index], ARGV[3])
+end
+redis.call('HSET', KEYS[4], 'name', ARGV[5], 'queue', ARGV[6], 'args', ARGV[7], 'sent', ARGV[2])
+redis.call('EXPIRE', KEYS[4], ARGV[3])
+return 1
+"""
+
 #: Pop the first job id of the given queues and mark it started, in one step: no moment
 #: exists in which the job is neither in a queue nor in the started registry.
 #: KEYS: the queue keys, then their started registries in the same order. ARGV: worker name,
