@@ -1,4 +1,4 @@
-"""The list of recent tasks: newest first, filterable by state, a page at a time, fast with 10,000 tasks."""
+"""The task list: every task sent, newest first, filterable, a page at a time either way, fast with 10,000 tasks."""
 
 from __future__ import annotations
 
@@ -6,17 +6,21 @@ import time
 
 import pytest
 
-from app.web import history
+from app.celery_compat.app.base import index_task
+
+LONG_RUNNING = "app.tasks.long_running.long_running"
 
 
-def fill(app, conn, count: int, state_of=lambda i: "SUCCESS", start: float = 1_700_000_000.0) -> list[str]:
-    """Record ``count`` tasks one second apart (task-0 oldest), with results in the states ``state_of(i)`` gives."""
+def fill(app, conn, count: int, state_of=lambda i: "SUCCESS", start: float = 1_700_000_000.0,
+         name=lambda i: LONG_RUNNING, queue=lambda i: "default") -> list[str]:
+    """Index ``count`` sent tasks one second apart (task-0 oldest), with results in the states ``state_of(i)`` gives."""
     backend = app.extensions["celery"].backend
     pipe = conn.pipeline(transaction=False)
     ids = []
     for i in range(count):
         task_id = f"task-{i}"
-        history.record(pipe, task_id, "long-running", {"duration": i + 1}, keep_seconds=10**9, now=start + i)
+        index_task(pipe, task_id, name(i), queue(i), f"duration={i + 1}", keep_seconds=10**9, max_tasks=10**6,
+                   now=start + i)
         state = state_of(i)
         if state == "PROGRESS":
             backend.store_result(task_id, {"current": 1, "total": 4, "percent": 25}, state, pipeline=pipe)

@@ -112,6 +112,82 @@ def running_on(connection: Any, queue_names: list[str]) -> dict[str, Running]:
     return found
 
 
+@dataclass(frozen=True)
+class Sent:
+    """A task in the index of sent tasks, with what its RQ job says now (None once the job is gone)."""
+
+    id: str
+    sent: float
+    name: str | None
+    queue: str | None
+    arguments: str | None
+    status: str | None
+    worker: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    retries: int
+
+
+def _index_key(name: str | None, queue_name: str | None) -> str:
+    # One sorted set per filter; with both, the name's (the other is checked on each task).
+    if name:
+        return keys.tasks_by_name(name)
+    return keys.tasks_by_queue(queue_name) if queue_name else keys.TASKS
+
+
+def sent_ids(connection: Any, count: int, name: str | None = None, queue_name: str | None = None,
+             before: float | None = None, after: float | None = None) -> list[tuple[str, float]]:
+    """Up to ``count`` ``(task id, send time)``, newest first.
+
+    Older than ``before``, or, with ``after``, the ``count`` tasks just newer than it. One
+    command, O(log n + count), whatever the number of tasks indexed.
+    """
+    key = _index_key(name, queue_name)
+    if after is not None:
+        found = connection.zrangebyscore(key, f"({after!r}", "+inf", start=0, num=count, withscores=True)[::-1]
+    else:
+        upper = "+inf" if before is None else f"({before!r}"
+        found = connection.zrevrangebyscore(key, upper, "-inf", start=0, num=count, withscores=True)
+    return [(member.decode(), score) for member, score in found]
+
+
+def sent_around(connection: Any, oldest: float, newest: float, name: str | None = None,
+                queue_name: str | None = None) -> tuple[bool, bool]:
+    """Whether the index holds tasks older than ``oldest`` and newer than ``newest`` (two ZCOUNTs, one trip)."""
+    key = _index_key(name, queue_name)
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.zcount(key, "-inf", f"({oldest!r}")
+        pipe.zcount(key, f"({newest!r}", "+inf")
+        older, newer = pipe.execute()
+    return older > 0, newer > 0
+
+
+def sent_send_time(connection: Any, task_id: str) -> float | None:
+    """When the task was sent, if the index still holds it."""
+    return connection.zscore(keys.TASKS, task_id)
+
+
+def _stamp(raw: bytes | None) -> datetime | None:
+    return datetime.fromisoformat(raw.decode().replace("Z", "+00:00")) if raw else None
+
+
+def sent_facts(connection: Any, found: list[tuple[str, float]]) -> list[Sent]:
+    """What the index and the RQ job say of each task, in one round trip (small fields, no results)."""
+    with connection.pipeline(transaction=False) as pipe:
+        for task_id, _ in found:
+            pipe.hmget(keys.task_info(task_id), "name", "queue", "args")
+            pipe.hmget(keys.job(task_id), "status", "worker_name", "started_at", "ended_at", "number_of_retries")
+        replies = pipe.execute()
+    facts = []
+    for (task_id, sent), info, job in zip(found, replies[::2], replies[1::2], strict=True):
+        name, queue_name, arguments = (value.decode() if value else None for value in info)
+        status, worker, started, ended, retries = job
+        facts.append(Sent(task_id, sent, name, queue_name, arguments, status.decode() if status else None,
+                          worker.decode() if worker else None, _stamp(started), _stamp(ended),
+                          int(retries) if retries else 0))
+    return facts
+
+
 def job_facts(app: Any, task_id: str) -> JobFacts | None:
     """The RQ side of a task, or None when no job carries it (never queued, or expired)."""
     try:

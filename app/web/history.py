@@ -1,15 +1,19 @@
-"""The web app's record of the tasks it submitted, so that ``/tasks`` lists them without scanning Redis.
+"""The task list's data: every task any producer sent, and the web app's own record of its submissions.
 
-Two structures, both written in the same round trip as the job itself:
+Every task is indexed when it is sent, whoever sends it (the web app, a Celery program's
+``.delay()``, beat, a canvas's children): ``Celery.send_task`` adds it in the same round trip as
+the job, by time, by name and by queue, trimmed by age and count (``task_index_expires``,
+``task_index_max_tasks``). This module reads that index through :mod:`app.celery_compat.view`
+and finds a page of it:
 
-* ``web:tasks``, a sorted set of task ids scored by submit time (seconds since the epoch), which
-  gives "newest first" pages in O(log n) whatever the number of tasks;
-* ``web:task:<id>``, a small hash with the task's kind, its arguments (JSON) and its submit time,
-  which the status page needs while no worker has written anything yet.
+* without a state filter, a page costs three round trips whatever the number of tasks: the ids
+  (one range on the right sorted set), their small facts (one pipeline), their documents (one MGET);
+* with a state filter, each chunk's RQ status (read with the facts) first rules out the tasks
+  that cannot be in that state, and only the rest's documents are read; at most
+  :data:`MAX_SCANNED` tasks are examined per request, and the page's cursors go on from there.
 
-Entries older than the results they describe are trimmed at each submit, so neither grows without
-bound. The task's state is not kept here: it lives in the Celery result document, which workers
-update; a page of the list reads all of its documents with one ``MGET``.
+The web app also keeps ``web:task:<id>``, a small hash with the kind and the arguments a form
+submitted, which the status page shows while no worker has written anything yet.
 """
 
 from __future__ import annotations
@@ -22,17 +26,28 @@ from typing import Any
 
 import redis
 
-INDEX_KEY = "web:tasks"
+from app.celery_compat import states, view
+
 RECORD_PREFIX = "web:task:"
 
-#: The index never holds more than this many tasks, however fast they are submitted.
-MAX_TASKS = 100_000
-
-#: How many documents one request reads at most while looking for tasks in a given state, so that a
-#: rare state cannot make one page read all 100,000 documents; the page then offers a cursor to go on.
+#: How many tasks one request examines at most while looking for a state, a queue within a name, or
+#: an argument, so that a rare one cannot make a page read the whole index; its cursors go on from there.
 MAX_SCANNED = 5_000
 
-_CHUNK = 500
+_CHUNK = 200
+
+#: The Celery states a task may be in, by its RQ job's status: a superset (the document decides),
+#: so that tasks in other states are ruled out without reading their documents. "started" and a
+#: job that is gone may be in any state.
+MAY_BE: dict[str, frozenset[str]] = {
+    "queued": frozenset({states.PENDING, states.RECEIVED, states.RETRY, states.REVOKED}),
+    "deferred": frozenset({states.PENDING, states.REVOKED}),
+    "scheduled": frozenset({states.PENDING, states.RETRY, states.REVOKED}),
+    "finished": frozenset({states.SUCCESS, states.PENDING}),  # PENDING: a result that was not kept
+    "failed": frozenset({states.FAILURE, states.REVOKED}),
+    "stopped": frozenset({states.FAILURE, states.REVOKED}),
+    "canceled": frozenset({states.REVOKED}),
+}
 
 
 @dataclass(frozen=True)
@@ -51,14 +66,11 @@ def record_key(task_id: str) -> str:
 
 def record(pipe: Any, task_id: str, kind: str, arguments: dict[str, Any], keep_seconds: int,
            now: float | None = None) -> None:
-    """Queue on ``pipe`` the commands that add a task to the index and trim what has expired."""
+    """Queue on ``pipe`` the commands that keep the kind and arguments of a task the web app submitted."""
     now = time.time() if now is None else now
     key = record_key(task_id)
     pipe.hset(key, mapping={"kind": kind, "arguments": json.dumps(arguments), "created": repr(now)})
     pipe.expire(key, keep_seconds)
-    pipe.zadd(INDEX_KEY, {task_id: now})
-    pipe.zremrangebyscore(INDEX_KEY, "-inf", f"({now - keep_seconds}")
-    pipe.zremrangebyrank(INDEX_KEY, 0, -MAX_TASKS - 1)
 
 
 def _parse(task_id: str, fields: dict[bytes, bytes]) -> Record | None:
@@ -88,19 +100,97 @@ def load_many(conn: redis.Redis, task_ids: list[str]) -> list[Record | None]:
     return [_parse(task_id, fields) for task_id, fields in zip(task_ids, pipe.execute(), strict=True)]
 
 
-def newest(conn: redis.Redis, before: float | None = None) -> Iterator[tuple[str, float]]:
-    """Yield ``(task_id, created)`` newest first, starting strictly before ``before`` when given."""
-    upper: str = "+inf" if before is None else f"({before!r}"
+@dataclass(frozen=True)
+class Query:
+    """What the list is asked for: filters (all optional) and where the page starts."""
+
+    state: str | None = None
+    name: str | None = None
+    queue: str | None = None
+    task_id: str | None = None
+    search: str | None = None
+    limit: int = 20
+    before: float | None = None
+    after: float | None = None
+
+
+@dataclass(frozen=True)
+class Found:
+    """A task on a page: what the index and its job say, and its stored document (None: none stored)."""
+
+    sent: view.Sent
+    document: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page, newest first, and the cursors of the pages either side (None where there is none)."""
+
+    found: list[Found]
+    older: float | None
+    newer: float | None
+
+
+def _chunks(conn: redis.Redis, query: Query) -> Iterator[list[tuple[str, float]]]:
+    """The index in chunks, from the query's cursor outwards, each chunk in the order it is examined."""
+    if query.task_id is not None:
+        sent = view.sent_send_time(conn, query.task_id)
+        if sent is not None:
+            yield [(query.task_id, sent)]
+        return
+    before, after = query.before, query.after
+    filtered = bool(query.state or query.search or (query.name and query.queue))
+    size = max(query.limit, _CHUNK if filtered else query.limit)
     while True:
-        chunk = conn.zrevrangebyscore(INDEX_KEY, upper, "-inf", start=0, num=_CHUNK, withscores=True)
-        if not chunk:
+        found = view.sent_ids(conn, size, query.name, query.queue, before=before, after=after)
+        if not found:
             return
-        for member, score in chunk:
-            yield member.decode(), score
-        if len(chunk) < _CHUNK:
+        if after is not None:
+            after = found[0][1]
+            yield found[::-1]  # towards the newer: the oldest first
+        else:
+            before = found[-1][1]
+            yield found
+        if len(found) < size:
             return
-        upper = f"({chunk[-1][1]!r}"
 
 
-def count(conn: redis.Redis) -> int:
-    return conn.zcard(INDEX_KEY)
+def _matches(query: Query, sent: view.Sent) -> bool:
+    if query.queue and sent.queue != query.queue:
+        return False
+    if query.search and query.search.lower() not in (sent.arguments or "").lower():
+        return False
+    return not query.state or sent.status is None or query.state in MAY_BE.get(sent.status, {query.state})
+
+
+def _state_of(document: dict[str, Any] | None) -> str:
+    return (document or {}).get("status") or states.PENDING
+
+
+def find(conn: redis.Redis, query: Query) -> Page:
+    """One page of the task list for ``query``, newest first, with the cursors either side."""
+    found: list[Found] = []
+    examined: list[float] = []
+    for chunk in _chunks(conn, query):
+        facts = [sent for sent in view.sent_facts(conn, chunk) if _matches(query, sent)]
+        documents = view.documents_on(conn, [sent.id for sent in facts])
+        by_id = {sent.id: (sent, document) for sent, document in zip(facts, documents, strict=True)}
+        for task_id, score in chunk:
+            examined.append(score)
+            if task_id in by_id and (not query.state or _state_of(by_id[task_id][1]) == query.state):
+                found.append(Found(*by_id[task_id]))
+            if len(found) == query.limit or len(examined) >= MAX_SCANNED:
+                break
+        if len(found) == query.limit or len(examined) >= MAX_SCANNED:
+            break
+    if query.after is not None:
+        found.reverse()
+    return Page(found, *_cursors(conn, query, examined))
+
+
+def _cursors(conn: redis.Redis, query: Query, examined: list[float]) -> tuple[float | None, float | None]:
+    if query.task_id is not None or not examined:
+        return None, None  # a search by id, or nothing beyond the cursor (the page links to the newest)
+    oldest, newest = min(examined), max(examined)
+    older, newer = view.sent_around(conn, oldest, newest, query.name, query.queue)
+    return (oldest if older else None), (newest if newer else None)

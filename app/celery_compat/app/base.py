@@ -370,12 +370,9 @@ class Celery:
 
     def _index(self, pipe: Any, task_id: str, name: str, queue_name: str, arguments: str) -> None:
         """Add the task to the index monitors list (keys.TASKS), trimmed by age and count: one command."""
-        conf = self.conf
-        keep = conf.task_index_expires or self.backend.expires or 86400
+        keep = self.conf.task_index_expires or self.backend.expires or 86400
         keep = int(keep.total_seconds()) if hasattr(keep, "total_seconds") else int(keep)
-        index_keys = [keys.TASKS, keys.tasks_by_name(name), keys.tasks_by_queue(queue_name), keys.task_info(task_id)]
-        pipe.eval(INDEX_TASK, len(index_keys), *index_keys, task_id, repr(time.time()), keep,
-                  int(conf.task_index_max_tasks), name, queue_name, arguments)
+        index_task(pipe, task_id, name, queue_name, arguments, keep, int(self.conf.task_index_max_tasks))
 
     @property
     def _enqueue_script(self) -> Any:
@@ -489,6 +486,14 @@ def _signatures(value: Any) -> list | None:
         return None
     items = value if isinstance(value, (list, tuple)) else [value]
     return [dict(item) if isinstance(item, dict) else item.as_dict() for item in items]
+
+
+def index_task(pipe: Any, task_id: str, name: str, queue_name: str, arguments: str, keep_seconds: int,
+               max_tasks: int, now: float | None = None) -> None:
+    """Queue on ``pipe`` the one command that indexes a sent task (see ``scripts.INDEX_TASK``)."""
+    index_keys = [keys.TASKS, keys.tasks_by_name(name), keys.tasks_by_queue(queue_name), keys.task_info(task_id)]
+    pipe.eval(INDEX_TASK, len(index_keys), *index_keys, task_id, repr(time.time() if now is None else now),
+              keep_seconds, max_tasks, name, queue_name, arguments)
 
 
 def _describe(args: list, kwargs: dict) -> str:
