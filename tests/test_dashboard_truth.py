@@ -72,6 +72,12 @@ def test_a_chained_traceback_keeps_each_exceptions_own_frames_under_it():
     assert shown.index("KeyError: 'card'") < shown.index('  File "/srv/proj/tasks.py", line 60, in charge')
 
 
+def test_a_workers_frames_are_recognised_whatever_its_checkout_or_hosts_paths():
+    stored = STORED.format(celery_compat="/srv/other-checkout/app/celery_compat")
+    shown = tracebacks.user_first(stored).splitlines()
+    assert shown.index('  File "/srv/proj/tasks.py", line 50, in charge') < shown.index(tracebacks.RUNNER_HEADING)
+
+
 @pytest.mark.parametrize("text", [None, "", "ValueError: no traceback header"])
 def test_text_that_is_not_a_traceback_is_shown_as_it_is(text):
     assert tracebacks.user_first(text) == text

@@ -253,3 +253,11 @@ def test_the_index_forgets_tasks_older_than_the_configured_age(app, client, redi
     # Then only the fresh one is listed
     assert [r["id"] for r in listed(client)] == ["fresh"]
     assert [r["id"] for r in listed(client, f"name={LONG_RUNNING}")] == ["fresh"]
+
+
+def test_progress_reported_as_current_and_total_only_reads_as_a_percentage(app, client, redis_conn):
+    # Given a Celery program's task that reports {"current", "total"} without a percentage
+    fill(app, redis_conn, 1, state_of=lambda i: "PENDING")
+    app.extensions["celery"].backend.store_result("task-0", {"current": 3, "total": 12}, "PROGRESS")
+    # Then the list shows how far it got
+    assert listed(client)[0]["progress"] == {"current": 3, "total": 12, "percent": 25}

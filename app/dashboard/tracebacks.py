@@ -27,7 +27,13 @@ _FRAME = re.compile(r'^  File "([^"]+)", line \d+')
 RUNNER_HEADING = "Frames of the worker that ran the task (app.celery_compat, rq):"
 
 
+#: The same, as a worker elsewhere (another host, container or checkout) spells their paths.
+_RUNNER_PATH = re.compile(r"[/\\]app[/\\]celery_compat[/\\]|[/\\]site-packages[/\\]rq[/\\]")
+
+
 def _is_runner(path: str) -> bool:
+    if _RUNNER_PATH.search(path):
+        return True
     try:
         resolved = str(Path(path).resolve())
     except (OSError, ValueError):

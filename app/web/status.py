@@ -37,7 +37,10 @@ class UnknownTask(LookupError):
 def progress(state: str, info: Any) -> dict[str, Any] | None:
     """``{"current", "total", "percent"}`` for a task in ``state`` whose Celery info is ``info``."""
     if state == "PROGRESS" and isinstance(info, dict):
-        return {"current": info.get("current"), "total": info.get("total"), "percent": info.get("percent")}
+        current, total, percent = info.get("current"), info.get("total"), info.get("percent")
+        if percent is None and isinstance(current, (int, float)) and isinstance(total, (int, float)) and total > 0:
+            percent = round(100 * current / total)  # Celery programs often report only current and total
+        return {"current": current, "total": total, "percent": percent}
     if state == states.SUCCESS:
         total = info.get("steps", info.get("total")) if isinstance(info, dict) else None
         return {"current": total, "total": total, "percent": 100}
