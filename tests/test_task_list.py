@@ -261,3 +261,21 @@ def test_progress_reported_as_current_and_total_only_reads_as_a_percentage(app, 
     app.extensions["celery"].backend.store_result("task-0", {"current": 3, "total": 12}, "PROGRESS")
     # Then the list shows how far it got
     assert listed(client)[0]["progress"] == {"current": 3, "total": 12, "percent": 25}
+
+
+def test_a_task_taken_by_a_waiting_worker_starts_after_it_was_sent(client, celery_app, worker_process, redis_conn):
+    from rq import Worker
+
+    from tests import compat_tasks
+    from tests.support import wait_for
+
+    # Given a lean worker already waiting on an empty queue
+    worker_process("-P", "solo")
+    wait_for(lambda: [w.get_state() for w in Worker.all(connection=redis_conn)] == ["idle"])
+    # When a task is sent and fails (its outcome saves the job's start time)
+    result = compat_tasks.fail.delay("late")
+    wait_for(lambda: listed(client)[0]["state"] == "FAILURE")
+    # Then it started after it was sent, not when the worker began to wait
+    [row] = listed(client)
+    assert row["created_at"] <= row["started_at"] <= row["finished_at"], row
+    assert row["id"] == result.id
