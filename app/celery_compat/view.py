@@ -20,7 +20,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from . import keys
+from . import keys, scripts
 from .protocol import Envelope
 from .result import _decode_result
 
@@ -149,6 +149,37 @@ def sent_ids(connection: Any, count: int, name: str | None = None, queue_name: s
         upper = "+inf" if before is None else f"({before!r}"
         found = connection.zrevrangebyscore(key, upper, "-inf", start=0, num=count, withscores=True)
     return [(member.decode(), score) for member, score in found]
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Matches of :func:`scan_sent`, newest first, and the oldest and newest send time it examined."""
+
+    found: list[tuple[str, float]]
+    oldest: float | None
+    newest: float | None
+
+
+def scan_sent(connection: Any, count: int, budget: int, name: str | None = None, queue_name: str | None = None,
+              before: float | None = None, after: float | None = None, state: str | None = None,
+              statuses: tuple[str, ...] = (), search: str | None = None) -> Scan:
+    """Up to ``count`` tasks that match, examining at most ``budget`` from the cursor: one script call.
+
+    ``statuses`` are the RQ job statuses a task in ``state`` may have; only those tasks' documents
+    are read (a running task's and one whose job is gone are always read).
+    """
+    key = _index_key(name, queue_name)
+    direction, cursor = ("newer", after) if after is not None else ("older", before)
+    edge = cursor if cursor is not None else float("inf")
+    reply = connection.eval(scripts.SCAN_TASKS, 1, key, repr(edge).replace("inf", "+inf"), direction, count, budget,
+                            keys.JOB_PREFIX, keys.META_PREFIX, keys.TASK_INFO_PREFIX,
+                            queue_name if name and queue_name else "", (search or "").lower(), state or "",
+                            *statuses)
+    # The script ends with the oldest and newest send time examined (nil when none was).
+    *matches, oldest, newest = reply
+    pairs = [(matches[i].decode(), float(matches[i + 1])) for i in range(0, len(matches), 2)]
+    found = pairs[::-1] if direction == "newer" else pairs
+    return Scan(found, float(oldest) if oldest else None, float(newest) if newest else None)
 
 
 def sent_around(connection: Any, oldest: float, newest: float, name: str | None = None,

@@ -8,8 +8,9 @@ and finds a page of it:
 
 * without a state filter, a page costs three round trips whatever the number of tasks: the ids
   (one range on the right sorted set), their small facts (one pipeline), their documents (one MGET);
-* with a state filter, each chunk's RQ status (read with the facts) first rules out the tasks
-  that cannot be in that state, and only the rest's documents are read; at most
+* with a state filter, a search in the arguments, or a name and a queue together, one script
+  looks through the index in Redis (``scripts.SCAN_TASKS``): each task's RQ status first rules
+  out those that cannot be in that state, and only the rest's documents are read; at most
   :data:`MAX_SCANNED` tasks are examined per request, and the page's cursors go on from there.
 
 The web app also keeps ``web:task:<id>``, a small hash with the kind and the arguments a form
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +33,6 @@ RECORD_PREFIX = "web:task:"
 #: How many tasks one request examines at most while looking for a state, a queue within a name, or
 #: an argument, so that a rare one cannot make a page read the whole index; its cursors go on from there.
 MAX_SCANNED = 5_000
-
-_CHUNK = 200
 
 #: The Celery states a task may be in, by its RQ job's status: a superset (the document decides),
 #: so that tasks in other states are ruled out without reading their documents. "started" and a
@@ -131,60 +129,29 @@ class Page:
     newer: float | None
 
 
-def _chunks(conn: redis.Redis, query: Query) -> Iterator[list[tuple[str, float]]]:
-    """The index in chunks, from the query's cursor outwards, each chunk in the order it is examined."""
+def _statuses(state: str | None) -> tuple[str, ...]:
+    return tuple(status for status, may_be in MAY_BE.items() if state in may_be) if state else ()
+
+
+def _locate(conn: redis.Redis, query: Query) -> tuple[list[tuple[str, float]], list[float]]:
+    """The page's ``(id, send time)`` newest first, and the send times examined to find them."""
     if query.task_id is not None:
         sent = view.sent_send_time(conn, query.task_id)
-        if sent is not None:
-            yield [(query.task_id, sent)]
-        return
-    before, after = query.before, query.after
-    filtered = bool(query.state or query.search or (query.name and query.queue))
-    size = max(query.limit, _CHUNK if filtered else query.limit)
-    while True:
-        found = view.sent_ids(conn, size, query.name, query.queue, before=before, after=after)
-        if not found:
-            return
-        if after is not None:
-            after = found[0][1]
-            yield found[::-1]  # towards the newer: the oldest first
-        else:
-            before = found[-1][1]
-            yield found
-        if len(found) < size:
-            return
-
-
-def _matches(query: Query, sent: view.Sent) -> bool:
-    if query.queue and sent.queue != query.queue:
-        return False
-    if query.search and query.search.lower() not in (sent.arguments or "").lower():
-        return False
-    return not query.state or sent.status is None or query.state in MAY_BE.get(sent.status, {query.state})
-
-
-def _state_of(document: dict[str, Any] | None) -> str:
-    return (document or {}).get("status") or states.PENDING
+        return ([(query.task_id, sent)] if sent is not None else []), []
+    if query.state or query.search or (query.name and query.queue):
+        scan = view.scan_sent(conn, query.limit, MAX_SCANNED, query.name, query.queue, query.before, query.after,
+                              query.state, _statuses(query.state), query.search)
+        return scan.found, [edge for edge in (scan.oldest, scan.newest) if edge is not None]
+    found = view.sent_ids(conn, query.limit, query.name, query.queue, before=query.before, after=query.after)
+    return found, [score for _, score in found]
 
 
 def find(conn: redis.Redis, query: Query) -> Page:
     """One page of the task list for ``query``, newest first, with the cursors either side."""
-    found: list[Found] = []
-    examined: list[float] = []
-    for chunk in _chunks(conn, query):
-        facts = [sent for sent in view.sent_facts(conn, chunk) if _matches(query, sent)]
-        documents = view.documents_on(conn, [sent.id for sent in facts])
-        by_id = {sent.id: (sent, document) for sent, document in zip(facts, documents, strict=True)}
-        for task_id, score in chunk:
-            examined.append(score)
-            if task_id in by_id and (not query.state or _state_of(by_id[task_id][1]) == query.state):
-                found.append(Found(*by_id[task_id]))
-            if len(found) == query.limit or len(examined) >= MAX_SCANNED:
-                break
-        if len(found) == query.limit or len(examined) >= MAX_SCANNED:
-            break
-    if query.after is not None:
-        found.reverse()
+    located, examined = _locate(conn, query)
+    facts = view.sent_facts(conn, located)
+    documents = view.documents_on(conn, [sent.id for sent in facts])
+    found = [Found(sent, document) for sent, document in zip(facts, documents, strict=True)]
     return Page(found, *_cursors(conn, query, examined))
 
 
