@@ -38,6 +38,9 @@ CONTROL_CHANNEL = f"{OURS}control"
 CONTROL_REPLY_PREFIX = f"{OURS}control-reply:"
 #: The listening workers: node name -> the time (epoch seconds) its listing expires.
 CONTROL_NODES = f"{OURS}control-nodes"
+#: The index of sent tasks (a sorted set by send time), and its per-name and per-queue parts.
+TASKS = f"{OURS}tasks"
+TASK_INFO_PREFIX = f"{OURS}task:"
 
 
 def meta(task_id: str) -> str:
@@ -76,6 +79,19 @@ def control_reply(ticket: str) -> str:
 def beat_schedule() -> str:
     """Beat's run history: a hash of entry name -> JSON ``{"last_run_at", "total_run_count"}``."""
     return f"{BEAT_PREFIX}schedule"
+
+
+def tasks_by_name(name: str) -> str:
+    return f"{TASKS}:name:{name}"
+
+
+def tasks_by_queue(queue_name: str) -> str:
+    return f"{TASKS}:queue:{queue_name}"
+
+
+def task_info(task_id: str) -> str:
+    """What the index keeps of a sent task (name, queue, arguments in short, send time)."""
+    return f"{TASK_INFO_PREFIX}{task_id}"
 
 
 # -- RQ's, from RQ -------------------------------------------------------------------------------

@@ -19,6 +19,88 @@ if ARGV[1] == '1' then redis.call('LPUSH', KEYS[2], ARGV[2]) else redis.call('RP
 return 1
 """
 
+#: Add a sent task to the index (every producer sends through ``Celery.send_task``), and trim the
+#: index by age and count, so it stays bounded however fast tasks are sent.
+#: KEYS: the whole index, the task's name's part, its queue's part, the task's info hash.
+#: ARGV: task id, send time (seconds), keep seconds, keep count, name, queue, arguments in short.
+INDEX_TASK = """
+local oldest = '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[3]))
+for index = 1, 3 do
+    redis.call('ZADD', KEYS[index], ARGV[2], ARGV[1])
+    redis.call('ZREMRANGEBYSCORE', KEYS[index], '-inf', oldest)
+    redis.call('ZREMRANGEBYRANK', KEYS[index], 0, -tonumber(ARGV[4]) - 1)
+    redis.call('EXPIRE', KEYS[index], ARGV[3])
+end
+redis.call('HSET', KEYS[4], 'name', ARGV[5], 'queue', ARGV[6], 'args', ARGV[7], 'sent', ARGV[2])
+redis.call('EXPIRE', KEYS[4], ARGV[3])
+return 1
+"""
+
+#: Look through the index for tasks that match filters, in Redis, so that a rare match costs one
+#: round trip rather than one per task examined. From a cursor outwards, at most ARGV[4] tasks.
+#: KEYS: the index (or its name's or queue's part). ARGV: 1 cursor (exclusive; '+inf' / '-inf'
+#: for none), 2 'older' or 'newer', 3 how many matches, 4 how many to examine, 5 RQ's job key
+#: prefix, 6 the result document's prefix, 7 the info hash's prefix, 8 queue ('' any), 9 text in
+#: the arguments, lower case ('' any), 10 state ('' any), then the RQ statuses a task in that
+#: state may have ('none' for a job that is gone).
+#: Returns {id, score, id, score ...} of the matches, then the oldest and newest score examined.
+SCAN_TASKS = """
+local older = ARGV[2] == 'older'
+local want, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
+local may = {}
+for index = 11, #ARGV do may[ARGV[index]] = true end
+local found, oldest, newest = {}, false, false
+local cursor = ARGV[1]
+while budget > 0 do
+    local chunk
+    local asked = math.min(budget, 200)
+    if older then
+        chunk = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. cursor, '-inf', 'WITHSCORES', 'LIMIT', 0, asked)
+    else
+        chunk = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. cursor, '+inf', 'WITHSCORES', 'LIMIT', 0, asked)
+    end
+    if #chunk == 0 then break end
+    for index = 1, #chunk, 2 do
+        local id, score = chunk[index], chunk[index + 1]
+        budget = budget - 1
+        cursor = score
+        if not oldest or tonumber(score) < tonumber(oldest) then oldest = score end
+        if not newest or tonumber(score) > tonumber(newest) then newest = score end
+        local ok = true
+        if ARGV[8] ~= '' or ARGV[9] ~= '' then
+            local info = redis.call('HMGET', ARGV[7] .. id, 'queue', 'args')
+            if ARGV[8] ~= '' and info[1] ~= ARGV[8] then ok = false end
+            local text = string.lower(info[2] or '')
+            if ok and ARGV[9] ~= '' and not string.find(text, ARGV[9], 1, true) then ok = false end
+        end
+        if ok and ARGV[10] ~= '' then
+            local status = redis.call('HGET', ARGV[5] .. id, 'status') or 'none'
+            if not may[status] and status ~= 'started' and status ~= 'none' then
+                ok = false
+            else
+                local raw = redis.call('GET', ARGV[6] .. id)
+                local state = 'PENDING'
+                if raw then
+                    local decoded, document = pcall(cjson.decode, raw)
+                    state = decoded and type(document) == 'table' and document['status'] or 'PENDING'
+                end
+                ok = state == ARGV[10]
+            end
+        end
+        if ok then
+            found[#found + 1] = id
+            found[#found + 1] = score
+            if #found / 2 >= want then budget = 0 end
+        end
+        if budget <= 0 then break end
+    end
+    if #chunk / 2 < asked then break end
+end
+found[#found + 1] = oldest
+found[#found + 1] = newest
+return found
+"""
+
 #: Pop the first job id of the given queues and mark it started, in one step: no moment
 #: exists in which the job is neither in a queue nor in the started registry.
 #: KEYS: the queue keys, then their started registries in the same order. ARGV: worker name,

@@ -20,7 +20,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from . import keys
+from . import keys, scripts
 from .protocol import Envelope
 from .result import _decode_result
 
@@ -68,6 +68,155 @@ def outcome(document: dict[str, Any]) -> Outcome:
 def task_documents(app: Any, task_ids: list[str]) -> list[dict[str, Any]]:
     """Documents of several tasks in one round trip, in order; a task with none reads as PENDING."""
     return app.backend.get_many_meta(task_ids)
+
+
+def documents_on(connection: Any, task_ids: list[str]) -> list[dict[str, Any] | None]:
+    """Stored documents of several tasks in one MGET, in order; None where none is stored.
+
+    For tools that hold a Redis connection rather than a Celery app (the mounted rq-dashboard).
+    """
+    raws = connection.mget([keys.meta(task_id) for task_id in task_ids]) if task_ids else []
+    return [json.loads(raw) if raw else None for raw in raws]
+
+
+@dataclass(frozen=True)
+class Running:
+    """A task a worker runs now, as RQ's started registry and the job hash say."""
+
+    task_id: str
+    worker: str
+    started_at: datetime | None
+
+
+def running_on(connection: Any, queue_names: list[str]) -> dict[str, Running]:
+    """What each worker runs now, by worker name: two round trips whatever the number of queues.
+
+    The lean worker does not write RQ's per-task ``current_job`` field to its worker hash (that
+    is most of the traffic it saves); the started registries and the job hashes say the same.
+    """
+    with connection.pipeline(transaction=False) as pipe:
+        for name in queue_names:
+            pipe.zrange(keys.started(name), 0, -1)
+        members = [member.decode() for found in pipe.execute() for member in found]
+    task_ids = [member.rsplit(":", 1)[0] for member in members]
+    with connection.pipeline(transaction=False) as pipe:
+        for task_id in task_ids:
+            pipe.hmget(keys.job(task_id), "worker_name", "started_at")
+        fields = pipe.execute()
+    found: dict[str, Running] = {}
+    for task_id, (worker, started_at) in zip(task_ids, fields, strict=True):
+        if worker:
+            stamp = started_at.decode() if started_at else ""
+            found[worker.decode()] = Running(task_id, worker.decode(),
+                                             datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else None)
+    return found
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A task in the index of sent tasks, with what its RQ job says now (None once the job is gone)."""
+
+    id: str
+    sent: float
+    name: str | None
+    queue: str | None
+    arguments: str | None
+    status: str | None
+    worker: str | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    retries: int
+
+
+def _index_key(name: str | None, queue_name: str | None) -> str:
+    # One sorted set per filter; with both, the name's (the other is checked on each task).
+    if name:
+        return keys.tasks_by_name(name)
+    return keys.tasks_by_queue(queue_name) if queue_name else keys.TASKS
+
+
+def sent_ids(connection: Any, count: int, name: str | None = None, queue_name: str | None = None,
+             before: float | None = None, after: float | None = None) -> list[tuple[str, float]]:
+    """Up to ``count`` ``(task id, send time)``, newest first.
+
+    Older than ``before``, or, with ``after``, the ``count`` tasks just newer than it. One
+    command, O(log n + count), whatever the number of tasks indexed.
+    """
+    key = _index_key(name, queue_name)
+    if after is not None:
+        found = connection.zrangebyscore(key, f"({after!r}", "+inf", start=0, num=count, withscores=True)[::-1]
+    else:
+        upper = "+inf" if before is None else f"({before!r}"
+        found = connection.zrevrangebyscore(key, upper, "-inf", start=0, num=count, withscores=True)
+    return [(member.decode(), score) for member, score in found]
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Matches of :func:`scan_sent`, newest first, and the oldest and newest send time it examined."""
+
+    found: list[tuple[str, float]]
+    oldest: float | None
+    newest: float | None
+
+
+def scan_sent(connection: Any, count: int, budget: int, name: str | None = None, queue_name: str | None = None,
+              before: float | None = None, after: float | None = None, state: str | None = None,
+              statuses: tuple[str, ...] = (), search: str | None = None) -> Scan:
+    """Up to ``count`` tasks that match, examining at most ``budget`` from the cursor: one script call.
+
+    ``statuses`` are the RQ job statuses a task in ``state`` may have; only those tasks' documents
+    are read (a running task's and one whose job is gone are always read).
+    """
+    key = _index_key(name, queue_name)
+    direction, cursor = ("newer", after) if after is not None else ("older", before)
+    edge = cursor if cursor is not None else float("inf")
+    reply = connection.eval(scripts.SCAN_TASKS, 1, key, repr(edge).replace("inf", "+inf"), direction, count, budget,
+                            keys.JOB_PREFIX, keys.META_PREFIX, keys.TASK_INFO_PREFIX,
+                            queue_name if name and queue_name else "", (search or "").lower(), state or "",
+                            *statuses)
+    # The script ends with the oldest and newest send time examined (nil when none was).
+    *matches, oldest, newest = reply
+    pairs = [(matches[i].decode(), float(matches[i + 1])) for i in range(0, len(matches), 2)]
+    found = pairs[::-1] if direction == "newer" else pairs
+    return Scan(found, float(oldest) if oldest else None, float(newest) if newest else None)
+
+
+def sent_around(connection: Any, oldest: float, newest: float, name: str | None = None,
+                queue_name: str | None = None) -> tuple[bool, bool]:
+    """Whether the index holds tasks older than ``oldest`` and newer than ``newest`` (two ZCOUNTs, one trip)."""
+    key = _index_key(name, queue_name)
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.zcount(key, "-inf", f"({oldest!r}")
+        pipe.zcount(key, f"({newest!r}", "+inf")
+        older, newer = pipe.execute()
+    return older > 0, newer > 0
+
+
+def sent_send_time(connection: Any, task_id: str) -> float | None:
+    """When the task was sent, if the index still holds it."""
+    return connection.zscore(keys.TASKS, task_id)
+
+
+def _stamp(raw: bytes | None) -> datetime | None:
+    return datetime.fromisoformat(raw.decode().replace("Z", "+00:00")) if raw else None
+
+
+def sent_facts(connection: Any, found: list[tuple[str, float]]) -> list[Sent]:
+    """What the index and the RQ job say of each task, in one round trip (small fields, no results)."""
+    with connection.pipeline(transaction=False) as pipe:
+        for task_id, _ in found:
+            pipe.hmget(keys.task_info(task_id), "name", "queue", "args")
+            pipe.hmget(keys.job(task_id), "status", "worker_name", "started_at", "ended_at", "number_of_retries")
+        replies = pipe.execute()
+    facts = []
+    for (task_id, sent), info, job in zip(found, replies[::2], replies[1::2], strict=True):
+        name, queue_name, arguments = (value.decode() if value else None for value in info)
+        status, worker, started, ended, retries = job
+        facts.append(Sent(task_id, sent, name, queue_name, arguments, status.decode() if status else None,
+                          worker.decode() if worker else None, _stamp(started), _stamp(ended),
+                          int(retries) if retries else 0))
+    return facts
 
 
 def job_facts(app: Any, task_id: str) -> JobFacts | None:

@@ -16,7 +16,7 @@ import rq_dashboard.web
 from flask import Blueprint, Flask, Response, current_app
 from flask_wtf.csrf import generate_csrf
 
-from app.dashboard import auth, guard, json_jobs
+from app.dashboard import auth, celery_view, guard, json_jobs
 from app.redis import get_redis
 
 URL_PREFIX = "/rq"
@@ -53,6 +53,7 @@ def init_app(app: Flask) -> None:
                            f"{rq_dashboard.web.rq_dashboard_version} is installed: review them, then update the pin")
     # Process-wide module globals in rq-dashboard; setting them again is harmless.
     json_jobs.install(rq_dashboard.web)
+    celery_view.install(rq_dashboard.web)
     rq_dashboard.web.from_url = _app_client
 
     app.config.from_object(rq_dashboard.default_settings)
@@ -68,6 +69,8 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=URL_PREFIX)
     for endpoint in guard.JOB_VIEWS:
         app.view_functions[endpoint] = guard.job_errors_as_http(app.view_functions[endpoint])
+    info = app.view_functions[celery_view.JOB_INFO]
+    app.view_functions[celery_view.JOB_INFO] = guard.job_errors_as_http(celery_view.complete_job_info(info))
     app.jinja_env.globals.update(rq_dashboard_nonce=guard.nonce, rq_dashboard_csrf_token=generate_csrf)
     # App-level hooks limited to /rq, not blueprint hooks: rq-dashboard's blueprint is a module global
     # shared by every app in the process, and Flask 3 forbids adding hooks to it once registered.

@@ -123,12 +123,16 @@ def submit_ping() -> tuple[Response, int, dict[str, str]]:
 
 @bp.get("/tasks")
 def task_list() -> tuple[Response, int, dict[str, str]]:
-    """A page of the recent tasks, newest first: ``{"tasks": [...], "next": cursor or null}``."""
-    state, limit, cursor = forms.parse_task_query(request.args)
-    rows, next_cursor = task_page(state, limit, cursor)
+    """A page of the tasks, newest first: ``{"tasks": [...], "next": older cursor, "prev": newer cursor}``.
+
+    Filters: ``state``, ``name``, ``queue``, ``id``, ``q`` (text in the arguments); ``cursor=<next>``
+    goes to older tasks, ``after=<prev>`` to newer ones; null where there are none.
+    """
+    rows, older, newer = task_page(forms.parse_task_query(request.args))
     for row in rows:
         row["url"] = url_for("api.task_status_view", task_id=row["id"])
-    return jsonify(tasks=rows, next=None if next_cursor is None else repr(next_cursor)), 200, NO_STORE
+    return jsonify(tasks=rows, next=None if older is None else repr(older),
+                   prev=None if newer is None else repr(newer)), 200, NO_STORE
 
 
 @bp.get("/tasks/<task_id:task_id>")

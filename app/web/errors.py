@@ -42,7 +42,8 @@ def redis_unavailable(exc: Exception) -> tuple[Response | str, int, dict[str, st
     headers = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}
     if request.path.startswith("/api/"):
         return jsonify(error=UNAVAILABLE_MESSAGE), 503, headers
-    return render_template("error.html", title="Service unavailable", message=UNAVAILABLE_MESSAGE), 503, headers
+    return render_template("error.html", title="Service unavailable", message=UNAVAILABLE_MESSAGE,
+                           retry_after=RETRY_AFTER), 503, headers
 
 
 #: The pages whose forms are shown again, with the reason, when what they post is too large.

@@ -11,6 +11,8 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField, TextAreaField
 from wtforms.validators import InputRequired, NumberRange
 
+from app.web import history
+
 #: Bounds of a long-running task, in seconds. An hour is long enough to watch, short enough to
 #: stay inside the worker's job timeout.
 MIN_DURATION = 1
@@ -131,19 +133,40 @@ def check_json_document(data: Any) -> None:
 
 
 #: Bounds of one page of the task list.
+#: The longest name, queue, id or search text the task list accepts.
+MAX_FILTER_LENGTH = 200
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 
 
-def parse_task_query(args: Mapping[str, str]) -> tuple[str | None, int, float | None]:
-    """Return ``(state, limit, cursor)`` from the task list's query string, or raise :class:`InvalidForm`."""
+def _cursor(args: Mapping[str, str], name: str, errors: dict[str, str]) -> float | None:
+    if name not in args:
+        return None
+    try:
+        cursor = float(args[name])
+    except ValueError:
+        cursor = math.nan
+    if not math.isfinite(cursor):
+        errors[name] = "must be the 'next' or 'prev' value of a previous page"
+    return cursor
+
+
+def parse_task_query(args: Mapping[str, str]) -> history.Query:
+    """The task list's query string as a :class:`history.Query`, or raise :class:`InvalidForm`.
+
+    ``cursor`` (the previous page's ``next``) goes to older tasks, ``after`` (its ``prev``) to newer.
+    """
     from app.web.status import ALL_STATES
 
     errors: dict[str, str] = {}
-    # An empty state is "any", as the list page's filter sends it.
+    # An empty value is "any", as the list page's filters send it.
     state = args.get("state") or None
     if state is not None and state not in ALL_STATES:
         errors["state"] = f"must be one of {', '.join(ALL_STATES)}"
+    texts = {field: (args.get(field) or "").strip() or None for field in ("name", "queue", "id", "q")}
+    for field, text in texts.items():
+        if text is not None and len(text) > MAX_FILTER_LENGTH:
+            errors[field] = f"must be at most {MAX_FILTER_LENGTH} characters"
     limit = DEFAULT_PAGE_SIZE
     if "limit" in args:
         try:
@@ -153,14 +176,10 @@ def parse_task_query(args: Mapping[str, str]) -> tuple[str | None, int, float | 
         else:
             if not 1 <= limit <= MAX_PAGE_SIZE:
                 errors["limit"] = f"must be between 1 and {MAX_PAGE_SIZE}"
-    cursor = None
-    if "cursor" in args:
-        try:
-            cursor = float(args["cursor"])
-        except ValueError:
-            cursor = math.nan
-        if not math.isfinite(cursor):
-            errors["cursor"] = "must be the 'next' value of a previous page"
+    before, after = _cursor(args, "cursor", errors), _cursor(args, "after", errors)
+    if before is not None and after is not None:
+        errors["after"] = "cannot be given with cursor: a page goes one way"
     if errors:
         raise InvalidForm(errors)
-    return state, limit, cursor
+    return history.Query(state=state, name=texts["name"], queue=texts["queue"], task_id=texts["id"],
+                         search=texts["q"], limit=limit, before=before, after=after)

@@ -1,38 +1,51 @@
-"""The web app's record of the tasks it submitted, so that ``/tasks`` lists them without scanning Redis.
+"""The task list's data: every task any producer sent, and the web app's own record of its submissions.
 
-Two structures, both written in the same round trip as the job itself:
+Every task is indexed when it is sent, whoever sends it (the web app, a Celery program's
+``.delay()``, beat, a canvas's children): ``Celery.send_task`` adds it in the same round trip as
+the job, by time, by name and by queue, trimmed by age and count (``task_index_expires``,
+``task_index_max_tasks``). This module reads that index through :mod:`app.celery_compat.view`
+and finds a page of it:
 
-* ``web:tasks``, a sorted set of task ids scored by submit time (seconds since the epoch), which
-  gives "newest first" pages in O(log n) whatever the number of tasks;
-* ``web:task:<id>``, a small hash with the task's kind, its arguments (JSON) and its submit time,
-  which the status page needs while no worker has written anything yet.
+* without a state filter, a page costs three round trips whatever the number of tasks: the ids
+  (one range on the right sorted set), their small facts (one pipeline), their documents (one MGET);
+* with a state filter, a search in the arguments, or a name and a queue together, one script
+  looks through the index in Redis (``scripts.SCAN_TASKS``): each task's RQ status first rules
+  out those that cannot be in that state, and only the rest's documents are read; at most
+  :data:`MAX_SCANNED` tasks are examined per request, and the page's cursors go on from there.
 
-Entries older than the results they describe are trimmed at each submit, so neither grows without
-bound. The task's state is not kept here: it lives in the Celery result document, which workers
-update; a page of the list reads all of its documents with one ``MGET``.
+The web app also keeps ``web:task:<id>``, a small hash with the kind and the arguments a form
+submitted, which the status page shows while no worker has written anything yet.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-INDEX_KEY = "web:tasks"
+from app.celery_compat import states, view
+
 RECORD_PREFIX = "web:task:"
 
-#: The index never holds more than this many tasks, however fast they are submitted.
-MAX_TASKS = 100_000
-
-#: How many documents one request reads at most while looking for tasks in a given state, so that a
-#: rare state cannot make one page read all 100,000 documents; the page then offers a cursor to go on.
+#: How many tasks one request examines at most while looking for a state, a queue within a name, or
+#: an argument, so that a rare one cannot make a page read the whole index; its cursors go on from there.
 MAX_SCANNED = 5_000
 
-_CHUNK = 500
+#: The Celery states a task may be in, by its RQ job's status: a superset (the document decides),
+#: so that tasks in other states are ruled out without reading their documents. "started" and a
+#: job that is gone may be in any state.
+MAY_BE: dict[str, frozenset[str]] = {
+    "queued": frozenset({states.PENDING, states.RECEIVED, states.RETRY, states.REVOKED}),
+    "deferred": frozenset({states.PENDING, states.REVOKED}),
+    "scheduled": frozenset({states.PENDING, states.RETRY, states.REVOKED}),
+    "finished": frozenset({states.SUCCESS, states.PENDING}),  # PENDING: a result that was not kept
+    "failed": frozenset({states.FAILURE, states.REVOKED}),
+    "stopped": frozenset({states.FAILURE, states.REVOKED}),
+    "canceled": frozenset({states.REVOKED}),
+}
 
 
 @dataclass(frozen=True)
@@ -51,14 +64,11 @@ def record_key(task_id: str) -> str:
 
 def record(pipe: Any, task_id: str, kind: str, arguments: dict[str, Any], keep_seconds: int,
            now: float | None = None) -> None:
-    """Queue on ``pipe`` the commands that add a task to the index and trim what has expired."""
+    """Queue on ``pipe`` the commands that keep the kind and arguments of a task the web app submitted."""
     now = time.time() if now is None else now
     key = record_key(task_id)
     pipe.hset(key, mapping={"kind": kind, "arguments": json.dumps(arguments), "created": repr(now)})
     pipe.expire(key, keep_seconds)
-    pipe.zadd(INDEX_KEY, {task_id: now})
-    pipe.zremrangebyscore(INDEX_KEY, "-inf", f"({now - keep_seconds}")
-    pipe.zremrangebyrank(INDEX_KEY, 0, -MAX_TASKS - 1)
 
 
 def _parse(task_id: str, fields: dict[bytes, bytes]) -> Record | None:
@@ -88,19 +98,66 @@ def load_many(conn: redis.Redis, task_ids: list[str]) -> list[Record | None]:
     return [_parse(task_id, fields) for task_id, fields in zip(task_ids, pipe.execute(), strict=True)]
 
 
-def newest(conn: redis.Redis, before: float | None = None) -> Iterator[tuple[str, float]]:
-    """Yield ``(task_id, created)`` newest first, starting strictly before ``before`` when given."""
-    upper: str = "+inf" if before is None else f"({before!r}"
-    while True:
-        chunk = conn.zrevrangebyscore(INDEX_KEY, upper, "-inf", start=0, num=_CHUNK, withscores=True)
-        if not chunk:
-            return
-        for member, score in chunk:
-            yield member.decode(), score
-        if len(chunk) < _CHUNK:
-            return
-        upper = f"({chunk[-1][1]!r}"
+@dataclass(frozen=True)
+class Query:
+    """What the list is asked for: filters (all optional) and where the page starts."""
+
+    state: str | None = None
+    name: str | None = None
+    queue: str | None = None
+    task_id: str | None = None
+    search: str | None = None
+    limit: int = 20
+    before: float | None = None
+    after: float | None = None
 
 
-def count(conn: redis.Redis) -> int:
-    return conn.zcard(INDEX_KEY)
+@dataclass(frozen=True)
+class Found:
+    """A task on a page: what the index and its job say, and its stored document (None: none stored)."""
+
+    sent: view.Sent
+    document: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page, newest first, and the cursors of the pages either side (None where there is none)."""
+
+    found: list[Found]
+    older: float | None
+    newer: float | None
+
+
+def _statuses(state: str | None) -> tuple[str, ...]:
+    return tuple(status for status, may_be in MAY_BE.items() if state in may_be) if state else ()
+
+
+def _locate(conn: redis.Redis, query: Query) -> tuple[list[tuple[str, float]], list[float]]:
+    """The page's ``(id, send time)`` newest first, and the send times examined to find them."""
+    if query.task_id is not None:
+        sent = view.sent_send_time(conn, query.task_id)
+        return ([(query.task_id, sent)] if sent is not None else []), []
+    if query.state or query.search or (query.name and query.queue):
+        scan = view.scan_sent(conn, query.limit, MAX_SCANNED, query.name, query.queue, query.before, query.after,
+                              query.state, _statuses(query.state), query.search)
+        return scan.found, [edge for edge in (scan.oldest, scan.newest) if edge is not None]
+    found = view.sent_ids(conn, query.limit, query.name, query.queue, before=query.before, after=query.after)
+    return found, [score for _, score in found]
+
+
+def find(conn: redis.Redis, query: Query) -> Page:
+    """One page of the task list for ``query``, newest first, with the cursors either side."""
+    located, examined = _locate(conn, query)
+    facts = view.sent_facts(conn, located)
+    documents = view.documents_on(conn, [sent.id for sent in facts])
+    found = [Found(sent, document) for sent, document in zip(facts, documents, strict=True)]
+    return Page(found, *_cursors(conn, query, examined))
+
+
+def _cursors(conn: redis.Redis, query: Query, examined: list[float]) -> tuple[float | None, float | None]:
+    if query.task_id is not None or not examined:
+        return None, None  # a search by id, or nothing beyond the cursor (the page links to the newest)
+    oldest, newest = min(examined), max(examined)
+    older, newer = view.sent_around(conn, oldest, newest, query.name, query.queue)
+    return (oldest if older else None), (newest if newer else None)

@@ -118,19 +118,27 @@ def retry(task_id: str) -> Response:
 
 
 @bp.get("/tasks")
-def task_list() -> tuple[str, int]:
-    """The recent tasks, newest first, filterable by state, a page at a time."""
+def task_list() -> tuple[str, int] | Response:
+    """Every task sent, newest first, filterable by state, name, queue and argument text, a page at a time.
+
+    A search by id opens that task's page.
+    """
     try:
-        state, limit, cursor = forms.parse_task_query(request.args)
+        query = forms.parse_task_query(request.args)
     except InvalidForm as exc:
         abort(400, description="; ".join(f"{name} {why}" for name, why in exc.errors.items()))
-    rows, next_cursor = task_page(state, limit, cursor)
+    if query.task_id:
+        return redirect(url_for("pages.task", task_id=query.task_id))
+    rows, older, newer = task_page(query)
     now = datetime.now(timezone.utc)
     for row in rows:
         row["age"] = _age(now, datetime.fromisoformat(row["created_at"].replace("Z", "+00:00")))
+    filters = {"state": query.state, "name": query.name, "queue": query.queue, "q": query.search,
+               "limit": query.limit}
     return render_template(
-        "tasks.html", tasks=rows, state=state, states=ALL_STATES, limit=limit,
-        next_cursor=None if next_cursor is None else repr(next_cursor), first_page=cursor is None,
+        "tasks.html", tasks=rows, query=query, filters=filters, states=ALL_STATES,
+        older=None if older is None else repr(older), newer=None if newer is None else repr(newer),
+        first_page=query.before is None and query.after is None,
     ), 200
 
 

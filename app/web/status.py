@@ -9,7 +9,6 @@ job layout is spelled here.
 
 from __future__ import annotations
 
-import itertools
 from datetime import datetime, timezone
 from typing import Any
 
@@ -38,7 +37,10 @@ class UnknownTask(LookupError):
 def progress(state: str, info: Any) -> dict[str, Any] | None:
     """``{"current", "total", "percent"}`` for a task in ``state`` whose Celery info is ``info``."""
     if state == "PROGRESS" and isinstance(info, dict):
-        return {"current": info.get("current"), "total": info.get("total"), "percent": info.get("percent")}
+        current, total, percent = info.get("current"), info.get("total"), info.get("percent")
+        if percent is None and isinstance(current, (int, float)) and isinstance(total, (int, float)) and total > 0:
+            percent = round(100 * current / total)  # Celery programs often report only current and total
+        return {"current": current, "total": total, "percent": percent}
     if state == states.SUCCESS:
         total = info.get("steps", info.get("total")) if isinstance(info, dict) else None
         return {"current": total, "total": total, "percent": 100}
@@ -129,50 +131,49 @@ def with_document(status: dict[str, Any], document: dict[str, Any]) -> dict[str,
     }
 
 
-def summaries(task_ids: list[tuple[str, float]]) -> list[dict[str, Any]]:
-    """Short statuses for the task list, in two round trips whatever their number: one MGET, one pipeline."""
-    ids = [task_id for task_id, _ in task_ids]
-    metas = view.task_documents(current_app.extensions["celery"], ids)
-    records = history.load_many(get_redis(), ids)
+def _runtime(sent: view.Sent, state: str) -> float | None:
+    """Seconds the last run took (or has taken so far, while it runs)."""
+    if sent.started_at is None:
+        return None
+    if state in FINISHED_STATES:
+        end = sent.ended_at
+    else:
+        end = datetime.now(timezone.utc) if sent.status == "started" else None
+    if end is None or end < sent.started_at:
+        return None  # a retry waiting: its last start is newer than its last end
+    return round((end - sent.started_at).total_seconds(), 3)
+
+
+def summaries(found: list[history.Found]) -> list[dict[str, Any]]:
+    """Short statuses for the task list, from what :func:`history.find` read plus one pipeline of web records."""
+    records = history.load_many(get_redis(), [one.sent.id for one in found])
     rows = []
-    for (task_id, created), meta, known in zip(task_ids, metas, records, strict=True):
-        state = meta.get("status", states.PENDING)
-        info = meta.get("result")
+    for one, known in zip(found, records, strict=True):
+        sent, document = one.sent, one.document or {}
+        state = document.get("status") or states.PENDING
+        date_done = document.get("date_done")
         rows.append({
-            "id": task_id,
-            "kind": known.kind if known is not None else kind_of(meta.get("name")),
+            "id": sent.id,
+            "kind": known.kind if known is not None else kind_of(sent.name),
+            "name": sent.name,
+            "queue": sent.queue,
+            "arguments": sent.arguments,
             "state": state,
-            "progress": progress(state, info),
-            "created_at": _iso(created),
-            "finished_at": meta.get("date_done"),
+            "progress": progress(state, document.get("result")),
+            "worker": sent.worker,
+            "retries": sent.retries,
+            "created_at": _iso(sent.sent),
+            "started_at": _iso(sent.started_at),
+            "finished_at": _iso(datetime.fromisoformat(date_done)) if date_done else None,
+            "runtime": _runtime(sent, state),
         })
     return rows
 
 
-def task_page(state: str | None, limit: int, cursor: float | None) -> tuple[list[dict[str, Any]], float | None]:
-    """One page of the task list, newest first: ``(rows, next_cursor)``; ``next_cursor`` is None on the last.
+def task_page(query: history.Query) -> tuple[list[dict[str, Any]], float | None, float | None]:
+    """One page of the task list, newest first: ``(rows, older cursor, newer cursor)``, None where none.
 
-    Without a state filter a page costs three round trips. With one, tasks are read in chunks until
-    the page is full or :data:`history.MAX_SCANNED` tasks were looked at, so a state no task is in
-    still answers quickly; the cursor then lets the client go on from where the scan stopped.
+    Its cost does not grow with the number of tasks: see :mod:`app.web.history`.
     """
-    conn = get_redis()
-    chunk_size = limit if state is None else 200
-    rows: list[dict[str, Any]] = []
-    scanned = 0
-    last: float | None = None
-    chunk: list[tuple[str, float]] = []
-    entries = history.newest(conn, before=cursor)
-    while len(rows) < limit and scanned < history.MAX_SCANNED:
-        chunk = list(itertools.islice(entries, chunk_size))
-        if not chunk:
-            break
-        for row, (_, created) in zip(summaries(chunk), chunk, strict=True):
-            scanned += 1
-            last = created
-            if state is None or row["state"] == state:
-                rows.append(row)
-                if len(rows) == limit:
-                    break
-    more = last is not None and conn.zcount(history.INDEX_KEY, "-inf", f"({last!r}") > 0
-    return rows, (last if more else None)
+    page = history.find(get_redis(), query)
+    return summaries(page.found), page.older, page.newer

@@ -12,6 +12,7 @@ import importlib
 import inspect
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -22,14 +23,14 @@ from rq import Callback, Queue
 from rq.job import JobStatus
 from rq.serializers import JSONSerializer
 
-from .. import _state, signals
+from .. import _state, keys, signals
 from .._state import all_tasks, shared_tasks
 from ..backends.redis import RedisBackend
 from ..exceptions import ImproperlyConfigured, NotRegistered
 from ..protocol import EXECUTE_TASK, FAILURE_CALLBACK, Envelope, may_import
 from ..redaction import redact_url
 from ..result import AsyncResult, GroupResult
-from ..scripts import ENQUEUE
+from ..scripts import ENQUEUE, INDEX_TASK
 from ..serialization import to_wire
 from .amqp import AMQP
 from .config import Settings
@@ -337,14 +338,15 @@ class Celery:
                 sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="", routing_key=queue_name,
                 headers={"id": task_id, "task": name}, properties={}, declare=[], retry_policy=None)
         rq_queue = self.queue(queue_name)
+        pipe = pipeline if pipeline is not None else self.connection.pipeline()
         if eta is not None:
-            pipe = pipeline if pipeline is not None else self.connection.pipeline()
             job = rq_queue.create_job(EXECUTE_TASK, status=JobStatus.SCHEDULED, **job_options)
             rq_queue.schedule_job(job, datetime.fromisoformat(eta), pipeline=pipe)
-            if pipeline is None:
-                pipe.execute()
         else:
-            self._enqueue(rq_queue, rq_queue.create_job(EXECUTE_TASK, **job_options), pipeline)
+            self._enqueue(rq_queue, rq_queue.create_job(EXECUTE_TASK, **job_options), pipe)
+        self._index(pipe, task_id, shadow or name, queue_name, _describe(wire_args, wire_kwargs))
+        if pipeline is None:
+            pipe.execute()
         if signals.after_task_publish.receivers:
             signals.after_task_publish.send(sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="",
                                             routing_key=queue_name, headers={"id": task_id, "task": name})
@@ -365,6 +367,12 @@ class Celery:
             # EVAL, not EVALSHA: inside a caller's transaction a script Redis forgot (after a
             # restart) would fail alone while the rest of the transaction is applied.
             pipeline.eval(ENQUEUE, len(keys), *keys, 0, job.id, *fields)
+
+    def _index(self, pipe: Any, task_id: str, name: str, queue_name: str, arguments: str) -> None:
+        """Add the task to the index monitors list (keys.TASKS), trimmed by age and count: one command."""
+        keep = self.conf.task_index_expires or self.backend.expires or 86400
+        keep = int(keep.total_seconds()) if hasattr(keep, "total_seconds") else int(keep)
+        index_task(pipe, task_id, name, queue_name, arguments, keep, int(self.conf.task_index_max_tasks))
 
     @property
     def _enqueue_script(self) -> Any:
@@ -478,6 +486,14 @@ def _signatures(value: Any) -> list | None:
         return None
     items = value if isinstance(value, (list, tuple)) else [value]
     return [dict(item) if isinstance(item, dict) else item.as_dict() for item in items]
+
+
+def index_task(pipe: Any, task_id: str, name: str, queue_name: str, arguments: str, keep_seconds: int,
+               max_tasks: int, now: float | None = None) -> None:
+    """Queue on ``pipe`` the one command that indexes a sent task (see ``scripts.INDEX_TASK``)."""
+    index_keys = [keys.TASKS, keys.tasks_by_name(name), keys.tasks_by_queue(queue_name), keys.task_info(task_id)]
+    pipe.eval(INDEX_TASK, len(index_keys), *index_keys, task_id, repr(time.time() if now is None else now),
+              keep_seconds, max_tasks, name, queue_name, arguments)
 
 
 def _describe(args: list, kwargs: dict) -> str:

@@ -17,6 +17,9 @@ DEFAULTS: dict[str, Any] = {
     "result_accept_content": None,
     "result_expires": timedelta(days=1),
     "result_extended": False,
+    # Ours: the index of sent tasks that monitors list (keys.TASKS); None keeps it as long as results.
+    "task_index_max_tasks": 100_000,
+    "task_index_expires": None,
     "result_backend_always_retry": False,
     "result_backend_max_retries": 60,  # Celery's default is unbounded; 60 with a 2 s cap is ~2 minutes
     "result_backend_max_sleep_between_retries_ms": 2000,

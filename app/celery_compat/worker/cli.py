@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 from typing import Any
 
@@ -116,9 +118,27 @@ def make_worker(app: Celery, options: argparse.Namespace, index: int = 0) -> Any
               for name in queue_names(options, app)]
     name = options.hostname and (f"{options.hostname}-{index}" if options.concurrency > 1 else options.hostname)
     return POOLS[options.pool](
-        queues, connection=app.connection, serializer=JSONSerializer, name=name, worker_ttl=options.worker_ttl,
-        maintenance_interval=options.maintenance_interval, job_monitoring_interval=HEARTBEAT_INTERVAL,
+        queues, connection=app.connection, serializer=JSONSerializer, name=name or default_name(index),
+        worker_ttl=options.worker_ttl, maintenance_interval=options.maintenance_interval,
+        job_monitoring_interval=HEARTBEAT_INTERVAL,
     )
+
+
+#: Workers built so far in this process: one rebuilt after an outage must not reuse the name of
+#: the one before, whose registration may outlive it (RQ refuses a second live worker of a name).
+_built = itertools.count()
+
+
+def default_name(index: int) -> str:
+    """``worker-<index>.<pid>@<host>`` (``.<n>`` added for a rebuilt one): readable, unique per process.
+
+    Not stable across a child's restart on purpose: the supervisor finds a dead child's tasks by
+    its name, so a successor with the same name could have its own task taken for the dead one's.
+    Capped to fit the 63 bytes a prefork slot keeps of the name.
+    """
+    built = next(_built)
+    process = f"{os.getpid()}.{built}" if built else str(os.getpid())
+    return f"worker-{index}.{process}@{socket.gethostname()}"[:63]
 
 
 def run_worker(app: Celery, options: argparse.Namespace, index: int = 0,

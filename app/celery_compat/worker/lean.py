@@ -167,6 +167,9 @@ class LeanWorker(InProcessWorker):
             claimed = self._wait_and_claim(queue_keys, timeout, execution_id)
             if claimed is None:
                 return None
+            # Started now, not when the wait began: RQ saves this with the outcome (it read as
+            # earlier than the task's creation).
+            moment = datetime.now(timezone.utc)
         queue_key, job_id, fields, marked = claimed
         raw = dict(zip(fields[::2], fields[1::2], strict=True))
         job = self.job_class(job_id.decode(), connection=self.connection, serializer=self.serializer)

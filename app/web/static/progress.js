@@ -7,11 +7,26 @@
   var FINISHED = ["SUCCESS", "FAILURE", "REVOKED"];
   var RETRYABLE = ["FAILURE", "REVOKED"];
   var POLL_MS = 1000;
+  var MAX_RETRY_MS = 10000;
   var byId = function (id) { return document.getElementById(id); };
   var show = function (el, visible) { if (el) el.hidden = !visible; };
   var text = function (id, value) { var el = byId(id); if (el) el.textContent = value == null ? "" : String(value); };
 
+  // A time: readable through times.js when it is loaded, else as the API wrote it.
+  function time(id, iso) {
+    if (window.showTime) window.showTime(byId(id), iso);
+    else text(id, iso || "–");
+  }
+
+  // The outage banner: shown while the status cannot be read, with when the page tries again.
+  function lost(retryMs) {
+    show(byId("outage"), true);
+    text("outage-retry", Math.max(1, Math.round(retryMs / 1000)));
+    show(byId("live-hint"), false);
+  }
+
   function render(status) {
+    show(byId("outage"), false);
     var state = status.state;
     root.dataset.state = state;
     var stateEl = byId("state");
@@ -27,9 +42,9 @@
       text("percent", progress.percent);
       text("steps", progress.total ? " · step " + progress.current + " of " + progress.total : "");
     }
-    text("created-at", status.created_at || "–");
-    text("started-at", status.started_at || "–");
-    text("finished-at", status.finished_at || "–");
+    time("created-at", status.created_at);
+    time("started-at", status.started_at);
+    time("finished-at", status.finished_at);
     text("worker", status.worker || "");
     text("last_heartbeat", status.last_heartbeat || "");
     document.querySelectorAll(".worker").forEach(function (el) { el.hidden = !status.worker; });
@@ -56,21 +71,35 @@
   }
 
   var pollTimer = null;
+  var failures = 0;
+  function retryLater() {
+    // Every second while all is well; after failures 2, 4, 8 s up to MAX_RETRY_MS, said in the banner.
+    failures += 1;
+    var delay = Math.min(POLL_MS * Math.pow(2, failures), MAX_RETRY_MS);
+    lost(delay);
+    pollTimer = setTimeout(poll, delay);
+  }
   function poll() {
     fetch(root.dataset.statusUrl, { headers: { Accept: "application/json" }, cache: "no-store" })
-      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (response) {
+        if (response.status >= 500) return "outage";  // 503: Redis unreachable; 502/504: a proxy's
+        return response.ok ? response.json() : null;
+      })
       .then(function (status) {
+        if (status === "outage") return retryLater();
+        failures = 0;
+        show(byId("outage"), false);
         if (!(status && render(status))) pollTimer = setTimeout(poll, POLL_MS);
       })
-      .catch(function () { pollTimer = setTimeout(poll, POLL_MS); });
+      .catch(retryLater);
   }
 
   function listen() {
     if (!window.EventSource) return poll();
     var source = new EventSource(root.dataset.eventsUrl);
-    var failures = 0;
+    var streamFailures = 0;
     source.addEventListener("status", function (event) {
-      failures = 0;
+      streamFailures = 0;
       if (render(JSON.parse(event.data))) source.close();
     });
     source.addEventListener("end", function () { source.close(); });
@@ -78,8 +107,8 @@
     source.onerror = function () {
       // EventSource reconnects by itself after a dropped stream; after repeated failures (a proxy
       // that buffers or forbids streams), fall back to polling the status.
-      failures += 1;
-      if (failures >= 3 || source.readyState === EventSource.CLOSED) {
+      streamFailures += 1;
+      if (streamFailures >= 3 || source.readyState === EventSource.CLOSED) {
         source.close();
         if (!pollTimer) poll();
       }
