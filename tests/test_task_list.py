@@ -242,9 +242,28 @@ def test_the_index_keeps_at_most_the_configured_number_of_tasks(client, celery_a
     from tests import compat_tasks
 
     celery_app.conf.task_index_max_tasks = 3
+    celery_app.conf.task_index_trim_every = 1
     ids = [compat_tasks.add.delay(i, i).id for i in range(5)]
     assert [r["id"] for r in listed(client)] == ids[:1:-1]
     assert [r["id"] for r in listed(client, "name=tests.compat_tasks.add")] == ids[:1:-1]
+
+
+def test_an_index_trimmed_every_nth_send_overshoots_its_cap_by_less_than_n(
+        client, celery_app, redis_conn):
+    from app.celery_compat import keys
+    from tests import compat_tasks
+
+    # Given an index capped at 3 tasks that a sender trims on every 10th send
+    celery_app.conf.task_index_max_tasks = 3
+    celery_app.conf.task_index_trim_every = 10
+    sizes = []
+    for i in range(25):
+        compat_tasks.add.delay(i, i)
+        sizes.append(redis_conn.zcard(keys.TASKS))
+    # Then it grows between trims, and each trim brings it back to the cap
+    assert max(sizes) <= 3 + 10 - 1
+    assert sizes.count(3) >= 2
+    assert all(after in (before + 1, 3) for before, after in zip(sizes, sizes[1:], strict=False))
 
 
 def test_the_index_forgets_tasks_older_than_the_configured_age(app, client, redis_conn):

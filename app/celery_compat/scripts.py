@@ -19,20 +19,24 @@ if ARGV[1] == '1' then redis.call('LPUSH', KEYS[2], ARGV[2]) else redis.call('RP
 return 1
 """
 
-#: Add a sent task to the index (every producer sends through ``Celery.send_task``), and trim the
-#: index by age and count, so it stays bounded however fast tasks are sent.
+#: Add a sent task to the index (every producer sends through ``Celery.send_task``). Trimming it
+#: by age and count costs three commands per part, so a sender trims only every so many sends
+#: (``task_index_trim_every``): the index may hold that many more tasks than its cap for a while.
 #: KEYS: the whole index, the task's name's part, its queue's part, the task's info hash.
-#: ARGV: task id, send time (seconds), keep seconds, keep count, name, queue, arguments in short.
+#: ARGV: task id, send time (seconds), keep seconds, keep count, name, queue, arguments in short,
+#: '1' to trim now.
 INDEX_TASK = """
-local oldest = '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[3]))
-for index = 1, 3 do
-    redis.call('ZADD', KEYS[index], ARGV[2], ARGV[1])
-    redis.call('ZREMRANGEBYSCORE', KEYS[index], '-inf', oldest)
-    redis.call('ZREMRANGEBYRANK', KEYS[index], 0, -tonumber(ARGV[4]) - 1)
-    redis.call('EXPIRE', KEYS[index], ARGV[3])
-end
+for index = 1, 3 do redis.call('ZADD', KEYS[index], ARGV[2], ARGV[1]) end
 redis.call('HSET', KEYS[4], 'name', ARGV[5], 'queue', ARGV[6], 'args', ARGV[7], 'sent', ARGV[2])
 redis.call('EXPIRE', KEYS[4], ARGV[3])
+if ARGV[8] == '1' then
+    local oldest = '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[3]))
+    for index = 1, 3 do
+        redis.call('ZREMRANGEBYSCORE', KEYS[index], '-inf', oldest)
+        redis.call('ZREMRANGEBYRANK', KEYS[index], 0, -tonumber(ARGV[4]) - 1)
+        redis.call('EXPIRE', KEYS[index], ARGV[3])
+    end
+end
 return 1
 """
 

@@ -372,7 +372,10 @@ class Celery:
         """Add the task to the index monitors list (keys.TASKS), trimmed by age and count: one command."""
         keep = self.conf.task_index_expires or self.backend.expires or 86400
         keep = int(keep.total_seconds()) if hasattr(keep, "total_seconds") else int(keep)
-        index_task(pipe, task_id, name, queue_name, arguments, keep, int(self.conf.task_index_max_tasks))
+        every = max(1, int(self.conf.task_index_trim_every))
+        self._index_sends = sends = self.__dict__.get("_index_sends", 0) + 1
+        index_task(pipe, task_id, name, queue_name, arguments, keep, int(self.conf.task_index_max_tasks),
+                   trim=sends % every == 1 % every)
 
     @property
     def _enqueue_script(self) -> Any:
@@ -489,11 +492,11 @@ def _signatures(value: Any) -> list | None:
 
 
 def index_task(pipe: Any, task_id: str, name: str, queue_name: str, arguments: str, keep_seconds: int,
-               max_tasks: int, now: float | None = None) -> None:
+               max_tasks: int, now: float | None = None, trim: bool = True) -> None:
     """Queue on ``pipe`` the one command that indexes a sent task (see ``scripts.INDEX_TASK``)."""
     index_keys = [keys.TASKS, keys.tasks_by_name(name), keys.tasks_by_queue(queue_name), keys.task_info(task_id)]
     pipe.eval(INDEX_TASK, len(index_keys), *index_keys, task_id, repr(time.time() if now is None else now),
-              keep_seconds, max_tasks, name, queue_name, arguments)
+              keep_seconds, max_tasks, name, queue_name, arguments, "1" if trim else "0")
 
 
 def _describe(args: list, kwargs: dict) -> str:

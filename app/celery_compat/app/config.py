@@ -20,6 +20,8 @@ DEFAULTS: dict[str, Any] = {
     # Ours: the index of sent tasks that monitors list (keys.TASKS); None keeps it as long as results.
     "task_index_max_tasks": 100_000,
     "task_index_expires": None,
+    # Trim the task index by age and count on every Nth send of a process (and its first).
+    "task_index_trim_every": 100,
     "result_backend_always_retry": False,
     "result_backend_max_retries": 60,  # Celery's default is unbounded; 60 with a 2 s cap is ~2 minutes
     "result_backend_max_sleep_between_retries_ms": 2000,
