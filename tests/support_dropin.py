@@ -1,0 +1,30 @@
+"""Helpers of the drop-in tests (issue 16): Celery projects written to disk, commands run to completion."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.support import ROOT
+
+#: Test programs of the drop-in tests (a directory on the workers' path, not a package).
+PROGRAMS = ROOT / "tests" / "programs" / "dropin"
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    """Write ``{relative path: source}`` under ``root`` (dedented), creating directories; return ``root``."""
+    for relative, source in files.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source).lstrip())
+    return root
+
+
+def run(args: list[str], cwd: Path = ROOT, timeout: float = 90, **env: str) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` to completion with this repository (and ``PYTHONPATH`` extras) importable."""
+    path = os.pathsep.join(filter(None, (str(ROOT), env.pop("PYTHONPATH", ""))))
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env, "PYTHONPATH": path})
