@@ -32,6 +32,7 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
 from .. import execution as execution  # noqa: F401 - the entry point, imported before work horses fork
+from .. import switch
 from ..app.base import Celery, current_app
 from ..beat import start_beat_thread
 from ..bin.loading import AppNotFound, find_app
@@ -81,6 +82,8 @@ def build_parser(prog: str = "worker.py", queue_arguments: bool = True) -> argpa
     parser.add_argument("-B", "--beat", action="store_true", help="also run the periodic task scheduler")
     parser.add_argument("-l", "--loglevel", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     parser.add_argument("-u", "--url", help="Redis URL (default: the app's broker_url, else REDIS_URL)")
+    parser.add_argument("--shim", action="store_true",
+                        help="`import celery` gives this adapter (also: CELERY_COMPAT=1): unchanged Celery projects")
     parser.add_argument("-n", "--hostname", help="worker name (%%h: host name, %%n: its first part, %%d: domain)")
     parser.add_argument("-b", "--burst", action="store_true", help="exit once the queues are empty")
     parser.add_argument("--max-tasks-per-child", type=int, help="a work process is replaced after this many tasks")
@@ -244,6 +247,8 @@ def main(argv: list[str] | None = None, default_app: Celery | None = None, prog:
     if options.concurrency is None:
         options.concurrency = (os.cpu_count() or 1) if options.pool == "prefork" else 1
     options.hostname = expand_hostname(options.hostname)
+    if options.shim or switch.enabled(os.environ):
+        switch.install()
     try:
         app = load_app(options.app) if options.app else (default_app or current_app())
     except AppNotFound as exc:
