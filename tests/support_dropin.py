@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -28,3 +29,22 @@ def run(args: list[str], cwd: Path = ROOT, timeout: float = 90, **env: str) -> s
     path = os.pathsep.join(filter(None, (str(ROOT), env.pop("PYTHONPATH", ""))))
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **env, "PYTHONPATH": path})
+
+
+def pip_install_adapter(target: Path) -> Path:
+    """``pip install`` the adapter distribution (pyproject.toml) into ``target``; return its ``bin``.
+
+    From a copy of the files the distribution needs, so that the build's leftovers (build/) never
+    land in the repository. Into a target directory rather than a new virtualenv: the dependencies
+    (rq, redis) are the project's own, already installed, and nothing is fetched but the build backend.
+    """
+    source = target.parent / "adapter-source"
+    for name in ("pyproject.toml", "README.md"):
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "app" / "celery_compat", source / "app" / "celery_compat",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    completed = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                                str(target), str(source)], capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    return target / "bin"
