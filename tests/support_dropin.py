@@ -9,7 +9,9 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.support import ROOT
+import redis
+
+from tests.support import ROOT, wait_for
 
 #: Test programs of the drop-in tests (a directory on the workers' path, not a package).
 PROGRAMS = ROOT / "tests" / "programs" / "dropin"
@@ -24,11 +26,15 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def run(args: list[str], cwd: Path = ROOT, timeout: float = 90, **env: str) -> subprocess.CompletedProcess:
-    """Run ``python ARGS`` to completion with this repository (and ``PYTHONPATH`` extras) importable."""
+def run(args: list[str], cwd: Path = ROOT, timeout: float = 90, input: str | None = None,
+        **env: str) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` to completion with this repository (and ``PYTHONPATH`` extras) importable.
+
+    ``input`` is what is typed at it; without it, its stdin is empty (never the test's terminal).
+    """
     path = os.pathsep.join(filter(None, (str(ROOT), env.pop("PYTHONPATH", ""))))
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **env, "PYTHONPATH": path})
+                          input=input or "", env={**os.environ, **env, "PYTHONPATH": path})
 
 
 def pip_install_adapter(target: Path) -> Path:
@@ -48,3 +54,18 @@ def pip_install_adapter(target: Path) -> Path:
                                 str(target), str(source)], capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     return target / "bin"
+
+
+def start_cli_worker(args: list[str], env: dict[str, str], log_path: Path, connection: redis.Redis,
+                     module: str = "app.celery_compat") -> subprocess.Popen:
+    """Start ``python -m <module> ARGS`` (a ``worker`` command) and return once its worker registered."""
+    from rq import Worker
+
+    before = Worker.count(connection=connection)
+    path = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH", ""))))
+    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env={**os.environ, **env,
+                               "PYTHONPATH": path}, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    wait_for(lambda: Worker.count(connection=connection) > before or process.poll() is not None, timeout=60)
+    assert process.poll() is None, log_path.read_text()
+    return process
