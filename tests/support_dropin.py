@@ -57,13 +57,13 @@ def pip_install_adapter(target: Path) -> Path:
 
 
 def start_cli_worker(args: list[str], env: dict[str, str], log_path: Path, connection: redis.Redis,
-                     module: str = "app.celery_compat") -> subprocess.Popen:
+                     module: str = "app.celery_compat", cwd: Path = ROOT) -> subprocess.Popen:
     """Start ``python -m <module> ARGS`` (a ``worker`` command) and return once its worker registered."""
     from rq import Worker
 
     before = Worker.count(connection=connection)
     path = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH", ""))))
-    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env={**os.environ, **env,
+    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env={**os.environ, **env,
                                "PYTHONPATH": path}, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
                                start_new_session=True)
     wait_for(lambda: Worker.count(connection=connection) > before or process.poll() is not None, timeout=60)
