@@ -158,3 +158,10 @@ def test_without_the_switch_an_unchanged_project_is_refused_with_the_way_to_turn
                     DROPIN_BROKER=redis_url)
     assert completed.returncode == 2
     assert "real celery.Celery, not the adapter's: run with the switch (CELERY_COMPAT=1 or --shim)" in completed.stderr
+
+
+def test_a_command_that_cannot_reach_redis_says_so_in_one_line(celery_cli):
+    completed = celery_cli("-b", "redis://127.0.0.1:1/0", "status", app="cliproj")
+    assert completed.returncode == 1
+    assert completed.stderr.startswith("python -m app.celery_compat status: cannot reach Redis at redis://127.0.0.1:1/0")
+    assert len(completed.stderr.splitlines()) == 1

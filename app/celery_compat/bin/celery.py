@@ -22,6 +22,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import redis
+
 from .. import AsyncResult, Task, chain, chord, group, signature, switch
 from ..app.base import Celery, current_app
 from ..beat import start_beat_thread
@@ -76,9 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     if options.command == "worker":
         return worker_command(options)
     try:
-        return COMMANDS[options.command](options, _app(options))
+        app = _app(options)
+        return COMMANDS[options.command](options, app)
     except (UsageError, AppNotFound) as exc:
         return _usage(str(exc))
+    except redis.exceptions.ConnectionError as exc:
+        print(f"{PROG} {options.command}: cannot reach Redis at {redact_url(app.broker_url)}: {exc}", file=sys.stderr)
+        return 1
 
 
 def _usage(message: str) -> int:
