@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support import ROOT, wait_for
+from tests.support import ROOT, wait_for, wait_until
 
 #: Test programs of the drop-in tests (a directory on the workers' path, not a package).
 PROGRAMS = ROOT / "tests" / "programs" / "dropin"
@@ -68,4 +68,14 @@ def start_cli_worker(args: list[str], env: dict[str, str], log_path: Path, conne
                                start_new_session=True)
     wait_for(lambda: Worker.count(connection=connection) > before or process.poll() is not None, timeout=60)
     assert process.poll() is None, log_path.read_text()
+    settle(log_path)
     return process
+
+
+def settle(log_path: Path) -> None:
+    """Wait (up to 30 s, best effort) until a started worker finished RQ's start-up.
+
+    A SIGTERM in the middle of it can leave a solo worker hanging until stop_workers kills it
+    20 s later; a test stopping its worker soon after the start would pay that.
+    """
+    wait_until(lambda: b"cleaning registries" in log_path.read_bytes(), timeout=30)

@@ -12,7 +12,7 @@ import pytest
 
 from app.celery_compat import Celery
 from tests.support import spawn_worker, stop_workers
-from tests.support_dropin import PROGRAMS, run
+from tests.support_dropin import PROGRAMS, run, settle
 
 #: Celery's import -> the adapter's module it resolves to under the switch.
 RESOLVES_TO = {
@@ -105,6 +105,7 @@ def test_the_worker_runs_an_unchanged_celery_program_with_the_switch(switch, red
     extra = [env.pop("args")] if "args" in env else []
     worker = spawn_worker(["-A", "unchanged", "worker", "-Q", "high,low", "-P", "solo", *extra], env,
                           tmp_path / "worker.log", redis_conn)
+    settle(tmp_path / "worker.log")
     try:
         # When its task is sent to the queue its kombu.Queue names
         client = Celery("client", broker=redis_url, set_as_current=False)

@@ -13,9 +13,10 @@ import pytest
 
 from app.celery_compat import Celery
 from app.celery_compat.bin.loading import AppNotFound, find_app
+from app.celery_compat.worker.celery_flags import apply_celery_flags
 from app.celery_compat.worker.cli import EXIT_USAGE, build_parser, choose_redis_url, parse_worker_args
 from tests.support import spawn_worker, stop_workers
-from tests.support_dropin import PROGRAMS, run, write_tree
+from tests.support_dropin import PROGRAMS, run, settle, write_tree
 
 CLOSED_PORT_URL = "redis://127.0.0.1:1/0"
 
@@ -130,3 +131,42 @@ def test_minus_a_accepts_celerys_forms(celery_forms, spec, main):
 def test_minus_a_naming_something_else_says_what_it_is(celery_forms):
     with pytest.raises(AppNotFound, match="str object is not a Celery app"):
         find_app("tasks4:app")
+
+
+def test_celerys_time_limit_and_include_flags_configure_the_app():
+    app = Celery("proj", set_as_current=False)
+    options = parse_worker_args(["-A", "proj", "worker", "--time-limit", "30", "--soft-time-limit", "20",
+                                 "-I", "tests.programs_dropin_probe_absent,json", "--without-gossip", "-O", "fair"],
+                                build_parser())
+    with pytest.raises(ModuleNotFoundError, match="tests.programs_dropin_probe_absent"):
+        apply_celery_flags(app, options)  # -I imports what it names, as Celery's does
+    assert (app.conf.task_time_limit, app.conf.task_soft_time_limit) == (30.0, 20.0)
+
+
+def test_logfile_takes_the_whole_log(tmp_path):
+    log = tmp_path / "worker.log"
+    completed = run(["worker.py", "-A", "brokered", "worker", "--burst", "-f", str(log)],
+                    PYTHONPATH=str(PROGRAMS), DROPIN_BROKER=CLOSED_PORT_URL)
+    assert completed.returncode == 3  # no Redis, --burst: one attempt
+    assert completed.stdout == completed.stderr == ""
+    assert "cannot reach Redis at redis://127.0.0.1:1" in log.read_text()
+
+
+def test_pidfile_holds_the_workers_pid_while_it_runs(redis_url, redis_conn, tmp_path):
+    pidfile = tmp_path / "worker.pid"
+    env = {"DROPIN_BROKER": redis_url, "PYTHONPATH": f"{PROGRAMS}:."}
+    worker = spawn_worker(["-A", "brokered", "worker", "-P", "solo", "--pidfile", str(pidfile)], env,
+                          tmp_path / "worker.log", redis_conn)
+    try:
+        assert pidfile.read_text() == f"{worker.pid}\n"
+        settle(tmp_path / "worker.log")
+    finally:
+        stop_workers([worker])
+
+
+def test_pidfile_is_removed_when_the_worker_exits(redis_url, redis_conn, tmp_path):
+    pidfile = tmp_path / "worker.pid"
+    completed = run(["worker.py", "-A", "brokered", "worker", "-P", "solo", "--burst", "--pidfile", str(pidfile)],
+                    PYTHONPATH=str(PROGRAMS), DROPIN_BROKER=redis_url)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "Listening on celery" in completed.stdout and not pidfile.exists()
