@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -79,3 +85,30 @@ def settle(log_path: Path) -> None:
     20 s later; a test stopping its worker soon after the start would pay that.
     """
     wait_until(lambda: b"cleaning registries" in log_path.read_bytes(), timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http_json(url: str, form: dict[str, object] | None = None) -> dict:
+    """GET ``url`` (POST ``form`` when given) and decode its JSON answer."""
+    data = urllib.parse.urlencode(form).encode() if form is not None else None
+    with urllib.request.urlopen(url, data=data, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def answers_until(url: str, done: Callable[[dict], bool], timeout: float) -> list[dict]:
+    """Poll ``url`` as a page's JavaScript would; return each answer that differs from the previous one."""
+    answers: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = http_json(url)
+        if not answers or answer != answers[-1]:
+            answers.append(answer)
+        if done(answer):
+            break
+        time.sleep(0.05)
+    return answers

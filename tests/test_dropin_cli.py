@@ -147,6 +147,8 @@ def test_report_shows_versions_and_masks_the_password_in_the_broker_url(redis_ur
     (["call", "tests.compat_tasks.add", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     (["worker", "default"], "unrecognized arguments: default"),
     (["worker", "--autoscale", "4,2"], "--autoscale is not supported by this worker"),
+    (["exec"], "exec needs a program: a console script"),
+    (["exec", "no-such-script"], "exec: no console script 'no-such-script' is installed"),
 ])
 def test_unknown_commands_methods_and_flags_are_errors_that_name_them(celery_app, args, message, capsys):
     # In this process (none of these reaches a worker or Redis), on the adapter's own test app

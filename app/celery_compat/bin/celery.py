@@ -4,7 +4,8 @@ Installed, the same is ``python -m celery_compat`` and the console script ``cele
 Global options come before the command as in Celery 5 (``-A``, ``-b``, ``--workdir``), plus
 ``--shim`` (or ``CELERY_COMPAT=1``), the import switch for unchanged Celery projects. Commands:
 ``worker``, ``beat``, ``inspect <method>``, ``control <method>``, ``status``, ``purge``,
-``call <task>``, ``result <id>``, ``report``, ``shell``. Celery's other commands, unknown
+``call <task>``, ``result <id>``, ``report``, ``shell``, and ``exec PROGRAM`` (not Celery's: runs
+``flask``, ``gunicorn``... with the switch on, unchanged). Celery's other commands, unknown
 commands and unknown flags are errors with a message and exit code 2, never guessed at.
 """
 
@@ -16,6 +17,7 @@ import importlib.metadata as metadata
 import logging
 import os
 import platform
+import runpy
 import signal
 import sys
 import threading
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         switch.install()
     if options.command == "worker":
         return worker_command(options)
+    if options.command == "exec":
+        return exec_command(options.arguments)
     try:
         app = _app(options)
         return COMMANDS[options.command](options, app)
@@ -113,6 +117,28 @@ def worker_command(options: argparse.Namespace) -> int:
     argv = [*(["-A", options.app] if options.app else []), *(["-u", options.broker] if options.broker else []),
             *options.arguments]
     return worker_cli.main(argv, prog=f"{PROG} worker", queue_arguments=False)
+
+
+def exec_command(argv: list[str]) -> int:
+    """``exec PROGRAM ARGS...``: run another program in this process with the import switch on.
+
+    For programs that start themselves and that the user does not want to edit: a console
+    script (``exec flask -A task_app run``, ``exec gunicorn ...``), ``-m module`` or a ``.py`` file.
+    """
+    if not argv or argv == ["-m"]:
+        return _usage("exec needs a program: a console script (flask, gunicorn, ...), -m MODULE or a .py file")
+    if argv[0] == "-m":
+        program, sys.argv = (lambda: runpy.run_module(argv[1], run_name="__main__", alter_sys=True)), argv[1:]
+    elif argv[0].endswith(".py"):
+        program, sys.argv = (lambda: runpy.run_path(argv[0], run_name="__main__")), list(argv)
+    else:
+        scripts = [entry for entry in metadata.entry_points(group="console_scripts") if entry.name == argv[0]]
+        if not scripts:
+            return _usage(f"exec: no console script {argv[0]!r} is installed in this environment")
+        program, sys.argv = (lambda: scripts[0].load()()), list(argv)
+    switch.install()
+    code = program()
+    return code if isinstance(code, int) else 0
 
 
 def beat_command(options: argparse.Namespace, app: Celery) -> int:
@@ -196,4 +222,5 @@ COMMANDS: dict[str, Callable[..., int]] = {
     "result": calls.result_command,
     "report": report_command,
     "shell": shell_command,
+    "exec": lambda options, app: exec_command(options.arguments),
 }
