@@ -1,7 +1,9 @@
 """Start a worker: ``python worker.py`` (the project's tasks) or ``python worker.py -A proj`` (yours).
 
-Takes Celery's worker flags (``-Q``, ``-c``, ``-P``, ``--loglevel``) and RQ's (``-u``, ``--burst``,
-queue names); ``python worker.py --help`` lists them.
+Takes Celery's worker flags (``-Q``, ``-c``, ``-P``, ``--loglevel``, ...) and RQ's (``-u``, ``--burst``,
+queue names); ``python worker.py --help`` lists them. Celery's habit ``python worker.py -A proj worker
+-l INFO`` works too: ``worker`` is the command, not a queue. Celery's other commands (``beat``,
+``inspect``, ``call``, ...) are ``python -m app.celery_compat -A proj <command>``.
 """
 
 from __future__ import annotations

@@ -12,9 +12,11 @@ from pathlib import Path
 PACKAGE = "app.celery_compat"
 ROOT = Path(__file__).resolve().parent.parent / "app" / "celery_compat"
 
-#: Worker code: the worker subpackage, the two modules whose paths every queued job names, and the
-#: testing helpers (they run a worker in the test process; as in Celery, no client code imports them).
-WORKER = (f"{PACKAGE}.worker", f"{PACKAGE}.execution", f"{PACKAGE}.recovery", f"{PACKAGE}.contrib")
+#: Worker code: the worker subpackage, the two modules whose paths every queued job names, the
+#: testing helpers (they run a worker in the test process; as in Celery, no client code imports them),
+#: and the command line (its `worker` command runs one, as celery.bin does).
+WORKER = (f"{PACKAGE}.worker", f"{PACKAGE}.execution", f"{PACKAGE}.recovery", f"{PACKAGE}.contrib",
+          f"{PACKAGE}.bin", f"{PACKAGE}.__main__")
 #: Modules below both client and worker: they import nothing of the package but each other.
 LEAVES = {"_state": set(), "exceptions": set(), "states": set(), "redaction": set(), "scripts": set(),
           "keys": set(), "serialization": {"exceptions"}, "protocol": {"exceptions"}}

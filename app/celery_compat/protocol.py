@@ -24,10 +24,13 @@ from typing import Any
 
 from .exceptions import NotRegistered
 
+#: The adapter's import name: ``app.celery_compat`` in this repository, ``celery_compat`` when installed
+#: with pip (see pyproject.toml), so that the names below import wherever the adapter is.
+PACKAGE = __name__.rpartition(".")[0]
 #: The one function a job of ours names. Its path is stored in every queued job: never rename it.
-EXECUTE_TASK = "app.celery_compat.execution.execute_task"
+EXECUTE_TASK = f"{PACKAGE}.execution.execute_task"
 #: The callback every job of ours carries: RQ calls it when maintenance finds the job abandoned.
-FAILURE_CALLBACK = "app.celery_compat.recovery.on_job_failure"
+FAILURE_CALLBACK = f"{PACKAGE}.recovery.on_job_failure"
 #: A field ``revoke()`` adds to the job hash, so the claiming worker learns of it with the job.
 REVOKED_FIELD = b"celery_revoked"
 #: The key of Celery's options in the job's meta.

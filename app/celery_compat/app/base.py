@@ -231,14 +231,22 @@ class Celery:
             self.on_after_finalize.send(sender=self)
 
     def autodiscover_tasks(self, packages: Any = None, related_name: str = "tasks", force: bool = False) -> None:
-        """Import ``<package>.<related_name>`` for each package, so their tasks register."""
+        """Import ``<package>.<related_name>`` for each package, so their tasks register.
+
+        Without packages, those of a Django project's ``INSTALLED_APPS`` (``DJANGO_SETTINGS_MODULE``),
+        as Celery's Django fixup does; the settings module is read as a plain module.
+        """
         if callable(packages):
             packages = packages()
+        if packages is None:
+            packages = _installed_apps()
         for package in packages or ():
+            module = f"{package}.{related_name}"
             try:
-                importlib.import_module(f"{package}.{related_name}")
+                importlib.import_module(module)
             except ModuleNotFoundError as exc:
-                if exc.name != f"{package}.{related_name}":
+                # Missing: the module itself or a package above it (django.contrib.* without Django).
+                if not exc.name or not (module == exc.name or module.startswith(f"{exc.name}.")):
                     raise
 
     def import_default_modules(self) -> None:
@@ -506,3 +514,18 @@ def _describe(args: list, kwargs: dict) -> str:
 
 
 _state.set_app_factory(Celery)
+
+
+def _installed_apps() -> list[str]:
+    """The packages of ``INSTALLED_APPS`` in the settings module ``DJANGO_SETTINGS_MODULE`` names, if any."""
+    settings = os.environ.get("DJANGO_SETTINGS_MODULE")
+    if not settings:
+        return []
+    packages = []
+    for entry in getattr(importlib.import_module(settings), "INSTALLED_APPS", ()):
+        # "polls.apps.PollsConfig" (an AppConfig) names the package "polls", as app_config.name does.
+        parts = entry.split(".")
+        if len(parts) > 1 and parts[-1][:1].isupper():
+            parts = parts[:-2] if len(parts) > 2 and parts[-2] == "apps" else parts[:-1]
+        packages.append(".".join(parts))
+    return packages

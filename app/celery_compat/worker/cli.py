@@ -20,7 +20,6 @@ between them.
 from __future__ import annotations
 
 import argparse
-import importlib
 import itertools
 import logging
 import multiprocessing
@@ -35,9 +34,12 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
 from .. import execution as execution  # noqa: F401 - the entry point, imported before work horses fork
+from .. import switch
 from ..app.base import Celery, current_app
 from ..beat import start_beat_thread
+from ..bin.loading import AppNotFound, find_app
 from ..redaction import redact_handlers, redact_url
+from .celery_flags import add_celery_flags, apply_celery_flags, expand_hostname
 from .classes import HEARTBEAT_INTERVAL, ForkingWorker, InProcessWorker, raise_terminated
 from .guard import TaskJob
 from .lean import LeanWorker
@@ -65,18 +67,26 @@ MAINTENANCE_INTERVAL = 10
 logger = logging.getLogger("app.celery_compat.worker")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="worker.py", description="Run Celery-style tasks on RQ workers.")
-    parser.add_argument("-A", "--app", help="module (or module:attribute) holding the Celery app, as `celery -A`")
+def build_parser(prog: str = "worker.py", queue_arguments: bool = True) -> argparse.ArgumentParser:
+    """The worker's flags; ``queue_arguments``: also RQ's positional queue names (``worker.py``, not Celery's)."""
+    usage = "%(prog)s [-A APP] [-Q QUEUES] [-c N] [-P POOL] [-B] [-l LEVEL] [-u URL] [--burst] [options]"
+    parser = argparse.ArgumentParser(prog=prog, description="Run Celery-style tasks on RQ workers.",
+                                     usage=usage + (" [queue ...]" if queue_arguments else ""))
+    parser.add_argument("-A", "--app", help="the Celery app, as `celery -A`: proj, proj.celery, proj:app")
     parser.add_argument("-Q", "--queues", help="comma-separated queues to consume (default: the app's default)")
-    parser.add_argument("queue_names", nargs="*", help="queues, as `rq worker` takes them")
+    if queue_arguments:
+        parser.add_argument("queue_names", nargs="*", help="queues, as `rq worker` takes them")
+    else:
+        parser.set_defaults(queue_names=[])
     parser.add_argument("-c", "--concurrency", type=int, default=None,
                         help="number of work processes (default: 1 per core with prefork, else 1)")
     parser.add_argument("-P", "--pool", default="prefork", choices=sorted(POOLS), help="how tasks run (see above)")
     parser.add_argument("-B", "--beat", action="store_true", help="also run the periodic task scheduler")
     parser.add_argument("-l", "--loglevel", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
-    parser.add_argument("-u", "--url", help="Redis URL (default: REDIS_URL, else the app's broker_url)")
-    parser.add_argument("-n", "--hostname", help="worker name")
+    parser.add_argument("-u", "--url", help="Redis URL (default: the app's broker_url, else REDIS_URL)")
+    parser.add_argument("--shim", action="store_true",
+                        help="`import celery` gives this adapter (also: CELERY_COMPAT=1): unchanged Celery projects")
+    parser.add_argument("-n", "--hostname", help="worker name (%%h: host name, %%n: its first part, %%d: domain)")
     parser.add_argument("-b", "--burst", action="store_true", help="exit once the queues are empty")
     parser.add_argument("--max-tasks-per-child", type=int, help="a work process is replaced after this many tasks")
     parser.add_argument("--grace-period", type=float, default=60.0,
@@ -85,30 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--worker-ttl", type=int, default=WORKER_TTL, help="seconds before a silent worker is dead")
     parser.add_argument("--maintenance-interval", type=int, default=MAINTENANCE_INTERVAL,
                         help="seconds between RQ maintenance runs (abandoned-task detection)")
+    add_celery_flags(parser)
     return parser
 
 
 def load_app(spec: str) -> Celery:
-    """Find the Celery app as ``celery -A`` does: ``mod:attr``, ``mod.app``/``mod.celery``, or ``mod.celery``."""
-    sys.path.insert(0, os.getcwd())
-    module_name, _, attr = spec.partition(":")
-    module = importlib.import_module(module_name)
-    if attr:
-        return getattr(module, attr)
-    for name in ("app", "celery"):
-        candidate = getattr(module, name, None)
-        if isinstance(candidate, Celery):
-            return candidate
-    for candidate in vars(module).values():
-        if isinstance(candidate, Celery):
-            return candidate
-    submodule = importlib.import_module(f"{module_name}.celery")
-    return load_app(f"{submodule.__name__}")
+    """The Celery app ``-A spec`` names, found as ``celery -A`` does (see :mod:`..bin.loading`)."""
+    return find_app(spec)
 
 
 def queue_names(options: argparse.Namespace, app: Celery) -> list[str]:
     names = [name for name in (options.queues or "").split(",") if name] + list(options.queue_names)
-    return names or [app.conf.task_default_queue]
+    excluded = set(filter(None, (getattr(options, "exclude_queues", None) or "").split(",")))
+    return [name for name in names or [app.conf.task_default_queue] if name not in excluded]
 
 
 def make_worker(app: Celery, options: argparse.Namespace, index: int = 0) -> Any:
@@ -222,20 +221,73 @@ def run_processes(app: Celery, options: argparse.Namespace) -> int:
     return max((child.exitcode or 0) for child in children)
 
 
-def main(argv: list[str] | None = None, default_app: Celery | None = None) -> int:
-    """Entry point of ``python worker.py``; returns the exit code."""
-    options = build_parser().parse_args(argv)
+#: Celery's commands: ``worker.py -A proj worker ...`` is Celery's habit, never a queue named "worker".
+CELERY_COMMANDS = ("worker", "beat", "inspect", "control", "status", "purge", "call", "result", "report", "shell",
+                   "events", "multi", "list", "graph", "migrate", "amqp", "upgrade", "logtool")
+#: How the adapter's Celery command line is run (the package this module is in).
+COMMAND = f"python -m {__name__.rsplit('.', 2)[0]}"
+#: Exit code of a worker that cannot load its app (Celery's usage error).
+EXIT_USAGE = 2
+
+
+def parse_worker_args(argv: list[str] | None, parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Parse the flags; a Celery command among ``worker.py``'s queue names is a verb, not a queue."""
+    options = parser.parse_intermixed_args(argv)
+    if options.queue_names and options.queue_names[0] in CELERY_COMMANDS:
+        verb = options.queue_names.pop(0)
+        if verb != "worker":
+            parser.error(f"{verb!r} is a Celery command, not a queue name: run `{COMMAND} -A <app> {verb}`")
+    return options
+
+
+def choose_redis_url(app: Celery, explicit: str | None, environ: Any = os.environ) -> tuple[str, list[str]]:
+    """The Redis the worker uses, and warnings: ``-u``, else the app's ``broker_url``, else ``REDIS_URL``.
+
+    The app's ``broker_url`` wins over ``REDIS_URL`` because it is what ``.delay()`` in the app's
+    own programs sends to: a worker on another Redis would wait for ever on an empty queue.
+    """
+    configured = app.conf.broker_url or app.conf.result_backend
+    from_env = environ.get("REDIS_URL")
+    url = explicit or configured or from_env or app.broker_url
+    warnings = []
+    if explicit and configured and explicit != configured:
+        warnings.append(f"-u {redact_url(explicit)} differs from the app's broker_url {redact_url(configured)} "
+                        "(the one its .delay() sends to); using -u")
+    elif configured and from_env and from_env != configured:
+        warnings.append(f"REDIS_URL={redact_url(from_env)} differs from the app's broker_url "
+                        f"{redact_url(configured)}; using the app's broker_url, as its .delay() does")
+    return url, warnings
+
+
+def main(argv: list[str] | None = None, default_app: Celery | None = None, prog: str = "worker.py",
+         queue_arguments: bool = True) -> int:
+    """Entry point of ``python worker.py`` (and of the ``worker`` command); returns the exit code."""
+    parser = build_parser(prog, queue_arguments)
+    options = parse_worker_args(argv, parser)
     if options.concurrency is None:
         options.concurrency = (os.cpu_count() or 1) if options.pool == "prefork" else 1
+    options.hostname = expand_hostname(options.hostname)
+    if options.shim or switch.enabled(os.environ):
+        switch.install()
+    try:
+        app = load_app(options.app) if options.app else (default_app or current_app())
+    except AppNotFound as exc:
+        print(f"worker: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    apply_celery_flags(app, options)
     setup_loghandlers(options.loglevel.upper())
     setup_loghandlers(options.loglevel.upper(), name="app.celery_compat")
     for name in ("rq.worker", "app.celery_compat", ""):
         redact_handlers(logging.getLogger(name))
-    app = load_app(options.app) if options.app else (default_app or current_app())
     app.set_default()
-    url = options.url or os.environ.get("REDIS_URL")
-    if url:
-        app.conf.broker_url = url
+    url, warnings = choose_redis_url(app, options.url)
+    app.conf.broker_url = url
+    for warning in warnings:
+        logger.warning("worker: %s", warning)
+    return _run(app, options)
+
+
+def _run(app: Celery, options: argparse.Namespace) -> int:
     app.import_default_modules()
     app.finalize()
     # In a worker, a result that cannot be stored is waited on, not lost, while Redis is away.

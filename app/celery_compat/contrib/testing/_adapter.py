@@ -8,8 +8,8 @@ from __future__ import annotations
 from rq.scheduler import RQScheduler as RQScheduler
 from rq.serializers import JSONSerializer as JSONSerializer
 
-from app.celery_compat import _state
-from app.celery_compat.worker import LeanWorker as LeanWorker
+from ... import _state
+from ...worker import LeanWorker as LeanWorker
 
 
 def current_app_state() -> tuple:

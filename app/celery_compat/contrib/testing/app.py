@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from copy import deepcopy
 from typing import Any
 
-from app.celery_compat import Celery
+from ... import Celery
 
 # Registers celery.ping, as Celery's TestApp does.
 from . import tasks  # noqa: F401

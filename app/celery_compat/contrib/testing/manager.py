@@ -17,9 +17,9 @@ from typing import Any, TextIO
 
 import redis
 
-from app.celery_compat import states
-from app.celery_compat.exceptions import TimeoutError
-from app.celery_compat.result import ResultSet
+from ... import states
+from ...exceptions import TimeoutError
+from ...result import ResultSet
 
 E_STILL_WAITING = "Still waiting for {0}.  Trying again {when}: {exc!r}"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.celery_compat import shared_task
+from ... import shared_task
 
 
 @shared_task(name="celery.ping")

@@ -26,10 +26,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from app.celery_compat import Celery
-from app.celery_compat.exceptions import Terminated
-from app.celery_compat.signals import Signal
-
+from ... import Celery
+from ...exceptions import Terminated
+from ...signals import Signal
 from ._adapter import JSONSerializer, LeanWorker, RQScheduler
 from .tasks import ping
 

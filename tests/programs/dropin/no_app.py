@@ -1,0 +1,3 @@
+"""A module that holds no Celery app."""
+
+VALUE = 1
