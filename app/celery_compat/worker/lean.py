@@ -67,6 +67,9 @@ class LeanWorker(InProcessWorker):
         self._beat_script = self.connection.register_script(scripts.BEAT)
         self._running: tuple[Job, str] | None = None
         self._claiming = False
+        # Set once the loop has ended: StopRequested raised into the teardown (while it waits for
+        # the scheduler's process) would kill the process with a traceback half-way through it.
+        self._leaving = False
         self._done = {"successful": 0, "failed": 0, "working_time": 0.0}
         self._stats = TaskStats()
         # Each queue's started registry, by queue key: RQ makes a registry object per access.
@@ -76,7 +79,7 @@ class LeanWorker(InProcessWorker):
         # RQ raises StopRequested from the signal handler when the worker is not BUSY. Between
         # taking a task and starting it we are not BUSY yet, but raising there would strand the
         # task: stop after it instead, as for a running one.
-        if self._claiming:
+        if self._claiming or self._leaving:
             self._stop_requested = True
             return
         super()._shutdown()
@@ -117,6 +120,7 @@ class LeanWorker(InProcessWorker):
         except StopRequested:
             pass
         finally:
+            self._leaving = True
             stop_beating.set()
             self._flush_counters()
             self._teardown_quietly()

@@ -42,6 +42,7 @@ HARD_LIMIT_GRACE = 2.0
 POLL_SECONDS = 0.2
 #: A child that dies sooner than this after starting, with no task, is restarted after a backoff.
 QUICK_DEATH_SECONDS = 5.0
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 class Child:
@@ -77,7 +78,14 @@ class Supervisor:
         child.restart_at, child.started_at = None, time.monotonic()
         child.process = self.context.Process(target=self.run_child, args=(child.slot, child.index),
                                              name=f"worker-{child.index}", daemon=False)
-        child.process.start()
+        # A stop signal between the fork and the child's own handler would run our handler, inherited,
+        # in the child: the stop is lost there and the child works on until it is killed. Blocked
+        # across the fork, it waits in the child until child_main is ready for it.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            child.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def request_stop(self, signum: int, frame: Any) -> None:
         if self.stopping_since is None:
@@ -259,6 +267,8 @@ def child_main(app: Any, options: Any, slot: Slot, index: int, make_worker: Any)
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop_early = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop_early.set())
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by start_child across the fork
     app._connection = None  # never share a socket with the parent
     who, wait = f"worker-{index}", FIRST_WAIT
     while True:
