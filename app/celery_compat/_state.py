@@ -85,6 +85,13 @@ class Context:
     eta: Any = None
     expires: Any = None
     timelimit: tuple = (None, None)
+    time_limit: float | None = None
+    soft_time_limit: float | None = None
+    priority: int | None = None
+    properties: dict | None = None
+    replaced_task_nesting: int = 0
+    stamped_headers: list | None = None
+    stamps: dict | None = None
     group: str | None = None
     root_id: str | None = None
     parent_id: str | None = None

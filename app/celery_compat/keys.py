@@ -32,6 +32,12 @@ LEGACY_REVOKED_PREFIX = "celery-compat-revoked-"
 REVOKED_PREFIXES = (REVOKED_PREFIX, LEGACY_REVOKED_PREFIX)
 STATS_KEY = f"{OURS}stats"
 BEAT_PREFIX = f"{OURS}beat:"
+#: Remote control (``app.control``): commands are published on this channel, to every worker
+#: listening (Celery's pidbox fanout); each reply is pushed to the list the command names.
+CONTROL_CHANNEL = f"{OURS}control"
+CONTROL_REPLY_PREFIX = f"{OURS}control-reply:"
+#: The listening workers: node name -> the time (epoch seconds) its listing expires.
+CONTROL_NODES = f"{OURS}control-nodes"
 
 
 def meta(task_id: str) -> str:
@@ -55,6 +61,16 @@ def revoked(task_id: str) -> str:
 def revoked_any(task_id: str) -> list[str]:
     """Both spellings of a revoke mark, for one ``EXISTS``."""
     return [revoked(task_id), f"{LEGACY_REVOKED_PREFIX}{task_id}"]
+
+
+def control_channel(db: int) -> str:
+    """The command channel of one Redis database: pub/sub channels are shared by all databases."""
+    return f"{CONTROL_CHANNEL}:{db}"
+
+
+def control_reply(ticket: str) -> str:
+    """The list a broadcast's replies are pushed to; it expires soon after the broadcast's timeout."""
+    return f"{CONTROL_REPLY_PREFIX}{ticket}"
 
 
 def beat_claim(entry: str, tick: str) -> str:

@@ -32,6 +32,7 @@ from ..result import AsyncResult, GroupResult
 from ..scripts import ENQUEUE
 from ..serialization import to_wire
 from .amqp import AMQP
+from .bugreport import bugreport
 from .config import Settings
 from .control import Control
 from .task import Task, build_task
@@ -313,6 +314,7 @@ class Celery:
             ignore_result = task.ignore_result if task is not None else self.conf.task_ignore_result
         options_meta = self._message_options(task, name, eta, countdown, expires, time_limit, soft_time_limit,
                                              ignore_result, link, link_error, group_id, root_id, parent_id, shadow)
+        options_meta.update(_message_extras(task, options, self.conf.task_default_priority))
         if chain:
             options_meta["chain"] = [dict(step) for step in chain]
         if chord:
@@ -408,6 +410,10 @@ class Celery:
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
 
+    def bugreport(self) -> str:
+        """Versions, platform and settings for a bug report, passwords masked."""
+        return bugreport(self)
+
     def close(self) -> None:
         if self._connection is not None:
             self._connection.close()
@@ -478,6 +484,36 @@ def _signatures(value: Any) -> list | None:
         return None
     items = value if isinstance(value, (list, tuple)) else [value]
     return [dict(item) if isinstance(item, dict) else item.as_dict() for item in items]
+
+
+#: AMQP message properties a caller may give to ``apply_async``; the task reads them in
+#: ``self.request.properties`` (there is no AMQP message here: they travel in the job's options).
+MESSAGE_PROPERTIES = ("app_id", "user_id", "content_type", "content_encoding", "delivery_mode", "message_id",
+                      "correlation_id", "reply_to", "type", "expiration")
+
+
+def _message_extras(task: Task | None, options: dict, default_priority: Any) -> dict:
+    """The priority, custom headers and message properties of a send, JSON, unset ones left out.
+
+    They stay in the job's options, so a retry (the same job run again) keeps them as Celery's does.
+    """
+    extras: dict[str, Any] = {}
+    priority = options.get("priority")
+    if priority is None:
+        priority = getattr(task, "priority", None) if task is not None else None
+    if priority is None:
+        priority = default_priority
+    if priority is not None:
+        extras["priority"] = int(priority)
+    headers = options.get("headers")
+    if headers:
+        extras["headers"] = {str(key): value for key, value in dict(headers).items()}
+    properties = {name: options[name] for name in MESSAGE_PROPERTIES if options.get(name) is not None}
+    if properties:
+        extras["properties"] = properties
+    if options.get("replaced_task_nesting"):
+        extras["replaced_task_nesting"] = int(options["replaced_task_nesting"])
+    return extras
 
 
 def _describe(args: list, kwargs: dict) -> str:

@@ -49,6 +49,12 @@ DEFAULTS: dict[str, Any] = {
     "worker_hijack_root_logger": True,
     "broker_connection_retry_on_startup": True,
     "broker_transport_options": {},
+    # Read by nothing here, kept so that programs (and inspect().conf()) find Celery's names:
+    # the AMQP heartbeat, the broker pool's wait (redis-py's pool blocks on nothing), log colours.
+    "broker_heartbeat": 120,
+    "broker_pool_acquire_timeout": None,
+    "worker_log_color": None,
+    "deprecated_settings": set(),
     "result_backend_transport_options": {},
 }
 

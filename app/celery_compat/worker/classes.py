@@ -24,9 +24,12 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 
+from .._state import current_app
 from ..exceptions import Terminated
 from ..protocol import Envelope
 from .guard import TaskJob
+from .hosts import WorkersHost
+from .pidbox import ControlNode, start_control
 from .reach import OUTAGE, Throttle, reason
 from .recovery import recover_lost_job, store_time_limit_failure
 
@@ -51,7 +54,8 @@ class QuietScheduler(RQScheduler):
 
 
 class OutageAware:
-    """What both worker classes share: RQ's scheduler and command channel, quiet in an outage."""
+    """What both worker classes share: RQ's scheduler and command channel, quiet in an outage,
+    and the remote control (``app.control``) of a worker that runs alone."""
 
     scheduler: Any
     connection: Any
@@ -59,6 +63,20 @@ class OutageAware:
     serializer: Any
     log: Any
     name: str
+    #: False where another answers for this worker: a prefork supervisor, a test worker's controller.
+    answers_control = True
+    control_node: ControlNode | None = None
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        super().bootstrap(*args, **kwargs)  # type: ignore[misc]
+        if self.answers_control and getattr(self, "slot", None) is None:
+            pool = "fork" if isinstance(self, Worker) and not isinstance(self, SimpleWorker) else "solo"
+            self.control_node = start_control(current_app(), self.name, WorkersHost(self.name, [self], pool))
+
+    def teardown(self) -> None:
+        if self.control_node is not None:
+            self.control_node.stop()
+        super().teardown()  # type: ignore[misc]
 
     def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args: Any,
                          **kwargs: Any) -> None:

@@ -10,6 +10,8 @@ from rq.serializers import JSONSerializer as JSONSerializer
 
 from app.celery_compat import _state
 from app.celery_compat.worker import LeanWorker as LeanWorker
+from app.celery_compat.worker.hosts import WorkersHost as WorkersHost
+from app.celery_compat.worker.pidbox import start_control as start_control
 
 
 def current_app_state() -> tuple:

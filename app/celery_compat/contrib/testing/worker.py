@@ -29,8 +29,9 @@ from typing import Any
 from app.celery_compat import Celery
 from app.celery_compat.exceptions import Terminated
 from app.celery_compat.signals import Signal
+from app.celery_compat.utils.nodenames import anon_nodename as anon_nodename
 
-from ._adapter import JSONSerializer, LeanWorker, RQScheduler
+from ._adapter import JSONSerializer, LeanWorker, RQScheduler, WorkersHost, start_control
 from .tasks import ping
 
 WORKER_LOGLEVEL = os.environ.get("WORKER_LOGLEVEL", "error")
@@ -69,11 +70,6 @@ def _serialize_ast_parse() -> None:
     ast.parse = locked_parse
 
 
-def anon_nodename(hostname: str | None = None, prefix: str = "gen") -> str:
-    """Celery's default name of a test worker: ``gen<pid>@<host>``."""
-    return f"{prefix}{os.getpid()}@{hostname or socket.gethostname()}"
-
-
 def _free_nodename() -> str:
     """``gen<pid>@<host>``, or ``gen<pid>-2@<host>``... while a session worker holds the plain name."""
     name, number = anon_nodename(), 1
@@ -105,6 +101,8 @@ class ThreadScheduler(RQScheduler):
 
 class ThreadWorker(LeanWorker):
     """The adapter's lean worker, made to live in a thread: no signals, a short poll, a thread scheduler."""
+
+    answers_control = False  # its TestWorkController answers for all its threads, as one node
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -165,6 +163,7 @@ class TestWorkController:
         self.threads: list[threading.Thread] = []
         self._on_started = threading.Event()
         self._ready = 0
+        self.control: Any = None
         self._lock = threading.Lock()
 
     def _make_worker(self, index: int) -> ThreadWorker:
@@ -200,14 +199,19 @@ class TestWorkController:
             self.workers.append(worker)
             self.threads.append(thread)
             thread.start()
+        host = WorkersHost(self.hostname, self.workers, "solo")  # threads, whatever pool was asked
+        self.control = start_control(self.app, self.hostname, host)
 
     def ensure_started(self, timeout: float = 30.0) -> None:
         """Wait until every worker thread is registered and polling its queues."""
         if not self._on_started.wait(timeout) or not all(t.is_alive() for t in self.threads):
             raise RuntimeError(f"test worker {self.hostname} did not start")
+        if not self.control.listening.wait(timeout):
+            raise RuntimeError(f"test worker {self.hostname} does not answer app.control")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop after the running tasks; raise if a thread is still busy after ``timeout`` seconds."""
+        self.control.stop()
         for worker in self.workers:
             worker.request_stop_soon()
         for thread in self.threads:
