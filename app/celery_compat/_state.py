@@ -97,7 +97,7 @@ class Context:
     parent_id: str | None = None
     origin: str | None = None
     task: str | None = None
-    ignore_result: bool = False
+    ignore_result: bool | None = False  # None: the task's own ignore_result decides
     callbacks: Any = None
     errbacks: Any = None
     chord: Any = None

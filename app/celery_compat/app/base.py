@@ -393,7 +393,7 @@ class Celery:
             soft_time_limit = getattr(task, "soft_time_limit", None) or self.conf.task_soft_time_limit
         options: dict[str, Any] = {"module": task_module(task) if task is not None else None}
         for key, value in (("eta", _as_utc(eta)), ("expires", _as_utc(expires)), ("time_limit", time_limit),
-                           ("soft_time_limit", soft_time_limit), ("ignore_result", ignore_result or None),
+                           ("soft_time_limit", soft_time_limit), ("ignore_result", bool(ignore_result)),
                            ("link", _signatures(link)), ("link_error", _signatures(link_error)),
                            ("group_id", group_id), ("root_id", root_id), ("parent_id", parent_id),
                            ("shadow", shadow)):

@@ -16,6 +16,7 @@ DEFAULTS: dict[str, Any] = {
     "accept_content": ["json"],
     "result_accept_content": None,
     "result_expires": timedelta(days=1),
+    "result_failure_expires": None,  # failures kept this long instead, when set (Celery 5.7)
     "result_extended": False,
     "result_backend_always_retry": False,
     "result_backend_max_retries": 60,  # Celery's default is unbounded; 60 with a 2 s cap is ~2 minutes

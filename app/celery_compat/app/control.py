@@ -135,6 +135,10 @@ class Control:
         try:
             job = Job.fetch(task_id, connection=connection, serializer=JSONSerializer)
         except NoSuchJobError:
+            # No job here, but a state may be: one started elsewhere keeps it (only terminate
+            # stops a running task); one with none at all is REVOKED, as Celery's workers store.
+            if backend.get_state(task_id) == states.PENDING:
+                backend.store_result(task_id, TaskRevokedError("revoked"), states.REVOKED)
             return
         connection.hset(job.key, REVOKED_FIELD, 1)
         status = job.get_status(refresh=False)

@@ -30,6 +30,12 @@ def pending_meta(task_id: str) -> dict:
     return {"status": states.PENDING, "result": None, "traceback": None, "date_done": None, "task_id": task_id}
 
 
+def _seconds(value: Any) -> int:
+    if hasattr(value, "total_seconds"):
+        value = value.total_seconds()
+    return int(value) if value else 0
+
+
 class RedisBackend:
     """Reads and writes task state for one app; ``connection`` overrides the app's client."""
 
@@ -38,11 +44,23 @@ class RedisBackend:
         self.consumer = ResultConsumer(lambda: self.app.connection)
 
     @property
+    def client(self) -> Redis:
+        """The Redis client results are read and written with (Celery's name)."""
+        return self.app.connection
+
+    @property
     def expires(self) -> int:
-        expires = self.app.conf.result_expires
-        if hasattr(expires, "total_seconds"):
-            expires = expires.total_seconds()
-        return int(expires) if expires else 0
+        return _seconds(self.app.conf.result_expires)
+
+    def expires_for(self, state: str) -> int:
+        """Seconds a result in ``state`` is kept: ``result_failure_expires`` for a failure, when set."""
+        if state == states.FAILURE and self.app.conf.get("result_failure_expires"):
+            return _seconds(self.app.conf.result_failure_expires)
+        return self.expires
+
+    def get_key_for_task(self, task_id: str, key: str = "") -> bytes:
+        """The Redis key of a task's result document, as bytes as Celery's."""
+        return (meta_key(task_id) + key).encode()
 
     def encode_meta(self, task_id: str, state: str, result: Any, traceback: str | None, extra: dict | None) -> str:
         if isinstance(result, BaseException):
@@ -78,8 +96,9 @@ class RedisBackend:
         document = utf8(self.encode_meta(task_id, state, result, traceback, extra))
         key = meta_key(task_id)
         pipe = pipeline if pipeline is not None else (connection or self.app.connection).pipeline(transaction=False)
-        if self.expires:
-            pipe.set(key, document, ex=self.expires)
+        expires = self.expires_for(state)
+        if expires:
+            pipe.set(key, document, ex=expires)
         else:
             pipe.set(key, document)
         # Every state is published, progress included, so that waiting clients (AsyncResult.get,
@@ -121,6 +140,11 @@ class RedisBackend:
         """The stored document, or a PENDING one when nothing is stored."""
         raw = (connection or self.app.connection).get(meta_key(task_id))
         return json.loads(raw) if raw else pending_meta(task_id)
+
+    def get_state(self, task_id: str) -> str:
+        return self.get_task_meta(task_id)["status"]
+
+    get_status = get_state
 
     def get_many_meta(self, task_ids: list[str], connection: Redis | None = None) -> list[dict]:
         """Documents of several tasks in one round trip, in the order of ``task_ids``."""

@@ -141,7 +141,7 @@ def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, c
         replaced_task_nesting=int(options.get("replaced_task_nesting") or 0),
         time_limit=options.get("time_limit"), soft_time_limit=options.get("soft_time_limit"),
         timelimit=(options.get("time_limit"), options.get("soft_time_limit")),
-        ignore_result=bool(options.get("ignore_result")), callbacks=options.get("link"),
+        ignore_result=options.get("ignore_result"), callbacks=options.get("link"),
         errbacks=options.get("link_error"), group=options.get("group_id"), root_id=options.get("root_id") or job.id,
         parent_id=options.get("parent_id"), origin=job.origin, chain=options.get("chain"),
         chord=options.get("chord"),
