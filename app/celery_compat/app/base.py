@@ -342,7 +342,7 @@ class Celery:
         if eta is not None:
             pipe = pipeline if pipeline is not None else self.connection.pipeline()
             job = rq_queue.create_job(EXECUTE_TASK, status=JobStatus.SCHEDULED, **job_options)
-            rq_queue.schedule_job(job, datetime.fromisoformat(eta), pipeline=pipe)
+            rq_queue.schedule_job(job, _whole_second_after(datetime.fromisoformat(eta)), pipeline=pipe)
             if pipeline is None:
                 pipe.execute()
         else:
@@ -514,6 +514,11 @@ def _message_extras(task: Task | None, options: dict, default_priority: Any) -> 
     if options.get("replaced_task_nesting"):
         extras["replaced_task_nesting"] = int(options["replaced_task_nesting"])
     return extras
+
+
+def _whole_second_after(moment: datetime) -> datetime:
+    """RQ's schedule keeps whole seconds, truncated: round up, so a task never runs before its eta."""
+    return moment if not moment.microsecond else moment.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def _describe(args: list, kwargs: dict) -> str:

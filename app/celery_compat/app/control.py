@@ -86,13 +86,18 @@ class Control:
 
     def _collect(self, connection: Any, reply_key: str, timeout: float, limit: int | None,
                  callback: Callable | None, destination: Sequence[str] | None) -> list[dict]:
-        """Pop replies until the deadline, ``limit`` replies, or an answer from every live node."""
+        """Pop replies until the deadline, ``limit`` replies, or an answer from every live node.
+
+        A node whose listing was lost (a FLUSHALL) lists itself again within seconds; until then
+        the caller does not wait for it.
+        """
         deadline = time.monotonic() + float(timeout)
         expected = self._live_nodes(connection, destination)
         replies: list[dict] = []
         answered: set[str] = set()
         try:
-            while not expected or not expected <= answered:
+            # No node listed: nobody listens (a node lists itself before it takes commands).
+            while expected and not expected <= answered:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or (limit is not None and len(replies) >= limit):
                     break

@@ -65,13 +65,16 @@ class OutageAware:
     name: str
     #: False where another answers for this worker: a prefork supervisor, a test worker's controller.
     answers_control = True
+    #: Set by ``work()``: a ``--burst`` run is gone too soon to answer remote control.
+    control_wanted = False
     control_node: ControlNode | None = None
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:
-        super().bootstrap(*args, **kwargs)  # type: ignore[misc]
-        if self.answers_control and getattr(self, "slot", None) is None:
-            pool = "fork" if isinstance(self, Worker) and not isinstance(self, SimpleWorker) else "solo"
+        # Listening before RQ registers the worker: one seen as started also answers app.control.
+        if self.control_wanted and self.answers_control and getattr(self, "slot", None) is None:
+            pool = "solo" if isinstance(self, SimpleWorker) else "fork"
             self.control_node = start_control(current_app(), self.name, WorkersHost(self.name, [self], pool))
+        super().bootstrap(*args, **kwargs)  # type: ignore[misc]
 
     def teardown(self) -> None:
         if self.control_node is not None:
@@ -119,6 +122,10 @@ class ForkingWorker(OutageAware, Worker):
     """RQ's forking worker with short heartbeats and Celery's rule for a horse that died."""
 
     job_class = TaskJob
+
+    def work(self, burst: bool = False, *args: Any, **kwargs: Any) -> bool:
+        self.control_wanted = not burst
+        return super().work(burst, *args, **kwargs)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return HEARTBEAT_TTL

@@ -89,6 +89,7 @@ class LeanWorker(InProcessWorker):
     # -- the loop ------------------------------------------------------------------------------
     def work(self, burst: bool = False, logging_level: str | None = "INFO", max_jobs: int | None = None,
              with_scheduler: bool = False, **kwargs: Any) -> bool:
+        self.control_wanted = not burst  # bootstrap starts the remote control (classes.OutageAware)
         self.bootstrap(logging_level)
         if with_scheduler:
             self._start_scheduler(burst, logging_level)

@@ -32,9 +32,18 @@ LISTING_INTERVAL = 5.0
 REPLY_TTL = 60
 
 
+#: How long a starting worker waits for its node to listen before it goes on anyway (Redis down).
+READY_WAIT = 5.0
+
+
 def start_control(app: Any, hostname: str, host: Any) -> ControlNode:
-    """Start answering the remote control as ``hostname``, about ``host``."""
-    return ControlNode(app, hostname, host).start()
+    """Start answering the remote control as ``hostname``, about ``host``; return once it listens.
+
+    So a worker seen as started (registered in RQ) also answers ``ping()``.
+    """
+    node = ControlNode(app, hostname, host).start()
+    node.listening.wait(READY_WAIT)
+    return node
 
 
 class ControlNode:

@@ -101,11 +101,12 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
-        for child in self.children:
-            self.start_child(child)
-        # The supervisor answers app.control for its work processes, as one node (Celery's).
+        # The supervisor answers app.control for its work processes, as one node (Celery's),
+        # listening before they start: a worker seen as started answers ping().
         hostname = default_nodename(self.options.hostname)
         control = start_control(self.app, hostname, SupervisorHost(hostname, self))
+        for child in self.children:
+            self.start_child(child)
         try:
             return self._supervise()
         finally:
