@@ -12,6 +12,7 @@ import time
 import pytest
 
 from app.celery_compat.contrib.testing.worker import start_worker
+from app.celery_compat.exceptions import TimeLimitExceeded
 from app.celery_compat.worker import state as worker_state
 from app.celery_compat.worker.control import Panel, control_command, inspect_command
 from tests import compat_tasks
@@ -147,3 +148,15 @@ def test_hello_takes_other_workers_revoked_ids_with_stamps_of_this_host(celery_a
     assert "abc" in reply["thread@test"]["revoked"]
     assert worker_state.revoked.as_dict()["abc"] <= time.monotonic()
     worker_state.revoked.discard("abc")
+
+
+def test_time_limit_command_applies_to_the_tasks_a_prefork_worker_starts_next(celery_app, worker_process):
+    # Given a prefork worker, and a task with no time limit of its own
+    worker_process("-P", "prefork", "-c", "1", "-n", "limits@test")
+    # When the worker is told that this task may run one second at most
+    replies = celery_app.control.time_limit("tests.compat_tasks.sleep", hard=1, reply=True, timeout=TIMEOUT)
+    assert replies == [{"limits@test": {"ok": "time limits set successfully"}}]
+    # Then the next such task is stopped after a second, as over its own limit
+    result = compat_tasks.sleep.delay(30)
+    with pytest.raises(TimeLimitExceeded):
+        result.get(timeout=TIMEOUT)

@@ -352,6 +352,11 @@ class Celery:
                                             routing_key=queue_name, headers={"id": task_id, "task": name})
         result = (result_cls or AsyncResult)(task_id, app=self, task_name=name)
         result.ignored = bool(ignore_result)
+        if not ignore_result:
+            # Subscribed now, as Celery's Redis backend does; released by get(), forget() or the
+            # result's garbage collection.
+            self.backend.on_task_call(task_id)
+            result._subscribed = True
         return result
 
     def _enqueue(self, queue: Queue, job: Any, pipeline: Any = None) -> None:

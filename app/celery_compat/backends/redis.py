@@ -44,6 +44,15 @@ class RedisBackend:
         self.consumer = ResultConsumer(lambda: self.app.connection)
 
     @property
+    def result_consumer(self) -> ResultConsumer:
+        """Celery's name for the shared pub/sub waiting (``consume_from``, ``cancel_for``...)."""
+        return self.consumer
+
+    def on_task_call(self, task_id: str) -> None:
+        """A task whose result will be stored was sent: subscribe its channel now, as Celery does."""
+        self.consumer.consume_from(task_id)
+
+    @property
     def client(self) -> Redis:
         """The Redis client results are read and written with (Celery's name)."""
         return self.app.connection
@@ -153,6 +162,7 @@ class RedisBackend:
         return [json.loads(raw) if raw else pending_meta(tid) for tid, raw in zip(task_ids, raws, strict=False)]
 
     def forget(self, task_id: str) -> None:
+        self.consumer.cancel_for(task_id)
         self.app.connection.delete(meta_key(task_id))
 
     def mark_revoked(self, task_id: str, connection: Redis | None = None) -> None:
@@ -169,4 +179,6 @@ class RedisBackend:
         Otherwise wait on the process's shared pub/sub connection (see ``consumer``): no new
         connection per call. ``interval`` is accepted for Celery's signature; nothing polls.
         """
-        return self.consumer.wait(meta_key(task_id), lambda: self.get_task_meta(task_id), timeout)
+        meta = self.consumer.wait(meta_key(task_id), lambda: self.get_task_meta(task_id), timeout)
+        self.consumer.cancel_for(task_id)  # the outcome is here: its send-time subscription goes
+        return meta

@@ -27,6 +27,7 @@ from rq.scheduler import RQScheduler
 from .._state import current_app
 from ..exceptions import Terminated
 from ..protocol import Envelope
+from . import state as worker_state
 from .guard import TaskJob
 from .hosts import WorkersHost
 from .pidbox import ControlNode, start_control
@@ -168,7 +169,9 @@ class Slot:
 
     def begin(self, job: Job) -> None:
         self.stopping.value = 0
-        self.hard_limit.value = float(Envelope.options_of(job).get("time_limit") or 0)
+        hard = Envelope.options_of(job).get("time_limit")
+        hard = worker_state.time_limits.get(Envelope.name_of(job), (hard,))[0]  # the time_limit command's
+        self.hard_limit.value = float(hard or 0)
         self.started.value = time.time()
         self.job_id.value = job.id.encode()[:63]
 

@@ -282,17 +282,23 @@ def rate_limit(state: ControlState, task_name: str = "", rate_limit: Any = None,
     if task is None:
         return {"error": f"unknown task {task_name}"}
     task.rate_limit = rate_limit
+    state.host.changed()
     return {"ok": "rate limit disabled successfully" if not rate_limit else "new rate limit set successfully"}
 
 
 @control_command()
 def time_limit(state: ControlState, task_name: str = "", hard: float | None = None, soft: float | None = None,
                **kwargs: Any) -> dict:
-    """Set a task's time limits in this worker: they apply to its tasks that carry none of their own."""
+    """Set a task's time limits in this worker, for the tasks it starts from now on.
+
+    They win over the limits in the message, which the caller filled from its own copy of the task.
+    """
     task = state.app.tasks.get(task_name)
     if task is None:
         return {"error": f"unknown task {task_name}"}
     task.time_limit, task.soft_time_limit = hard, soft
+    worker_state.time_limits[task_name] = (hard, soft)
+    state.host.changed()
     return {"ok": "time limits set successfully"}
 
 

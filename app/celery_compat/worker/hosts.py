@@ -79,6 +79,9 @@ class WorkersHost:
             worker.queues = [queue for queue in worker.queues if queue.name != name]
             worker._ordered_queues = [queue for queue in worker._ordered_queues if queue.name != name]
 
+    def changed(self) -> None:
+        """A command changed the app's tasks: the workers here read them at each task already."""
+
     def shutdown(self) -> None:
         for worker in self.workers:
             worker._stop_requested = True  # after the running task, as a warm shutdown
@@ -131,6 +134,10 @@ class SupervisorHost:
         options = self.supervisor.options
         options.queues, options.queue_names = ",".join(names), []
         self.supervisor.queue_names = names
+        self.changed()
+
+    def changed(self) -> None:
+        """Replace the work processes (each after its task): new ones fork from the changed supervisor."""
         for child in self.supervisor.alive():
             os.kill(child.process.pid, signal.SIGTERM)  # a warm stop; the supervisor starts a fresh one
 

@@ -130,6 +130,7 @@ def _fail_unknown(app: Any, job: Job, exc: KeyError) -> None:
 def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, connection: Any) -> Context:
     requeued = int(options.get("requeued") or 0)
     priority = options.get("priority")
+    hard, soft = worker_state.time_limits.get(name, (options.get("time_limit"), options.get("soft_time_limit")))
     properties = {**options.get("properties", {}), "correlation_id": job.id, "priority": priority}
     return Context(
         # A requeue travels as an RQ retry (it counts in number_of_retries) but is no Celery retry.
@@ -139,8 +140,7 @@ def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, c
         eta=options.get("eta"), expires=options.get("expires"), priority=priority, properties=properties,
         headers=options.get("headers"), correlation_id=job.id, reply_to=properties.get("reply_to"),
         replaced_task_nesting=int(options.get("replaced_task_nesting") or 0),
-        time_limit=options.get("time_limit"), soft_time_limit=options.get("soft_time_limit"),
-        timelimit=(options.get("time_limit"), options.get("soft_time_limit")),
+        time_limit=hard, soft_time_limit=soft, timelimit=(hard, soft),
         ignore_result=options.get("ignore_result"), callbacks=options.get("link"),
         errbacks=options.get("link_error"), group=options.get("group_id"), root_id=options.get("root_id") or job.id,
         parent_id=options.get("parent_id"), origin=job.origin, chain=options.get("chain"),

@@ -108,6 +108,8 @@ successful_requests = LimitedSet(maxlen=SUCCESSFUL_MAX, expires=SUCCESSFUL_EXPIR
 revoked = LimitedSet(maxlen=REVOKES_MAX, expires=REVOKE_EXPIRES)
 #: Stamped-header revokes (``revoke_by_stamped_headers``): header name -> values.
 revoked_stamps: dict[str, Any] = {}
+#: Time limits set by the ``time_limit`` command: task name -> (hard, soft); they win over the message's.
+time_limits: dict[str, tuple[float | None, float | None]] = {}
 #: Tasks run in this process, by task name, and in all.
 total_count: Counter = Counter()
 all_total_count = [0]
