@@ -70,3 +70,14 @@ def test_a_callback_inside_a_subscribe_is_run_after_it_not_nested_in_it(celery_a
     assert consumer.subscribed_to == {consumer._get_key_for_task(kept.id), consumer._get_key_for_task(third.id)}
     kept.forget()
     third.forget()
+
+
+def test_a_process_that_only_sends_keeps_its_subscriptions_right_past_a_drain(celery_app, redis_conn):
+    # More sends than DRAIN_EVERY: the confirmations piled up on the connection are read meanwhile
+    consumer = celery_app.backend.result_consumer
+    results = [compat_tasks.add.delay(n, n) for n in range(70)]
+    assert consumer.subscribed_to == {consumer._get_key_for_task(result.id) for result in results}
+    assert len(meta_channels(redis_conn)) == 70
+    for result in results:
+        result.forget()
+    assert meta_channels(redis_conn) == set()

@@ -34,6 +34,8 @@ READ_SLICE = 0.05
 RECHECK_EVERY = 1.0
 # Without a timeout, how long Redis may stay unreachable before the error reaches the caller.
 OUTAGE_PATIENCE = 20.0
+#: Every this many sends, read what the pub/sub connection holds (see ``_drain_pending``).
+DRAIN_EVERY = 64
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
@@ -83,6 +85,7 @@ class ResultConsumer:
         self._socket = _Socket()  # guards the pub/sub socket
         self._held: set[str] = set()  # channels subscribed for a sent task (one subscriber each)
         self._orphans: collections.deque = collections.deque()  # task ids whose AsyncResult was collected
+        self._sends = 0
         self._cond = threading.Condition()  # guards the fields below
         self._pubsub: Any = None
         self._client: redis.Redis | None = None
@@ -178,8 +181,20 @@ class ResultConsumer:
             self._subscribers[channel] = self._subscribers.get(channel, 0) + 1
         try:
             self._subscribe(channel)
+            self._sends += 1
+            if self._sends % DRAIN_EVERY == 0:
+                self._socket.run(self._drain_pending, blocking=False)
         except REDIS_ERRORS:
             self._drop_connection()  # wait() subscribes again (and reads the key) when it is needed
+
+    def _drain_pending(self) -> None:
+        """Read what the connection holds now (SUBSCRIBE confirmations, outcomes): a process that
+        only sends would otherwise let them pile up in Redis until it drops the connection."""
+        for _ in range(DRAIN_EVERY * 4):
+            pubsub = self._pubsub
+            if pubsub is None or not pubsub.connection or not pubsub.connection.can_read(timeout=0):
+                return
+            self._read_one(0)
 
     def cancel_for(self, task_id: str) -> None:
         """Release the channel :meth:`consume_from` subscribed (once; later calls do nothing)."""
