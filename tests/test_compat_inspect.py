@@ -160,3 +160,12 @@ def test_time_limit_command_applies_to_the_tasks_a_prefork_worker_starts_next(ce
     result = compat_tasks.sleep.delay(30)
     with pytest.raises(TimeLimitExceeded):
         result.get(timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize("pool", ["solo", "prefork"])
+def test_shutdown_command_stops_the_worker(celery_app, worker_process, pool):
+    process = worker_process("-P", pool, "-c", "1", "-n", f"{pool}-bye@test")
+    replies = celery_app.control.shutdown(destination=[f"{pool}-bye@test"], reply=True, timeout=TIMEOUT)
+    assert replies == [{f"{pool}-bye@test": {"ok": "shutting down"}}]
+    wait_for(lambda: process.poll() is not None, timeout=TIMEOUT)
+    assert process.returncode == 0

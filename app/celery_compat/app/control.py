@@ -308,6 +308,8 @@ class Inspect:
     registered_tasks = registered
 
     def ping(self, destination: Any = None) -> dict | None:
+        if destination:
+            self.destination = destination
         return self._request("ping")
 
     def active_queues(self) -> dict | None:

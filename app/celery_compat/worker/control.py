@@ -94,6 +94,8 @@ class ControlState:
         self.consumer = host  # Celery handlers reach the worker through state.consumer
         self.clock = 0
         self.started = time.time()
+        #: What to do once the answer is on its way (a shutdown must not stop the node before).
+        self.after_reply: list[Callable[[], None]] = []
 
 
 # -- what a task looks like in a reply -----------------------------------------------------------
@@ -322,7 +324,7 @@ def cancel_consumer(state: ControlState, queue: str = "", **kwargs: Any) -> dict
 @control_command()
 def shutdown(state: ControlState, msg: str = "Got shutdown from remote", **kwargs: Any) -> dict:
     logger.warning(msg)
-    state.host.shutdown()
+    state.after_reply.append(state.host.shutdown)
     return {"ok": "shutting down"}
 
 

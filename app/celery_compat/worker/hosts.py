@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from rq.job import Job
@@ -37,10 +38,12 @@ def _running_jobs(connection: Any, running: list[tuple[str, float | None, int]])
 class WorkersHost:
     """RQ workers of this process, one task at a time each."""
 
-    def __init__(self, hostname: str, workers: list[Any], implementation: str = "solo") -> None:
+    def __init__(self, hostname: str, workers: list[Any], implementation: str = "solo",
+                 stop: Callable[[], None] | None = None) -> None:
         self.hostname = hostname
         self.workers = workers
         self.implementation = implementation
+        self._stop = stop
 
     def active(self) -> list[dict]:
         running = []
@@ -83,8 +86,14 @@ class WorkersHost:
         """A command changed the app's tasks: the workers here read them at each task already."""
 
     def shutdown(self) -> None:
+        """A warm shutdown: the running task finishes, then the worker exits."""
+        if self._stop is not None:
+            self._stop()
+            return
         for worker in self.workers:
-            worker._stop_requested = True  # after the running task, as a warm shutdown
+            worker._stop_requested = True  # seen by a worker still starting, before its loop
+        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None):
+            os.kill(os.getpid(), signal.SIGTERM)  # the worker's own handler: at once when idle
 
     def grow(self, n: int) -> None:
         raise NotImplementedError(f"pool_grow: the {self.implementation} pool has a fixed size (-c)")

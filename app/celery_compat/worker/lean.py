@@ -160,8 +160,8 @@ class LeanWorker(InProcessWorker):
                                          *keys.REVOKED_PREFIXES])
         if claimed is None:
             self._claiming = False
-            if timeout is None:
-                return None  # burst mode: the queues are empty
+            if timeout is None or self._stop_requested:
+                return None  # burst mode: the queues are empty; or a stop came during the claim
             self.set_state(WorkerStatus.IDLE)
             claimed = self._wait_and_claim(queue_keys, timeout, execution_id)
             if claimed is None:

@@ -126,11 +126,15 @@ class ControlNode:
         self.state.clock += 1
         answer = self.dispatch(method, message.get("arguments") or {})
         reply_to = message.get("reply_to")
-        if reply_to and answer is not None:
-            with self.connection.pipeline(transaction=False) as pipe:
-                pipe.rpush(reply_to, json.dumps({self.hostname: answer}, default=str))
-                pipe.expire(reply_to, REPLY_TTL)
-                pipe.execute()
+        try:
+            if reply_to and answer is not None:
+                with self.connection.pipeline(transaction=False) as pipe:
+                    pipe.rpush(reply_to, json.dumps({self.hostname: answer}, default=str))
+                    pipe.expire(reply_to, REPLY_TTL)
+                    pipe.execute()
+        finally:
+            while self.state.after_reply:
+                self.state.after_reply.pop(0)()
         return answer
 
     def _for_me(self, message: dict) -> bool:

@@ -199,7 +199,8 @@ class TestWorkController:
             self.workers.append(worker)
             self.threads.append(thread)
             thread.start()
-        host = WorkersHost(self.hostname, self.workers, "solo")  # threads, whatever pool was asked
+        # Threads, whatever pool was asked; a shutdown command stops them, never the test process.
+        host = WorkersHost(self.hostname, self.workers, "solo", stop=self._stop_soon)
         self.control = start_control(self.app, self.hostname, host)
 
     def ensure_started(self, timeout: float = 30.0) -> None:
@@ -208,6 +209,10 @@ class TestWorkController:
             raise RuntimeError(f"test worker {self.hostname} did not start")
         if not self.control.listening.wait(timeout):
             raise RuntimeError(f"test worker {self.hostname} does not answer app.control")
+
+    def _stop_soon(self) -> None:
+        for worker in self.workers:
+            worker.request_stop_soon()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop after the running tasks; raise if a thread is still busy after ``timeout`` seconds."""
