@@ -169,3 +169,11 @@ def test_shutdown_command_stops_the_worker(celery_app, worker_process, pool):
     assert replies == [{f"{pool}-bye@test": {"ok": "shutting down"}}]
     wait_for(lambda: process.poll() is not None, timeout=TIMEOUT)
     assert process.returncode == 0
+
+
+def test_revoke_by_stamped_headers_is_remembered_by_the_worker(celery_app, thread_worker):
+    replies = celery_app.control.revoke_by_stamped_headers({"monitoring_id": ["m-1"]}, reply=True, timeout=TIMEOUT)
+    assert replies == [{"thread@test": {"ok": "headers {'monitoring_id': ['m-1']} flagged as revoked, "
+                                              "but not terminated"}}]
+    assert worker_state.revoked_stamps == {"monitoring_id": ["m-1"]}
+    worker_state.revoked_stamps.clear()

@@ -167,9 +167,18 @@ class Control:
                   **kwargs: Any) -> list[dict] | None:
         return self.revoke(task_id, destination=destination, terminate=True, signal=signal, **kwargs)
 
-    def revoke_by_stamped_headers(self, headers: Any, destination: Sequence[str] | None = None,
-                                  terminate: bool = False, signal: Any = None, **kwargs: Any) -> None:
-        raise NotImplementedError("revoke_by_stamped_headers: the adapter has no message stamping")
+    def revoke_by_stamped_headers(self, headers: dict, destination: Sequence[str] | None = None,
+                                  terminate: bool = False, signal: Any = None,
+                                  **kwargs: Any) -> list[dict] | None:
+        """Tell the workers to discard the tasks stamped with these headers (``{name: [values]}``).
+
+        As in Celery the revoke lives in the workers' memory (``worker.state.revoked_stamps``):
+        a worker started later does not know it.
+        """
+        if terminate:
+            raise NotImplementedError("revoke_by_stamped_headers(terminate=True): only waiting tasks are revoked")
+        return self.broadcast("revoke_by_stamped_headers", destination=destination,
+                              arguments={"headers": headers, "terminate": terminate, "signal": signal}, **kwargs)
 
     def purge(self) -> int:
         """Delete every waiting task in the app's default queue; return how many there were."""

@@ -278,6 +278,17 @@ def revoke(state: ControlState, task_id: Any = (), terminate: bool = False, sign
 
 
 @control_command()
+def revoke_by_stamped_headers(state: ControlState, headers: dict | None = None, terminate: bool = False,
+                              signal: Any = None, **kwargs: Any) -> dict:
+    """Remember stamped headers to revoke by: a task received with one of them is discarded."""
+    for name, values in (headers or {}).items():
+        values = values if isinstance(values, list) else [values]
+        known = worker_state.revoked_stamps.setdefault(name, [])
+        known.extend(value for value in values if value not in known)
+    return {"ok": f"headers {headers} flagged as revoked, but not terminated"}
+
+
+@control_command()
 def rate_limit(state: ControlState, task_name: str = "", rate_limit: Any = None, **kwargs: Any) -> dict:
     """Set a task's ``rate_limit`` in this worker, as Celery's command does."""
     task = state.app.tasks.get(task_name)

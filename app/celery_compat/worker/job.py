@@ -139,7 +139,7 @@ def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, c
         delivery_info={"exchange": "", "routing_key": job.origin, "priority": priority, "redelivered": bool(requeued)},
         eta=options.get("eta"), expires=options.get("expires"), priority=priority, properties=properties,
         headers=options.get("headers"), correlation_id=job.id, reply_to=properties.get("reply_to"),
-        replaced_task_nesting=int(options.get("replaced_task_nesting") or 0),
+        replaced_task_nesting=int(options.get("replaced_task_nesting") or 0), stamps=options.get("stamps"),
         time_limit=hard, soft_time_limit=soft, timelimit=(hard, soft),
         ignore_result=options.get("ignore_result"), callbacks=options.get("link"),
         errbacks=options.get("link_error"), group=options.get("group_id"), root_id=options.get("root_id") or job.id,
@@ -155,6 +155,7 @@ def _discard_if_revoked(task: Task, request: Context, options: dict, job: Job | 
     revoked = getattr(job, "revoked", None)  # the lean worker learnt it while claiming the job
     if revoked is None:
         revoked = task.backend.is_revoked(request.id, connection=request.connection)
+    revoked = revoked or _stamp_revoked(options.get("stamps"))
     if not expired and not revoked:
         return False
     reason = "expired" if expired else "revoked"
@@ -166,6 +167,17 @@ def _discard_if_revoked(task: Task, request: Context, options: dict, job: Job | 
         chord_part_return(task, request)
     logger.info("Discarding %s task %s[%s]", reason, task.name, request.id)
     return True
+
+
+def _stamp_revoked(stamps: dict | None) -> bool:
+    """Does a stamped header of the task match one revoked by ``revoke_by_stamped_headers``?"""
+    if not stamps or not worker_state.revoked_stamps:
+        return False
+    for name, value in stamps.items():
+        values = value if isinstance(value, list) else [value]
+        if any(one in worker_state.revoked_stamps.get(name, ()) for one in values):
+            return True
+    return False
 
 
 # -- the outcome in RQ's form, for RQ's own workers -------------------------------------------
