@@ -16,7 +16,9 @@ from app.celery_compat.exceptions import TimeLimitExceeded
 from app.celery_compat.worker import state as worker_state
 from app.celery_compat.worker.control import Panel, control_command, inspect_command
 from tests import compat_tasks
-from tests.support import wait_for
+from tests.support import stop_workers, wait_for
+from tests.support_faults import app_on
+from tests.support_faults import start_worker as start_faulted_worker
 
 #: Generous: the machine is shared; an answer normally comes in milliseconds.
 TIMEOUT = 20.0
@@ -177,3 +179,21 @@ def test_revoke_by_stamped_headers_is_remembered_by_the_worker(celery_app, threa
                                               "but not terminated"}}]
     assert worker_state.revoked_stamps == {"monitoring_id": ["m-1"]}
     worker_state.revoked_stamps.clear()
+
+
+def test_a_worker_answers_again_once_redis_is_back(own_redis_server, tmp_path):
+    # Given a prefork worker answering ping on a Redis of this test's own
+    with app_on(own_redis_server.url) as app:
+        process = start_faulted_worker(own_redis_server.url, tmp_path / "worker.log", "-P", "prefork", "-c", "1",
+                                       "-n", "phoenix@test")
+        try:
+            wait_for(lambda: app.control.inspect(timeout=1).ping(), timeout=TIMEOUT)
+            # When Redis goes away and comes back
+            own_redis_server.stop()
+            own_redis_server.start()
+            # Then the worker answers again (its listening and its listing come back by themselves)
+            app._connection = None
+            wait_for(lambda: app.control.inspect(timeout=1).ping() == {"phoenix@test": {"ok": "pong"}},
+                     timeout=TIMEOUT * 2)
+        finally:
+            stop_workers([process])

@@ -57,6 +57,7 @@ class ControlNode:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listed_at = 0.0
+        self._wait = 0.5
         self._say = Throttle(logger)
         self.listening = threading.Event()
 
@@ -71,7 +72,6 @@ class ControlNode:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        wait = 0.5
         while not self._stop.is_set():
             try:
                 self._listen()
@@ -80,8 +80,11 @@ class ControlNode:
                 self.listening.clear()
                 self._say(logging.WARNING, "down", "Control %s: Redis unreachable (%s); listening again soon",
                           self.hostname, reason(exc))
-                self._stop.wait(wait)
-                wait = min(wait * 2, 10.0)
+            except Exception:  # noqa: BLE001 - whatever it was, the worker must stay reachable
+                self.listening.clear()
+                logger.exception("Control %s: listening failed; listening again soon", self.hostname)
+            self._stop.wait(self._wait)
+            self._wait = min(self._wait * 2, 10.0)
 
     def _listen(self) -> None:
         pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
@@ -91,6 +94,7 @@ class ControlNode:
             self._list_node()
             self.listening.set()
             self._say.clear()
+            self._wait = 0.5  # the next outage is waited out from the start again
             while not self._stop.is_set():
                 message = pubsub.get_message(timeout=0.5)
                 if time.monotonic() - self._listed_at > LISTING_INTERVAL:
