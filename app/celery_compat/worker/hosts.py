@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,8 @@ from . import state as worker_state
 from .control import job_info
 
 logger = logging.getLogger("app.celery_compat.worker")
+#: How long a command that replaces the prefork work processes waits for the idle ones to stop.
+REPLACE_WAIT = 10.0
 
 
 def _started_at(job: Job) -> float | None:
@@ -146,9 +149,18 @@ class SupervisorHost:
         self.changed()
 
     def changed(self) -> None:
-        """Replace the work processes (each after its task): new ones fork from the changed supervisor."""
-        for child in self.supervisor.alive():
-            os.kill(child.process.pid, signal.SIGTERM)  # a warm stop; the supervisor starts a fresh one
+        """Replace the work processes: new ones fork from the changed supervisor.
+
+        Each stops after its running task and takes no other (a warm stop). Returns once the idle
+        ones are gone, so that a task sent after the command's answer runs under the change.
+        """
+        children = self.supervisor.alive()
+        idle = [child.process for child in children if not child.slot.current]
+        for child in children:
+            os.kill(child.process.pid, signal.SIGTERM)  # the supervisor starts a fresh one
+        deadline = time.monotonic() + REPLACE_WAIT
+        while any(process.is_alive() for process in idle) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def shutdown(self) -> None:
         self.supervisor.request_stop(signal.SIGTERM, None)

@@ -79,6 +79,8 @@ class LeanWorker(InProcessWorker):
         if self._claiming:
             self._stop_requested = True
             return
+        # Also remembered: RQ code that catches Exception (its maintenance) would swallow the raise.
+        self._stop_requested = True
         super()._shutdown()
 
     def get_current_job_id(self) -> str | None:

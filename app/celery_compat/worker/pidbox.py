@@ -32,7 +32,7 @@ LISTING_INTERVAL = 5.0
 REPLY_TTL = 60
 
 
-#: How long a starting worker waits for its node to listen before it goes on anyway (Redis down).
+#: How long a starting worker waits for its node's first try to listen (Redis slow to answer).
 READY_WAIT = 5.0
 
 
@@ -42,7 +42,7 @@ def start_control(app: Any, hostname: str, host: Any) -> ControlNode:
     So a worker seen as started (registered in RQ) also answers ``ping()``.
     """
     node = ControlNode(app, hostname, host).start()
-    node.listening.wait(READY_WAIT)
+    node.first_attempt.wait(READY_WAIT)  # at once when Redis refuses: the worker starts anyway
     return node
 
 
@@ -60,6 +60,8 @@ class ControlNode:
         self._wait = 0.5
         self._say = Throttle(logger)
         self.listening = threading.Event()
+        #: Set once the node listens, or failed its first try (a starting worker waits for it).
+        self.first_attempt = threading.Event()
 
     def start(self) -> ControlNode:
         self._thread = threading.Thread(target=self._run, name=f"control-{self.hostname}", daemon=True)
@@ -83,6 +85,7 @@ class ControlNode:
             except Exception:  # noqa: BLE001 - whatever it was, the worker must stay reachable
                 self.listening.clear()
                 logger.exception("Control %s: listening failed; listening again soon", self.hostname)
+            self.first_attempt.set()
             self._stop.wait(self._wait)
             self._wait = min(self._wait * 2, 10.0)
 
@@ -93,6 +96,7 @@ class ControlNode:
             pubsub.subscribe(keys.control_channel(db))
             self._list_node()
             self.listening.set()
+            self.first_attempt.set()
             self._say.clear()
             self._wait = 0.5  # the next outage is waited out from the start again
             while not self._stop.is_set():

@@ -103,7 +103,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self.request_stop)
         # The supervisor answers app.control for its work processes, as one node (Celery's),
         # listening before they start: a worker seen as started answers ping().
-        hostname = default_nodename(self.options.hostname)
+        hostname = default_nodename(getattr(self.options, "hostname", None))
         control = start_control(self.app, hostname, SupervisorHost(hostname, self))
         for child in self.children:
             self.start_child(child)
