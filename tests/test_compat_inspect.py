@@ -155,8 +155,7 @@ def test_hello_takes_other_workers_revoked_ids_with_stamps_of_this_host(celery_a
 def test_time_limit_command_applies_to_the_tasks_a_prefork_worker_starts_next(celery_app, worker_process):
     # Given a prefork worker, and a task with no time limit of its own
     worker_process("-P", "prefork", "-c", "1", "-n", "limits@test")
-    # (past its start: a SIGTERM in the last instants of a work process's start can leave it hung, a known
-    # issue of the lean worker's signal handling, not of the command)
+    # (one task first: the command then replaces a work process that is past its start)
     assert compat_tasks.add.delay(1, 1).get(timeout=TIMEOUT) == 2
     # When the worker is told that this task may run one second at most
     replies = celery_app.control.time_limit("tests.compat_tasks.sleep", hard=1, reply=True, timeout=TIMEOUT)
@@ -170,7 +169,7 @@ def test_time_limit_command_applies_to_the_tasks_a_prefork_worker_starts_next(ce
 @pytest.mark.parametrize("pool", ["solo", "prefork"])
 def test_shutdown_command_stops_the_worker(celery_app, worker_process, pool):
     process = worker_process("-P", pool, "-c", "1", "-n", f"{pool}-bye@test")
-    assert compat_tasks.add.delay(1, 1).get(timeout=TIMEOUT) == 2  # past its start, as above
+    assert compat_tasks.add.delay(1, 1).get(timeout=TIMEOUT) == 2  # a worker past its start, as above
     replies = celery_app.control.shutdown(destination=[f"{pool}-bye@test"], reply=True, timeout=TIMEOUT)
     assert replies == [{f"{pool}-bye@test": {"ok": "shutting down"}}]
     wait_for(lambda: process.poll() is not None, timeout=TIMEOUT)

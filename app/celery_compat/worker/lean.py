@@ -102,9 +102,10 @@ class LeanWorker(InProcessWorker):
             # The terminal's Ctrl-C reaches every process of the group; the supervisor decides.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         stop_beating = threading.Event()
-        threading.Thread(target=self._beat_forever, args=(stop_beating,), name="heartbeat", daemon=True).start()
         completed = 0
         try:
+            # In the try: its first look at the supervisor may stop us (SIGTERM) while it starts.
+            threading.Thread(target=self._beat_forever, args=(stop_beating,), name="heartbeat", daemon=True).start()
             while not self._stop_requested:
                 if self.should_run_maintenance_tasks:
                     self._until_redis(self.run_maintenance_tasks)
