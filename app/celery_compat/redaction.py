@@ -18,7 +18,7 @@ _QUERY_PASSWORD = re.compile(r"(?i)(?P<key>[?&](?:password|sentinel_password)=)[
 MASK = "***"
 
 
-def redact_url(text: str) -> str:
+def redact_url(text: str, mask: str = MASK) -> str:
     """``text`` (a URL, a list of them, or a log line) with every password replaced by ``***``.
 
     >>> redact_url("redis://user:secret@host:6379/0")
@@ -28,14 +28,14 @@ def redact_url(text: str) -> str:
     """
     if "://" not in text and "assword=" not in text and "ASSWORD=" not in text:
         return text  # the common case, decided without a regex
-    text = _CREDENTIALS.sub(_mask_credentials, text)
-    return _QUERY_PASSWORD.sub(lambda match: match["key"] + MASK, text)
+    text = _CREDENTIALS.sub(lambda match: _mask_credentials(match, mask), text)
+    return _QUERY_PASSWORD.sub(lambda match: match["key"] + mask, text)
 
 
-def _mask_credentials(match: re.Match) -> str:
+def _mask_credentials(match: re.Match, mask: str) -> str:
     user, colon, _password = match["credentials"].partition(":")
     # Without a colon the one field may be a password (some clients read it so): mask it too.
-    return f"{match['scheme']}{user}:{MASK}@" if colon else f"{match['scheme']}{MASK}@"
+    return f"{match['scheme']}{user}:{mask}@" if colon else f"{match['scheme']}{mask}@"
 
 
 class RedactingFilter(logging.Filter):

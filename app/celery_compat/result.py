@@ -32,6 +32,9 @@ def _assert_not_in_task() -> None:
 class AsyncResult:
     """The state and outcome of a task, read from Redis; an unknown id is simply ``PENDING``."""
 
+    #: Set by ``send_task``: the task's channel was subscribed when it was sent (see backends/consumer.py).
+    _subscribed = False
+
     def __init__(self, id: str, backend: Any = None, task_name: str | None = None, app: Any = None,
                  parent: AsyncResult | None = None) -> None:
         if id is None:
@@ -44,6 +47,12 @@ class AsyncResult:
         self.parent = parent
         self.ignored = False  # set for a task sent with ignore_result: nothing will ever be stored
         self._cache: dict | None = None
+
+    def __del__(self) -> None:
+        consumer = getattr(self.__dict__.get("backend"), "consumer", None) if self._subscribed else None
+        if consumer is not None:
+            # A finalizer takes no lock: the consumer releases the channel at its next call.
+            consumer.release_later(self.id)
 
     # -- reading -----------------------------------------------------------------------------
     def _get_task_meta(self) -> dict:

@@ -161,9 +161,49 @@ def exception_from_wire(value: dict) -> BaseException:
     try:
         return cls(*args)
     except Exception:  # a class whose __init__ wants other arguments than its args
-        exc = cls.__new__(cls)
-        exc.args = tuple(args)
-        return exc
+        return _unrebuildable(cls, list(args))
+
+
+class UnpickleableExceptionWrapper(Exception):
+    """Raised in place of a task's exception whose class cannot be made again from its arguments.
+
+    Celery's name and fields (``exc_module``, ``exc_cls_name``, ``exc_args``, ``text``); its
+    ``__init__`` would not take its own ``args`` back (the case Celery's pickle check catches).
+    """
+
+    def __init__(self, exc_module: str, exc_cls_name: str, exc_args: Any, text: str | None = None) -> None:
+        self.exc_module, self.exc_cls_name, self.exc_args = exc_module, exc_cls_name, tuple(exc_args)
+        self.text = text or f"{exc_cls_name}({', '.join(map(repr, self.exc_args))})"
+        super().__init__(exc_module, exc_cls_name, self.exc_args, self.text)
+
+    def __str__(self) -> str:
+        return self.text
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> UnpickleableExceptionWrapper:
+        return cls(type(exc).__module__, type(exc).__name__, exc.args, str(exc))
+
+
+_WRAPPED: dict[type, type | None] = {}
+
+
+def _unrebuildable(cls: type, args: list) -> BaseException:
+    """The exception of a class whose ``__init__`` refuses its own args: an instance of the class
+    (so ``except TheClass`` still catches it) that is also Celery's :class:`UnpickleableExceptionWrapper`."""
+    if cls not in _WRAPPED:
+        try:
+            _WRAPPED[cls] = type(cls.__name__, (cls, UnpickleableExceptionWrapper),
+                                 {"__module__": cls.__module__, "__str__": UnpickleableExceptionWrapper.__str__})
+        except TypeError:  # incompatible layouts (a C-level base): the wrapper alone
+            _WRAPPED[cls] = None
+    hybrid = _WRAPPED[cls]
+    if hybrid is None:
+        return UnpickleableExceptionWrapper(cls.__module__, cls.__name__, args)
+    exc = hybrid.__new__(hybrid)
+    exc.args = tuple(args)
+    exc.exc_module, exc.exc_cls_name, exc.exc_args = cls.__module__, cls.__name__, tuple(args)
+    exc.text = f"{cls.__name__}({', '.join(map(repr, args))})"
+    return exc
 
 
 def _lookup_qualname(module: Any, qualname: str) -> Any:

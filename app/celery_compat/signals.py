@@ -29,14 +29,16 @@ class Signal:
                     (f, s) for f, s in self.receivers if getattr(f, "_dispatch_uid", None) != dispatch_uid
                 ]
                 func._dispatch_uid = dispatch_uid  # type: ignore[attr-defined]
-            if all(f is not func or s is not sender for f, s in self.receivers):
+            # == not "is": a bound method is a new object at each access, equal to the others of
+            # the same instance and function (two instances' methods are two receivers).
+            if all(f != func or s is not sender for f, s in self.receivers):
                 self.receivers.append((func, sender))
             return func
 
         return register(receiver) if receiver is not None else register
 
     def disconnect(self, receiver: Callable, sender: Any = None, dispatch_uid: Any = None) -> None:
-        self.receivers = [(f, s) for f, s in self.receivers if f is not receiver]
+        self.receivers = [(f, s) for f, s in self.receivers if f != receiver]
 
     def _matches(self, wanted: Any, sender: Any) -> bool:
         if wanted is None:

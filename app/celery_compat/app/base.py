@@ -33,6 +33,7 @@ from ..result import AsyncResult, GroupResult
 from ..scripts import ENQUEUE, INDEX_TASK
 from ..serialization import to_wire
 from .amqp import AMQP
+from .bugreport import bugreport
 from .config import Settings
 from .control import Control
 from .task import Task, build_task
@@ -322,6 +323,7 @@ class Celery:
             ignore_result = task.ignore_result if task is not None else self.conf.task_ignore_result
         options_meta = self._message_options(task, name, eta, countdown, expires, time_limit, soft_time_limit,
                                              ignore_result, link, link_error, group_id, root_id, parent_id, shadow)
+        options_meta.update(_message_extras(task, options, self.conf.task_default_priority))
         if chain:
             options_meta["chain"] = [dict(step) for step in chain]
         if chord:
@@ -349,7 +351,7 @@ class Celery:
         pipe = pipeline if pipeline is not None else self.connection.pipeline()
         if eta is not None:
             job = rq_queue.create_job(EXECUTE_TASK, status=JobStatus.SCHEDULED, **job_options)
-            rq_queue.schedule_job(job, datetime.fromisoformat(eta), pipeline=pipe)
+            rq_queue.schedule_job(job, _whole_second_after(datetime.fromisoformat(eta)), pipeline=pipe)
         else:
             self._enqueue(rq_queue, rq_queue.create_job(EXECUTE_TASK, **job_options), pipe)
         self._index(pipe, task_id, shadow or name, queue_name, _describe(wire_args, wire_kwargs))
@@ -360,6 +362,11 @@ class Celery:
                                             routing_key=queue_name, headers={"id": task_id, "task": name})
         result = (result_cls or AsyncResult)(task_id, app=self, task_name=name)
         result.ignored = bool(ignore_result)
+        if not ignore_result:
+            # Subscribed now, as Celery's Redis backend does; released by get(), forget() or the
+            # result's garbage collection.
+            self.backend.on_task_call(task_id)
+            result._subscribed = True
         return result
 
     def _enqueue(self, queue: Queue, job: Any, pipeline: Any = None) -> None:
@@ -410,7 +417,7 @@ class Celery:
             soft_time_limit = getattr(task, "soft_time_limit", None) or self.conf.task_soft_time_limit
         options: dict[str, Any] = {"module": task_module(task) if task is not None else None}
         for key, value in (("eta", _as_utc(eta)), ("expires", _as_utc(expires)), ("time_limit", time_limit),
-                           ("soft_time_limit", soft_time_limit), ("ignore_result", ignore_result or None),
+                           ("soft_time_limit", soft_time_limit), ("ignore_result", bool(ignore_result)),
                            ("link", _signatures(link)), ("link_error", _signatures(link_error)),
                            ("group_id", group_id), ("root_id", root_id), ("parent_id", parent_id),
                            ("shadow", shadow)):
@@ -426,6 +433,10 @@ class Celery:
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
+
+    def bugreport(self) -> str:
+        """Versions, platform and settings for a bug report, passwords masked."""
+        return bugreport(self)
 
     def close(self) -> None:
         if self._connection is not None:
@@ -505,6 +516,41 @@ def index_task(pipe: Any, task_id: str, name: str, queue_name: str, arguments: s
     index_keys = [keys.TASKS, keys.tasks_by_name(name), keys.tasks_by_queue(queue_name), keys.task_info(task_id)]
     pipe.eval(INDEX_TASK, len(index_keys), *index_keys, task_id, repr(time.time() if now is None else now),
               keep_seconds, max_tasks, name, queue_name, arguments, "1" if trim else "0")
+
+
+#: AMQP message properties a caller may give to ``apply_async``; the task reads them in
+#: ``self.request.properties`` (there is no AMQP message here: they travel in the job's options).
+MESSAGE_PROPERTIES = ("app_id", "user_id", "content_type", "content_encoding", "delivery_mode", "message_id",
+                      "correlation_id", "reply_to", "type", "expiration")
+
+
+def _message_extras(task: Task | None, options: dict, default_priority: Any) -> dict:
+    """The priority, custom headers and message properties of a send, JSON, unset ones left out.
+
+    They stay in the job's options, so a retry (the same job run again) keeps them as Celery's does.
+    """
+    extras: dict[str, Any] = {}
+    priority = options.get("priority")
+    if priority is None:
+        priority = getattr(task, "priority", None) if task is not None else None
+    if priority is None:
+        priority = default_priority
+    if priority is not None:
+        extras["priority"] = int(priority)
+    headers = options.get("headers")
+    if headers:
+        extras["headers"] = {str(key): value for key, value in dict(headers).items()}
+    properties = {name: options[name] for name in MESSAGE_PROPERTIES if options.get(name) is not None}
+    if properties:
+        extras["properties"] = properties
+    if options.get("replaced_task_nesting"):
+        extras["replaced_task_nesting"] = int(options["replaced_task_nesting"])
+    return extras
+
+
+def _whole_second_after(moment: datetime) -> datetime:
+    """RQ's schedule keeps whole seconds, truncated: round up, so a task never runs before its eta."""
+    return moment if not moment.microsecond else moment.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def _describe(args: list, kwargs: dict) -> str:

@@ -16,6 +16,7 @@ DEFAULTS: dict[str, Any] = {
     "accept_content": ["json"],
     "result_accept_content": None,
     "result_expires": timedelta(days=1),
+    "result_failure_expires": None,  # failures kept this long instead, when set (Celery 5.7)
     "result_extended": False,
     # Ours: the index of sent tasks that monitors list (keys.TASKS); None keeps it as long as results.
     "task_index_max_tasks": 100_000,
@@ -61,6 +62,12 @@ DEFAULTS: dict[str, Any] = {
     "worker_hijack_root_logger": True,
     "broker_connection_retry_on_startup": True,
     "broker_transport_options": {},
+    # Read by nothing here, kept so that programs (and inspect().conf()) find Celery's names:
+    # the AMQP heartbeat, the broker pool's wait (redis-py's pool blocks on nothing), log colours.
+    "broker_heartbeat": 120,
+    "broker_pool_acquire_timeout": None,
+    "worker_log_color": None,
+    "deprecated_settings": set(),
     "result_backend_transport_options": {},
 }
 

@@ -19,6 +19,7 @@ from ..canvas import Signature
 from ..exceptions import MaxRetriesExceededError, NotRegistered, Retry
 from ..result import AsyncResult, EagerResult
 from ..serialization import from_wire, to_wire
+from .models import dump_models, pydantic_wrapper
 from .trace import run_eagerly
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class Task:
     retry_jitter: bool = True
     abstract: bool = True
     bind: bool = False
+    pydantic: bool = False
     _app: Celery | None = None
 
     #: Whether this type overrides ``__call__``: the trace then calls the task, not ``run``, as Celery does.
@@ -148,6 +150,8 @@ class Task:
             # Celery checks the task's own limits (not per-call ones) here, before anything is sent.
             raise ValueError("soft_time_limit must be less than or equal to time_limit")
         self.check_arguments(args, kwargs)
+        if self.pydantic:
+            args, kwargs = dump_models(args, kwargs)
         if self.app.conf.task_always_eager:
             # Celery serializes the arguments even in eager mode, so tests see what a worker would.
             args, kwargs = from_wire(to_wire(list(args or ()))), from_wire(to_wire(dict(kwargs or {})))
@@ -196,8 +200,7 @@ class Task:
             raise Retry("Task can be retried", None)
         if not eta and countdown is None:
             countdown = self.default_retry_delay
-        args = request.args if args is None else args
-        kwargs = request.kwargs if kwargs is None else kwargs
+        args, kwargs = self._retry_arguments(request, args, kwargs)
         if max_retries is not None and retries > max_retries:
             if exc is not None:
                 raise exc
@@ -210,6 +213,35 @@ class Task:
         if throw:
             raise ret
         return ret
+
+    def _retry_arguments(self, request: Any, args: Any, kwargs: Any) -> tuple[list, dict]:
+        """The arguments of a retry: what it gives, the rest from the request, no name given twice.
+
+        As Celery 5.7: ``retry(args=...)`` drops the request's keyword arguments the new positional
+        ones now fill; ``retry(kwargs=...)`` turns the request's positional arguments into keyword
+        ones when the new keyword arguments name one of them.
+        """
+        if args is not None and kwargs is not None:
+            return list(args), dict(kwargs)
+        old_args, old_kwargs = list(request.args or ()), dict(request.kwargs or {})
+        if args is None and kwargs is None:
+            return old_args, old_kwargs
+        names = self._positional_names()
+        if args is not None:
+            filled = set(names[:len(args)])
+            return list(args), {key: value for key, value in old_kwargs.items() if key not in filled}
+        by_name = dict(zip(names, old_args, strict=False))
+        if not set(kwargs) & set(by_name) or len(by_name) < len(old_args):
+            return old_args, dict(kwargs)  # no clash (or *args the names cannot cover): keep them
+        return [], {**old_kwargs, **by_name, **dict(kwargs)}
+
+    def _positional_names(self) -> list[str]:
+        try:
+            parameters = inspect.signature(self.run).parameters.values()
+        except (TypeError, ValueError):
+            return []
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        return [parameter.name for parameter in parameters if parameter.kind in kinds]
 
     # -- hooks (override in a base class) ----------------------------------------------------
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
@@ -305,6 +337,10 @@ def build_task(app: Celery | None, fun: Callable, options: dict) -> Task:
     options.pop("shared", None)
     options.pop("filter", None)
     options.pop("lazy", None)
+    if options.get("pydantic"):
+        fun = pydantic_wrapper(fun, strict=options.pop("pydantic_strict", False),
+                               context=options.pop("pydantic_context", None),
+                               dump_kwargs=options.pop("pydantic_dump_kwargs", None))
     module = fun.__module__
     name = options.pop("name", None)
     if name is None:

@@ -102,7 +102,9 @@ def _should_autoretry(task: Task, exc: Exception) -> bool:
 def trace_task(task: Task, request: Context, args: list, kwargs: dict, store: bool) -> Outcome:
     """Run ``task`` once under ``request`` and record the outcome as Celery's worker does."""
     task_id = request.id
-    store = store and not (request.ignore_result or task.ignore_result)
+    # The caller's explicit choice (apply_async(ignore_result=...)) wins over the task's, as in Celery.
+    ignored = task.ignore_result if request.ignore_result is None else request.ignore_result
+    store = store and not ignored
     task.push_request(request.as_dict())
     stack = task_stack()
     stack.append((task, task.request))
@@ -305,12 +307,16 @@ def _log_outcome(task: Task, task_id: str, outcome: Outcome, runtime: float) -> 
 def run_eagerly(task: Task, args: list, kwargs: dict, task_id: str, retries: int, throw: bool,
                 link: Any = None, link_error: Any = None) -> EagerResult:
     """Run ``task`` here, retrying at once as Celery's ``apply()`` does, and wrap it in an EagerResult."""
+    # Called from inside a task (apply() in a task's body): that task is the parent, as in Celery.
+    parent = task_stack()[-1][1] if task_stack() else None
+    parent_id = parent.id if parent is not None else None
+    root_id = (parent.root_id or parent.id) if parent is not None else task_id
     while True:
         request = Context(
             id=task_id, task=task.name, args=args, kwargs=kwargs, retries=retries, is_eager=True,
             called_directly=False, hostname=HOSTNAME, delivery_info={"is_eager": True},
-            callbacks=_as_list(link), errbacks=_as_list(link_error), root_id=task_id,
-            timelimit=(None, None),
+            callbacks=_as_list(link), errbacks=_as_list(link_error), root_id=root_id, parent_id=parent_id,
+            timelimit=(None, None), ignore_result=None,
         )
         outcome = trace_task(task, request, args, kwargs, store=bool(task.app.conf.task_store_eager_result))
         if outcome.state == states.RETRY and outcome.retry is not None and outcome.retry.sig is not None:

@@ -13,6 +13,8 @@ the connection: the next waiter builds a new one, resubscribes, and reads its ke
 
 from __future__ import annotations
 
+import collections
+import functools
 import json
 import os
 import threading
@@ -22,7 +24,7 @@ from typing import Any
 
 import redis
 
-from .. import states
+from .. import keys, states
 from ..exceptions import TimeoutError as TaskTimeoutError
 
 # How long one waiter holds the socket before letting a thread that wants to subscribe at it.
@@ -32,11 +34,47 @@ READ_SLICE = 0.05
 RECHECK_EVERY = 1.0
 # Without a timeout, how long Redis may stay unreachable before the error reaches the caller.
 OUTAGE_PATIENCE = 20.0
+#: Every this many sends, read what the pub/sub connection holds (see ``_drain_pending``).
+DRAIN_EVERY = 64
 REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
+class _Socket:
+    """The pub/sub socket's lock. A thread that asks for it while holding it (a callback inside a
+    pub/sub command, a finalizer) has its action run right after the command, never nested in it:
+    the socket would read the nested command's reply as the outer one's."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._deferred: collections.deque = collections.deque()
+
+    def run(self, action: Callable[[], Any], blocking: bool = True) -> tuple[bool, Any]:
+        """``(True, action())``, or ``(False, None)`` when deferred or (not blocking) busy."""
+        me = threading.get_ident()
+        if self._owner == me:
+            self._deferred.append(action)
+            return False, None
+        if not self._lock.acquire(blocking):
+            return False, None
+        self._owner = me
+        try:
+            result = action()
+            while self._deferred:
+                self._deferred.popleft()()
+            return True, result
+        finally:
+            self._owner = None
+            self._lock.release()
+
+
 class ResultConsumer:
-    """Shared pub/sub waiting for one backend in one process; ``wait(key, read, timeout)``."""
+    """Shared pub/sub waiting for one backend in one process; ``wait(key, read, timeout)``.
+
+    As Celery's, a result is also subscribed when its task is sent (:meth:`consume_from`) and
+    released once ``get()`` returned it, by ``forget()``, or when the ``AsyncResult`` is
+    garbage-collected (:meth:`release_later`: a finalizer takes no lock, the next call releases).
+    """
 
     def __init__(self, connection: Callable[[], redis.Redis]) -> None:
         self._connection = connection
@@ -44,7 +82,10 @@ class ResultConsumer:
 
     def _reset_process_state(self) -> None:
         self._pid = os.getpid()
-        self._io = threading.Lock()  # guards the pub/sub socket
+        self._socket = _Socket()  # guards the pub/sub socket
+        self._held: set[str] = set()  # channels subscribed for a sent task (one subscriber each)
+        self._orphans: collections.deque = collections.deque()  # task ids whose AsyncResult was collected
+        self._sends = 0
         self._cond = threading.Condition()  # guards the fields below
         self._pubsub: Any = None
         self._client: redis.Redis | None = None
@@ -93,34 +134,113 @@ class ResultConsumer:
 
     # -- subscriptions -----------------------------------------------------------------------
     def _subscribe(self, channel: str) -> int:
-        with self._io:
-            pubsub = self._ensure_pubsub()
-            with self._cond:
-                generation = self._generation
-                if self._subscribed.get(channel) == generation:
-                    return generation
-            pubsub.subscribe(channel)
-            with self._cond:
-                self._subscribed[channel] = generation
-            return generation
+        ran, generation = self._socket.run(lambda: self._subscribe_now(channel))
+        return generation if ran else self._generation
+
+    def _subscribe_now(self, channel: str) -> int:
+        pubsub = self._ensure_pubsub()
+        with self._cond:
+            generation = self._generation
+            if self._subscribed.get(channel) == generation:
+                return generation
+        pubsub.subscribe(channel)
+        with self._cond:
+            self._subscribed[channel] = generation
+        return generation
 
     def _release(self, channel: str) -> None:
         # Under the socket lock, so that another thread's SUBSCRIBE to the same channel cannot
         # fall between our last-subscriber check and our UNSUBSCRIBE.
-        with self._io:
-            with self._cond:
-                count = self._subscribers.get(channel, 0) - 1
-                if count > 0:
-                    self._subscribers[channel] = count
-                    return
-                self._subscribers.pop(channel, None)
-                self._ready.pop(channel, None)
-                current = self._subscribed.pop(channel, None) == self._generation
-            if current and self._pubsub is not None:
-                try:
-                    self._pubsub.unsubscribe(channel)
-                except REDIS_ERRORS:
-                    self._drop_connection()  # the next waiter rebuilds it; nothing is lost
+        self._socket.run(lambda: self._release_now(channel))
+
+    def _release_now(self, channel: str) -> None:
+        with self._cond:
+            count = self._subscribers.get(channel, 0) - 1
+            if count > 0:
+                self._subscribers[channel] = count
+                return
+            self._subscribers.pop(channel, None)
+            self._ready.pop(channel, None)
+            current = self._subscribed.pop(channel, None) == self._generation
+        if current and self._pubsub is not None:
+            try:
+                self._pubsub.unsubscribe(channel)
+            except REDIS_ERRORS:
+                self._drop_connection()  # the next waiter rebuilds it; nothing is lost
+
+    # -- Celery's ResultConsumer API: a sent task's channel, subscribed until its result is taken --
+    def consume_from(self, task_id: str) -> None:
+        """Subscribe the task's channel now (at send time); a failure here is left to ``wait()``."""
+        self._check_fork()
+        self._release_orphans()
+        channel = keys.meta(task_id)
+        with self._cond:
+            if channel in self._held:
+                return
+            self._held.add(channel)
+            self._subscribers[channel] = self._subscribers.get(channel, 0) + 1
+        try:
+            self._subscribe(channel)
+            self._sends += 1
+            if self._sends % DRAIN_EVERY == 0:
+                self._socket.run(self._drain_pending, blocking=False)
+        except REDIS_ERRORS:
+            self._drop_connection()  # wait() subscribes again (and reads the key) when it is needed
+
+    def _drain_pending(self) -> None:
+        """Read what the connection holds now (SUBSCRIBE confirmations, outcomes): a process that
+        only sends would otherwise let them pile up in Redis until it drops the connection."""
+        for _ in range(DRAIN_EVERY * 4):
+            pubsub = self._pubsub
+            if pubsub is None or not pubsub.connection or not pubsub.connection.can_read(timeout=0):
+                return
+            self._read_one(0)
+
+    def cancel_for(self, task_id: str) -> None:
+        """Release the channel :meth:`consume_from` subscribed (once; later calls do nothing)."""
+        self._check_fork()
+        channel = keys.meta(task_id)
+        with self._cond:
+            if channel not in self._held:
+                return
+            self._held.discard(channel)
+        self._release(channel)
+
+    def release_later(self, task_id: str) -> None:
+        """From a finalizer: no lock here (the collecting thread may hold one); the next call releases."""
+        self._orphans.append(task_id)
+
+    def _release_orphans(self) -> None:
+        while self._orphans:
+            try:
+                task_id = self._orphans.popleft()
+            except IndexError:
+                return
+            self.cancel_for(task_id)
+
+    def start(self, initial_task_id: str, **kwargs: Any) -> None:
+        self.consume_from(initial_task_id)
+
+    def stop(self) -> None:
+        """Release every channel subscribed at send time and close the connection."""
+        for channel in list(self._held):
+            self.cancel_for(channel.removeprefix(keys.META_PREFIX))
+        self._drop_connection()
+
+    def drain_events(self, timeout: float | None = None) -> None:
+        """Read (at most ``timeout`` seconds) and file the next published outcome, if any."""
+        self._check_fork()
+        self._release_orphans()
+        self._socket.run(lambda: self._read_one(timeout or 0))
+
+    @property
+    def subscribed_to(self) -> set[bytes]:
+        """The channels subscribed on the connection now, as bytes as Celery's."""
+        with self._cond:
+            return {channel.encode() for channel in self._subscribed}
+
+    def _get_key_for_task(self, task_id: str, key: str = "") -> bytes:
+        return (keys.meta(task_id) + key).encode()
 
     def _ensure_pubsub(self) -> Any:
         client = self._connection()
@@ -158,12 +278,8 @@ class ResultConsumer:
             if remaining is not None and remaining <= 0:
                 raise TaskTimeoutError("The operation timed out.")
             slice_ = READ_SLICE if remaining is None else min(READ_SLICE, remaining)
-            if self._io.acquire(blocking=False):
-                try:
-                    self._read_one(slice_)
-                finally:
-                    self._io.release()
-            else:
+            ran, _ = self._socket.run(functools.partial(self._read_one, slice_), blocking=False)
+            if not ran:
                 with self._cond:
                     if channel not in self._ready and self._generation == generation:
                         self._cond.wait(slice_)

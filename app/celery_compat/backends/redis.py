@@ -30,6 +30,12 @@ def pending_meta(task_id: str) -> dict:
     return {"status": states.PENDING, "result": None, "traceback": None, "date_done": None, "task_id": task_id}
 
 
+def _seconds(value: Any) -> int:
+    if hasattr(value, "total_seconds"):
+        value = value.total_seconds()
+    return int(value) if value else 0
+
+
 class RedisBackend:
     """Reads and writes task state for one app; ``connection`` overrides the app's client."""
 
@@ -38,11 +44,32 @@ class RedisBackend:
         self.consumer = ResultConsumer(lambda: self.app.connection)
 
     @property
+    def result_consumer(self) -> ResultConsumer:
+        """Celery's name for the shared pub/sub waiting (``consume_from``, ``cancel_for``...)."""
+        return self.consumer
+
+    def on_task_call(self, task_id: str) -> None:
+        """A task whose result will be stored was sent: subscribe its channel now, as Celery does."""
+        self.consumer.consume_from(task_id)
+
+    @property
+    def client(self) -> Redis:
+        """The Redis client results are read and written with (Celery's name)."""
+        return self.app.connection
+
+    @property
     def expires(self) -> int:
-        expires = self.app.conf.result_expires
-        if hasattr(expires, "total_seconds"):
-            expires = expires.total_seconds()
-        return int(expires) if expires else 0
+        return _seconds(self.app.conf.result_expires)
+
+    def expires_for(self, state: str) -> int:
+        """Seconds a result in ``state`` is kept: ``result_failure_expires`` for a failure, when set."""
+        if state == states.FAILURE and self.app.conf.get("result_failure_expires"):
+            return _seconds(self.app.conf.result_failure_expires)
+        return self.expires
+
+    def get_key_for_task(self, task_id: str, key: str = "") -> bytes:
+        """The Redis key of a task's result document, as bytes as Celery's."""
+        return (meta_key(task_id) + key).encode()
 
     def encode_meta(self, task_id: str, state: str, result: Any, traceback: str | None, extra: dict | None) -> str:
         if isinstance(result, BaseException):
@@ -78,8 +105,9 @@ class RedisBackend:
         document = utf8(self.encode_meta(task_id, state, result, traceback, extra))
         key = meta_key(task_id)
         pipe = pipeline if pipeline is not None else (connection or self.app.connection).pipeline(transaction=False)
-        if self.expires:
-            pipe.set(key, document, ex=self.expires)
+        expires = self.expires_for(state)
+        if expires:
+            pipe.set(key, document, ex=expires)
         else:
             pipe.set(key, document)
         # Every state is published, progress included, so that waiting clients (AsyncResult.get,
@@ -122,6 +150,11 @@ class RedisBackend:
         raw = (connection or self.app.connection).get(meta_key(task_id))
         return json.loads(raw) if raw else pending_meta(task_id)
 
+    def get_state(self, task_id: str) -> str:
+        return self.get_task_meta(task_id)["status"]
+
+    get_status = get_state
+
     def get_many_meta(self, task_ids: list[str], connection: Redis | None = None) -> list[dict]:
         """Documents of several tasks in one round trip, in the order of ``task_ids``."""
         connection = connection or self.app.connection
@@ -129,6 +162,7 @@ class RedisBackend:
         return [json.loads(raw) if raw else pending_meta(tid) for tid, raw in zip(task_ids, raws, strict=False)]
 
     def forget(self, task_id: str) -> None:
+        self.consumer.cancel_for(task_id)
         self.app.connection.delete(meta_key(task_id))
 
     def mark_revoked(self, task_id: str, connection: Redis | None = None) -> None:
@@ -145,4 +179,6 @@ class RedisBackend:
         Otherwise wait on the process's shared pub/sub connection (see ``consumer``): no new
         connection per call. ``interval`` is accepted for Celery's signature; nothing polls.
         """
-        return self.consumer.wait(meta_key(task_id), lambda: self.get_task_meta(task_id), timeout)
+        meta = self.consumer.wait(meta_key(task_id), lambda: self.get_task_meta(task_id), timeout)
+        self.consumer.cancel_for(task_id)  # the outcome is here: its send-time subscription goes
+        return meta

@@ -24,9 +24,13 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.scheduler import RQScheduler
 
+from .._state import current_app
 from ..exceptions import Terminated
 from ..protocol import Envelope
+from . import state as worker_state
 from .guard import TaskJob
+from .hosts import WorkersHost
+from .pidbox import ControlNode, start_control
 from .reach import OUTAGE, Throttle, reason
 from .recovery import recover_lost_job, store_time_limit_failure
 
@@ -51,7 +55,8 @@ class QuietScheduler(RQScheduler):
 
 
 class OutageAware:
-    """What both worker classes share: RQ's scheduler and command channel, quiet in an outage."""
+    """What both worker classes share: RQ's scheduler and command channel, quiet in an outage,
+    and the remote control (``app.control``) of a worker that runs alone."""
 
     scheduler: Any
     connection: Any
@@ -59,6 +64,23 @@ class OutageAware:
     serializer: Any
     log: Any
     name: str
+    #: False where another answers for this worker: a prefork supervisor, a test worker's controller.
+    answers_control = True
+    #: Set by ``work()``: a ``--burst`` run is gone too soon to answer remote control.
+    control_wanted = False
+    control_node: ControlNode | None = None
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        # Listening before RQ registers the worker: one seen as started also answers app.control.
+        if self.control_wanted and self.answers_control and getattr(self, "slot", None) is None:
+            pool = "solo" if isinstance(self, SimpleWorker) else "fork"
+            self.control_node = start_control(current_app(), self.name, WorkersHost(self.name, [self], pool))
+        super().bootstrap(*args, **kwargs)  # type: ignore[misc]
+
+    def teardown(self) -> None:
+        if self.control_node is not None:
+            self.control_node.stop()
+        super().teardown()  # type: ignore[misc]
 
     def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO", *args: Any,
                          **kwargs: Any) -> None:
@@ -102,6 +124,10 @@ class ForkingWorker(OutageAware, Worker):
 
     job_class = TaskJob
 
+    def work(self, burst: bool = False, *args: Any, **kwargs: Any) -> bool:
+        self.control_wanted = not burst
+        return super().work(burst, *args, **kwargs)
+
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return HEARTBEAT_TTL
 
@@ -143,7 +169,9 @@ class Slot:
 
     def begin(self, job: Job) -> None:
         self.stopping.value = 0
-        self.hard_limit.value = float(Envelope.options_of(job).get("time_limit") or 0)
+        hard = Envelope.options_of(job).get("time_limit")
+        hard = worker_state.time_limits.get(Envelope.name_of(job), (hard,))[0]  # the time_limit command's
+        self.hard_limit.value = float(hard or 0)
         self.started.value = time.time()
         self.job_id.value = job.id.encode()[:63]
 

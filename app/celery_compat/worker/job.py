@@ -25,6 +25,7 @@ from ..app.trace import HOSTNAME, Outcome, trace_task
 from ..exceptions import EncodeError, NotRegistered, Retry, TaskRevokedError
 from ..protocol import META_FIELD, Envelope, may_import, set_arguments
 from ..serialization import from_wire, scrub, to_wire
+from . import state as worker_state
 
 if TYPE_CHECKING:
     from rq.job import Job
@@ -79,17 +80,23 @@ def run_job(job: Job, pipeline: Any = None) -> Outcome | None:
     args, kwargs = from_wire(envelope.args), from_wire(envelope.kwargs)
     logger.info("Task %s[%s] received", name, job.id)
     request = _request_for(job, name, args, kwargs, options, connection)
+    signals.task_received.send(sender=None, request=request)
     if pipeline is not None and not (request.callbacks or request.errbacks or request.chain or request.chord):
         request.pipeline = pipeline
     if _discard_if_revoked(task, request, options, job):
         return None
+    worker_state.task_accepted(request)
+    outcome = None
     try:
-        return trace_task(task, request, args, kwargs, store=True)
+        outcome = trace_task(task, request, args, kwargs, store=True)
+        return outcome
     except redis.exceptions.RedisError:
         raise  # an outage: the worker waits it out and records the outcome then
     except Exception as exc:
         _internal_error(task, request, exc)
         raise
+    finally:
+        worker_state.task_ready(request, successful=outcome is not None and outcome.state == states.SUCCESS)
 
 
 def _internal_error(task: Task, request: Context, exc: Exception) -> None:
@@ -122,14 +129,19 @@ def _fail_unknown(app: Any, job: Job, exc: KeyError) -> None:
 
 def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, connection: Any) -> Context:
     requeued = int(options.get("requeued") or 0)
+    priority = options.get("priority")
+    hard, soft = worker_state.time_limits.get(name, (options.get("time_limit"), options.get("soft_time_limit")))
+    properties = {**options.get("properties", {}), "correlation_id": job.id, "priority": priority}
     return Context(
         # A requeue travels as an RQ retry (it counts in number_of_retries) but is no Celery retry.
         id=job.id, task=name, args=args, kwargs=kwargs, retries=max(0, (job.number_of_retries or 0) - requeued),
         is_eager=False, called_directly=False, hostname=HOSTNAME, connection=connection,
-        delivery_info={"exchange": "", "routing_key": job.origin, "priority": None, "redelivered": bool(requeued)},
-        eta=options.get("eta"), expires=options.get("expires"),
-        timelimit=(options.get("time_limit"), options.get("soft_time_limit")),
-        ignore_result=bool(options.get("ignore_result")), callbacks=options.get("link"),
+        delivery_info={"exchange": "", "routing_key": job.origin, "priority": priority, "redelivered": bool(requeued)},
+        eta=options.get("eta"), expires=options.get("expires"), priority=priority, properties=properties,
+        headers=options.get("headers"), correlation_id=job.id, reply_to=properties.get("reply_to"),
+        replaced_task_nesting=int(options.get("replaced_task_nesting") or 0), stamps=options.get("stamps"),
+        time_limit=hard, soft_time_limit=soft, timelimit=(hard, soft),
+        ignore_result=options.get("ignore_result"), callbacks=options.get("link"),
         errbacks=options.get("link_error"), group=options.get("group_id"), root_id=options.get("root_id") or job.id,
         parent_id=options.get("parent_id"), origin=job.origin, chain=options.get("chain"),
         chord=options.get("chord"),
@@ -143,6 +155,7 @@ def _discard_if_revoked(task: Task, request: Context, options: dict, job: Job | 
     revoked = getattr(job, "revoked", None)  # the lean worker learnt it while claiming the job
     if revoked is None:
         revoked = task.backend.is_revoked(request.id, connection=request.connection)
+    revoked = revoked or _stamp_revoked(options.get("stamps"))
     if not expired and not revoked:
         return False
     reason = "expired" if expired else "revoked"
@@ -154,6 +167,17 @@ def _discard_if_revoked(task: Task, request: Context, options: dict, job: Job | 
         chord_part_return(task, request)
     logger.info("Discarding %s task %s[%s]", reason, task.name, request.id)
     return True
+
+
+def _stamp_revoked(stamps: dict | None) -> bool:
+    """Does a stamped header of the task match one revoked by ``revoke_by_stamped_headers``?"""
+    if not stamps or not worker_state.revoked_stamps:
+        return False
+    for name, value in stamps.items():
+        values = value if isinstance(value, list) else [value]
+        if any(one in worker_state.revoked_stamps.get(name, ()) for one in values):
+            return True
+    return False
 
 
 # -- the outcome in RQ's form, for RQ's own workers -------------------------------------------

@@ -82,6 +82,8 @@ class LeanWorker(InProcessWorker):
         if self._claiming or self._leaving:
             self._stop_requested = True
             return
+        # Also remembered: RQ code that catches Exception (its maintenance) would swallow the raise.
+        self._stop_requested = True
         super()._shutdown()
 
     def get_current_job_id(self) -> str | None:
@@ -92,6 +94,7 @@ class LeanWorker(InProcessWorker):
     # -- the loop ------------------------------------------------------------------------------
     def work(self, burst: bool = False, logging_level: str | None = "INFO", max_jobs: int | None = None,
              with_scheduler: bool = False, **kwargs: Any) -> bool:
+        self.control_wanted = not burst  # bootstrap starts the remote control (classes.OutageAware)
         self.bootstrap(logging_level)
         if with_scheduler:
             self._start_scheduler(burst, logging_level)
@@ -102,9 +105,10 @@ class LeanWorker(InProcessWorker):
             # The terminal's Ctrl-C reaches every process of the group; the supervisor decides.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         stop_beating = threading.Event()
-        threading.Thread(target=self._beat_forever, args=(stop_beating,), name="heartbeat", daemon=True).start()
         completed = 0
         try:
+            # In the try: its first look at the supervisor may stop us (SIGTERM) while it starts.
+            threading.Thread(target=self._beat_forever, args=(stop_beating,), name="heartbeat", daemon=True).start()
             while not self._stop_requested:
                 if self.should_run_maintenance_tasks:
                     self._until_redis(self.run_maintenance_tasks)

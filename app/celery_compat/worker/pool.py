@@ -31,7 +31,10 @@ from rq.job_lifecycle import record_job_failure
 from rq.serializers import JSONSerializer
 
 from .. import keys
+from ..utils.nodenames import default_nodename
 from .classes import InProcessWorker, Slot
+from .hosts import SupervisorHost
+from .pidbox import start_control
 from .reach import EXIT_NO_REDIS, FIRST_WAIT, MAX_WAIT, OUTAGE, Throttle, reason, sleep_unless, wait_for_redis
 from .recovery import recover_lost_job, remove_from_started, store_time_limit_failure
 
@@ -106,8 +109,25 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGINT, self.request_stop)
         signal.signal(signal.SIGTERM, self.request_stop)
+        # The supervisor answers app.control for its work processes, as one node (Celery's),
+        # listening before they start: a worker seen as started answers ping().
+        hostname = default_nodename(getattr(self.options, "hostname", None))
+        control = start_control(self.app, hostname, SupervisorHost(hostname, self))
         for child in self.children:
             self.start_child(child)
+        try:
+            return self._supervise()
+        finally:
+            control.stop()
+
+    def grow(self, n: int) -> None:
+        """Start ``n`` more work processes (``pool_grow``)."""
+        for _ in range(n):
+            child = Child(self.context, len(self.children))
+            self.children.append(child)
+            self.start_child(child)
+
+    def _supervise(self) -> int:
         while True:
             self.check_children()
             self._run_pending()

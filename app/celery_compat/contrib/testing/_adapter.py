@@ -10,6 +10,8 @@ from rq.serializers import JSONSerializer as JSONSerializer
 
 from ... import _state
 from ...worker import LeanWorker as LeanWorker
+from ...worker.hosts import WorkersHost as WorkersHost
+from ...worker.pidbox import start_control as start_control
 
 
 def current_app_state() -> tuple:

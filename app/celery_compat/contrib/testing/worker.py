@@ -29,7 +29,8 @@ from typing import Any
 from ... import Celery
 from ...exceptions import Terminated
 from ...signals import Signal
-from ._adapter import JSONSerializer, LeanWorker, RQScheduler
+from ...utils.nodenames import anon_nodename as anon_nodename
+from ._adapter import JSONSerializer, LeanWorker, RQScheduler, WorkersHost, start_control
 from .tasks import ping
 
 WORKER_LOGLEVEL = os.environ.get("WORKER_LOGLEVEL", "error")
@@ -68,11 +69,6 @@ def _serialize_ast_parse() -> None:
     ast.parse = locked_parse
 
 
-def anon_nodename(hostname: str | None = None, prefix: str = "gen") -> str:
-    """Celery's default name of a test worker: ``gen<pid>@<host>``."""
-    return f"{prefix}{os.getpid()}@{hostname or socket.gethostname()}"
-
-
 def _free_nodename() -> str:
     """``gen<pid>@<host>``, or ``gen<pid>-2@<host>``... while a session worker holds the plain name."""
     name, number = anon_nodename(), 1
@@ -104,6 +100,8 @@ class ThreadScheduler(RQScheduler):
 
 class ThreadWorker(LeanWorker):
     """The adapter's lean worker, made to live in a thread: no signals, a short poll, a thread scheduler."""
+
+    answers_control = False  # its TestWorkController answers for all its threads, as one node
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -164,6 +162,7 @@ class TestWorkController:
         self.threads: list[threading.Thread] = []
         self._on_started = threading.Event()
         self._ready = 0
+        self.control: Any = None
         self._lock = threading.Lock()
 
     def _make_worker(self, index: int) -> ThreadWorker:
@@ -199,14 +198,24 @@ class TestWorkController:
             self.workers.append(worker)
             self.threads.append(thread)
             thread.start()
+        # Threads, whatever pool was asked; a shutdown command stops them, never the test process.
+        host = WorkersHost(self.hostname, self.workers, "solo", stop=self._stop_soon)
+        self.control = start_control(self.app, self.hostname, host)
 
     def ensure_started(self, timeout: float = 30.0) -> None:
         """Wait until every worker thread is registered and polling its queues."""
         if not self._on_started.wait(timeout) or not all(t.is_alive() for t in self.threads):
             raise RuntimeError(f"test worker {self.hostname} did not start")
+        if not self.control.listening.wait(timeout):
+            raise RuntimeError(f"test worker {self.hostname} does not answer app.control")
+
+    def _stop_soon(self) -> None:
+        for worker in self.workers:
+            worker.request_stop_soon()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop after the running tasks; raise if a thread is still busy after ``timeout`` seconds."""
+        self.control.stop()
         for worker in self.workers:
             worker.request_stop_soon()
         for thread in self.threads:

@@ -1,0 +1,83 @@
+"""A sent task's result channel is subscribed at send time and released once its result is taken.
+
+As Celery's Redis backend: ``delay()`` subscribes ``celery-task-meta-<id>`` on the process's one
+pub/sub connection, so ``get()`` misses nothing and opens nothing; ``get()``, ``forget()`` or the
+garbage collection of the ``AsyncResult`` release it.
+"""
+
+from __future__ import annotations
+
+import gc
+
+from tests import compat_tasks
+
+
+def meta_channels(redis_conn) -> set[str]:
+    return {channel.decode() for channel in redis_conn.pubsub_channels("celery-task-meta-*")}
+
+
+def test_a_sent_task_is_subscribed_until_get_returns_its_result(celery_app, burst_worker, redis_conn):
+    result = compat_tasks.add.delay(1, 2)
+    assert meta_channels(redis_conn) == {f"celery-task-meta-{result.id}"}
+    burst_worker()
+    assert result.get(timeout=10) == 3
+    assert meta_channels(redis_conn) == set()
+
+
+def test_forget_releases_the_subscription(celery_app, redis_conn):
+    result = compat_tasks.add.delay(1, 2)
+    result.forget()
+    assert meta_channels(redis_conn) == set()
+
+
+def test_a_collected_result_is_released_at_the_next_send(celery_app, redis_conn):
+    first = compat_tasks.add.delay(1, 2)
+    first_channel = f"celery-task-meta-{first.id}"
+    del first
+    gc.collect()
+    second = compat_tasks.add.delay(3, 4)
+    channels = meta_channels(redis_conn)
+    assert first_channel not in channels
+    assert channels == {f"celery-task-meta-{second.id}"}
+    second.forget()
+
+
+def test_a_task_sent_with_ignore_result_subscribes_nothing(celery_app, redis_conn):
+    compat_tasks.add.apply_async((1, 2), ignore_result=True)
+    assert meta_channels(redis_conn) == set()
+
+
+def test_a_callback_inside_a_subscribe_is_run_after_it_not_nested_in_it(celery_app, redis_conn):
+    # Given a subscribe during which another result is released (a finalizer, a callback)
+    consumer = celery_app.backend.result_consumer
+    kept, released = compat_tasks.add.delay(1, 1), compat_tasks.add.delay(2, 2)
+    pubsub, nested = consumer._pubsub, []
+    real_subscribe = pubsub.subscribe
+
+    def subscribe(*channels):
+        nested.append(len(nested))
+        answer = real_subscribe(*channels)
+        consumer.cancel_for(released.id)
+        return answer
+
+    pubsub.subscribe = subscribe
+    try:
+        third = compat_tasks.add.delay(3, 3)
+    finally:
+        del pubsub.subscribe
+    # Then the release ran once the subscribe returned, and only the other two stay subscribed
+    assert nested == [0]
+    assert consumer.subscribed_to == {consumer._get_key_for_task(kept.id), consumer._get_key_for_task(third.id)}
+    kept.forget()
+    third.forget()
+
+
+def test_a_process_that_only_sends_keeps_its_subscriptions_right_past_a_drain(celery_app, redis_conn):
+    # More sends than DRAIN_EVERY: the confirmations piled up on the connection are read meanwhile
+    consumer = celery_app.backend.result_consumer
+    results = [compat_tasks.add.delay(n, n) for n in range(70)]
+    assert consumer.subscribed_to == {consumer._get_key_for_task(result.id) for result in results}
+    assert len(meta_channels(redis_conn)) == 70
+    for result in results:
+        result.forget()
+    assert meta_channels(redis_conn) == set()
