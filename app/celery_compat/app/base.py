@@ -26,12 +26,13 @@ from .. import _state, signals
 from .._state import all_tasks, shared_tasks
 from ..backends.redis import RedisBackend
 from ..exceptions import ImproperlyConfigured, NotRegistered
+from ..keys import job as keys_job
 from ..protocol import EXECUTE_TASK, FAILURE_CALLBACK, Envelope, may_import
 from ..redaction import redact_url
 from ..result import AsyncResult, GroupResult
 from ..scripts import ENQUEUE
 from ..serialization import to_wire
-from .amqp import AMQP
+from .amqp import AMQP, job_hash
 from .config import Settings
 from .control import Control
 from .task import Task, build_task
@@ -344,7 +345,10 @@ class Celery:
             if pipeline is None:
                 pipe.execute()
         else:
-            self._enqueue(rq_queue, rq_queue.create_job(EXECUTE_TASK, **job_options), pipeline)
+            fields = job_hash(queue_name, job_options["args"], job_options["meta"], job_options["description"],
+                              job_options["timeout"], job_options["result_ttl"], job_options["failure_ttl"],
+                              self.now())
+            self._enqueue(rq_queue, task_id, fields, pipeline)
         if signals.after_task_publish.receivers:
             signals.after_task_publish.send(sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="",
                                             routing_key=queue_name, headers={"id": task_id, "task": name})
@@ -352,19 +356,15 @@ class Celery:
         result.ignored = bool(ignore_result)
         return result
 
-    def _enqueue(self, queue: Queue, job: Any, pipeline: Any = None) -> None:
-        """Write ``job`` to ``queue`` as ``Queue.enqueue_call`` would, in one atomic Lua call."""
-        job.origin = queue.name
-        job.enqueued_at = datetime.now(timezone.utc)
-        job._status = JobStatus.QUEUED
-        fields = [item for pair in job.to_dict().items() for item in pair]
-        keys = [queue.redis_queues_keys, queue.key, job.key]
+    def _enqueue(self, queue: Queue, job_id: str, fields: list, pipeline: Any = None) -> None:
+        """Write the job hash ``fields`` and queue ``job_id`` as ``Queue.enqueue_call`` would, in one Lua call."""
+        keys = [queue.redis_queues_keys, queue.key, keys_job(job_id)]
         if pipeline is None:
-            self._enqueue_script(keys=keys, args=[0, job.id, *fields])
+            self._enqueue_script(keys=keys, args=[0, job_id, *fields])
         else:
             # EVAL, not EVALSHA: inside a caller's transaction a script Redis forgot (after a
             # restart) would fail alone while the rest of the transaction is applied.
-            pipeline.eval(ENQUEUE, len(keys), *keys, 0, job.id, *fields)
+            pipeline.eval(ENQUEUE, len(keys), *keys, 0, job_id, *fields)
 
     @property
     def _enqueue_script(self) -> Any:
