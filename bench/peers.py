@@ -225,8 +225,9 @@ def enqueue(system: System, url: str, tasks: int) -> float:
 def measure(systems: list[System], url: str, options: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
     samples: dict[str, dict[str, list[float]]] = {
         s.label: {"drain": [], "commands": [], "bytes": [], "flow": [], "latency": [], "enqueue": []} for s in systems}
-    for _ in range(options.repeats):
+    for repeat in range(options.repeats):
         for system in systems:
+            print(f"  run {repeat + 1}/{options.repeats}: {system.label}", file=sys.stderr, flush=True)
             found = samples[system.label]
             drained = drain(system, url, options.tasks)
             for key in ("commands", "bytes"):
