@@ -345,10 +345,7 @@ class Celery:
             if pipeline is None:
                 pipe.execute()
         else:
-            fields = job_hash(queue_name, job_options["args"], job_options["meta"], job_options["description"],
-                              job_options["timeout"], job_options["result_ttl"], job_options["failure_ttl"],
-                              self.now())
-            self._enqueue(rq_queue, task_id, fields, pipeline)
+            self._enqueue(rq_queue, job_options, pipeline)
         if signals.after_task_publish.receivers:
             signals.after_task_publish.send(sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="",
                                             routing_key=queue_name, headers={"id": task_id, "task": name})
@@ -356,8 +353,11 @@ class Celery:
         result.ignored = bool(ignore_result)
         return result
 
-    def _enqueue(self, queue: Queue, job_id: str, fields: list, pipeline: Any = None) -> None:
-        """Write the job hash ``fields`` and queue ``job_id`` as ``Queue.enqueue_call`` would, in one Lua call."""
+    def _enqueue(self, queue: Queue, job_options: dict, pipeline: Any = None) -> None:
+        """Write the job ``Queue.enqueue_call(**job_options)`` would, in one Lua call, without an rq Job."""
+        job_id = job_options["job_id"]
+        fields = job_hash(queue.name, job_options["args"], job_options["meta"], job_options["description"],
+                          job_options["timeout"], job_options["result_ttl"], job_options["failure_ttl"], self.now())
         keys = [queue.redis_queues_keys, queue.key, keys_job(job_id)]
         if pipeline is None:
             self._enqueue_script(keys=keys, args=[0, job_id, *fields])
