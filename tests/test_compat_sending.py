@@ -65,3 +65,16 @@ def test_rq_reads_a_sent_task_back_as_the_job_the_worker_runs(fake_app):
     assert job.failure_callback.__name__ == "on_job_failure"
     assert job.enqueued_at == job.created_at
     assert app.connection.lrange("rq:queue:celery", 0, -1) == [result.id.encode()]
+
+
+@pytest.mark.parametrize(("payload", "compressed"), [("x" * 10, False), ("x" * 5000, True)])
+def test_large_arguments_are_stored_compressed_as_rq_does_and_small_ones_as_they_are(fake_app, payload, compressed):
+    app, add = fake_app
+    # Given a task sent with a small or a large argument
+    result = add.delay(payload, "")
+    stored = app.connection.hget(f"rq:job:{result.id}", "data")
+    # Then only the large one is a zlib stream, and RQ reads both back the same way
+    assert stored.startswith(b"x\x9c") is compressed
+    assert len(stored) < 1000
+    job = Job.fetch(result.id, connection=app.connection, serializer=JSONSerializer)
+    assert job.args == ["fake.add", [payload, ""], {}]

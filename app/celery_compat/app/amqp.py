@@ -8,6 +8,7 @@ protocol) do not exist: asking for one raises an error that names it instead of 
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,9 @@ from ..protocol import EXECUTE_TASK, FAILURE_CALLBACK
 
 #: RQ's default timeout for callbacks (``rq.Callback``), written with the failure callback's name.
 _CALLBACK_TIMEOUT = 60
+#: Payloads longer than this are zlib-compressed as RQ does; shorter ones gain nothing from it and
+#: a zlib stream costs more than the rest of the send.
+COMPRESS_ABOVE = 512
 
 
 @dataclass(frozen=True)
@@ -84,11 +88,13 @@ def job_hash(queue_name: str, job_args: tuple, meta: dict, description: str, tim
 
     Built directly because making an ``rq.job.Job`` per send (its protocol checks, two
     ``strftime``, a zlib stream for a 100-byte payload) was most of ``.delay()``'s own cost.
-    ``data`` is stored uncompressed: RQ's ``Job.restore`` reads both (it falls back on
-    ``zlib.error``), and compressing ~100 bytes of JSON saves nothing.
+    ``data`` up to :data:`COMPRESS_ABOVE` bytes is stored uncompressed: RQ's ``Job.restore`` reads
+    both forms (it falls back on ``zlib.error``), and compressing ~100 bytes of JSON saves nothing.
     """
     stamp = rq_timestamp(now)
     data = json.dumps([EXECUTE_TASK, None, list(job_args), {}]).encode()
+    if len(data) > COMPRESS_ABOVE:
+        data = zlib.compress(data)
     return ["created_at", stamp, "data", data, "success_callback_name", "",
             "failure_callback_name", FAILURE_CALLBACK, "stopped_callback_name", "", "started_at", "",
             "ended_at", "", "last_heartbeat", "", "worker_name", "", "group_id", "", "origin", queue_name,
