@@ -1,10 +1,11 @@
-"""What ``.delay()`` writes: the RQ job hash RQ itself would write, built without an rq Job per send."""
+"""What ``.delay()`` writes: the RQ job hash RQ itself would write (less its empty fields), without an rq Job."""
 
 from __future__ import annotations
 
 import fakeredis
 import pytest
 from rq import Callback, Queue
+from rq.defaults import CALLBACK_TIMEOUT
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
@@ -46,8 +47,12 @@ def test_a_sent_task_is_stored_with_the_fields_and_values_rq_writes(fake_app):
     ours = app.connection.hgetall(f"rq:job:{result.id}")
     # When RQ writes the same job its own way
     theirs = rq_own_hash(app, result.id)
-    # Then both hashes have the same fields and, but for the moments and data's compression, the same values
-    assert set(ours) == set(theirs)
+    # Then ours has RQ's fields but the empty ones and the callback's default timeout (RQ reads a
+    # missing field as empty, or as its default) and, but for the moments and data's compression,
+    # the same values
+    defaults = {field for field, value in theirs.items() if value == b""} | {b"failure_callback_timeout"}
+    assert theirs[b"failure_callback_timeout"] == str(CALLBACK_TIMEOUT).encode()
+    assert set(ours) == set(theirs) - defaults
     differing = {field for field in ours if ours[field] != theirs[field]}
     assert differing <= TIMESTAMPS | {b"data"}
     assert all(ours[field].endswith(b"Z") and len(ours[field]) == len(theirs[field]) for field in TIMESTAMPS)
@@ -62,7 +67,7 @@ def test_rq_reads_a_sent_task_back_as_the_job_the_worker_runs(fake_app):
     # Then it is the adapter's entry point with the task's name, arguments and options, queued on its queue
     assert (job.func_name, job.args, job.kwargs) == (EXECUTE_TASK, ["fake.add", [2], {"y": 3}], {})
     assert (job.get_status(), job.origin, job.timeout) == (JobStatus.QUEUED, "celery", 31)
-    assert job.failure_callback.__name__ == "on_job_failure"
+    assert (job.failure_callback.__name__, job.failure_callback_timeout) == ("on_job_failure", CALLBACK_TIMEOUT)
     assert job.enqueued_at == job.created_at
     assert app.connection.lrange("rq:queue:celery", 0, -1) == [result.id.encode()]
 
