@@ -13,7 +13,7 @@ help:
 	@echo "make run    start Redis (embedded unless REDIS_URL is set), a worker and the web app on 127.0.0.1:$${PORT:-5000}"
 	@echo "make test   run the whole test suite"
 	@echo "make lint   check the code with ruff"
-	@echo "make bench  measure against raw RQ and Celery (a few minutes)"
+	@echo "make bench  measure against RQ, Celery and Huey (minutes; BENCH_QUICK=1 for a smoke check)"
 	@echo "make conformance [FILES=test_canvas.py]  Celery 5.7's own integration tests against the adapter (minutes)"
 	@echo "make conformance-baseline [FILES=...]     the same tests against real Celery: records its pass list"
 	@echo "make venv   create .venv and install requirements.txt (done by run and test)"
@@ -33,11 +33,16 @@ run: venv
 test: venv
 	$(VENV_PYTHON) -m pytest
 
-# Benchmarks against raw RQ and Celery on their own Redis; prints medians and ratios (minutes).
-bench: venv
-	$(VENV_PYTHON) -m bench.compat_overhead
-	$(VENV_PYTHON) -m bench.throughput
-	$(VENV_PYTHON) -m bench.client_flow
+# Issue 19's table against RQ, Celery and Huey on a Redis of its own: medians and ratios (minutes;
+# BENCH_QUICK=1 for a smoke check). The peers in bench/requirements.txt are benchmark-only: they
+# go to var/bench-extras (pip --target), not into the venv or requirements.txt.
+BENCH_EXTRAS := var/bench-extras
+$(BENCH_EXTRAS)/.installed: bench/requirements.txt
+	$(VENV_PYTHON) -m pip install --disable-pip-version-check -q --target $(BENCH_EXTRAS) -r bench/requirements.txt
+	touch $@
+
+bench: venv $(BENCH_EXTRAS)/.installed
+	PYTHONPATH=$(BENCH_EXTRAS) $(VENV_PYTHON) -m bench.peers
 
 # Celery 5.7's own integration suite (from its sdist, fetched by pip into var/) against the adapter,
 # on a private Redis; see conformance/run.py. Not part of `make test`: it takes minutes.

@@ -27,12 +27,13 @@ from .. import _state, keys, signals
 from .._state import all_tasks, shared_tasks
 from ..backends.redis import RedisBackend
 from ..exceptions import ImproperlyConfigured, NotRegistered
+from ..keys import job as keys_job
 from ..protocol import EXECUTE_TASK, FAILURE_CALLBACK, Envelope, may_import
 from ..redaction import redact_url
 from ..result import AsyncResult, GroupResult
 from ..scripts import ENQUEUE, INDEX_TASK
 from ..serialization import to_wire
-from .amqp import AMQP
+from .amqp import AMQP, job_hash
 from .bugreport import bugreport
 from .config import Settings
 from .control import Control
@@ -353,7 +354,7 @@ class Celery:
             job = rq_queue.create_job(EXECUTE_TASK, status=JobStatus.SCHEDULED, **job_options)
             rq_queue.schedule_job(job, _whole_second_after(datetime.fromisoformat(eta)), pipeline=pipe)
         else:
-            self._enqueue(rq_queue, rq_queue.create_job(EXECUTE_TASK, **job_options), pipe)
+            self._enqueue(rq_queue, job_options, pipe)
         self._index(pipe, task_id, shadow or name, queue_name, _describe(wire_args, wire_kwargs))
         if pipeline is None:
             pipe.execute()
@@ -369,19 +370,18 @@ class Celery:
             result._subscribed = True
         return result
 
-    def _enqueue(self, queue: Queue, job: Any, pipeline: Any = None) -> None:
-        """Write ``job`` to ``queue`` as ``Queue.enqueue_call`` would, in one atomic Lua call."""
-        job.origin = queue.name
-        job.enqueued_at = datetime.now(timezone.utc)
-        job._status = JobStatus.QUEUED
-        fields = [item for pair in job.to_dict().items() for item in pair]
-        keys = [queue.redis_queues_keys, queue.key, job.key]
+    def _enqueue(self, queue: Queue, job_options: dict, pipeline: Any = None) -> None:
+        """Write the job ``Queue.enqueue_call(**job_options)`` would, in one Lua call, without an rq Job."""
+        job_id = job_options["job_id"]
+        fields = job_hash(queue.name, job_options["args"], job_options["meta"], job_options["description"],
+                          job_options["timeout"], job_options["result_ttl"], job_options["failure_ttl"], self.now())
+        keys = [queue.redis_queues_keys, queue.key, keys_job(job_id)]
         if pipeline is None:
-            self._enqueue_script(keys=keys, args=[0, job.id, *fields])
+            self._enqueue_script(keys=keys, args=[0, job_id, *fields])
         else:
             # EVAL, not EVALSHA: inside a caller's transaction a script Redis forgot (after a
             # restart) would fail alone while the rest of the transaction is applied.
-            pipeline.eval(ENQUEUE, len(keys), *keys, 0, job.id, *fields)
+            pipeline.eval(ENQUEUE, len(keys), *keys, 0, job_id, *fields)
 
     def _index(self, pipe: Any, task_id: str, name: str, queue_name: str, arguments: str) -> None:
         """Add the task to the index monitors list (keys.TASKS), trimmed by age and count: one command."""
