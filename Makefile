@@ -30,8 +30,11 @@ $(STAMP): requirements.txt
 run: venv
 	$(VENV_PYTHON) -m app.launcher
 
+# Three test processes on two cores: most tests wait on real servers and workers, not the CPU.
+# TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 3
 test: venv
-	$(VENV_PYTHON) -m pytest
+	$(VENV_PYTHON) -m pytest -n $(TEST_WORKERS)
 
 # Issue 19's table against RQ, Celery and Huey on a Redis of its own: medians and ratios (minutes;
 # BENCH_QUICK=1 for a smoke check). The peers in bench/requirements.txt are benchmark-only: they
