@@ -2,18 +2,32 @@
 
 A signature is a dict (``task``, ``args``, ``kwargs``, ``options``, ``subtask_type``,
 ``immutable``), as in Celery, so it travels in a job's meta. Ids are fixed (frozen) on the
-client, so the caller holds every result before anything runs. The worker advances a chain
-when a step succeeds, marks the rest FAILURE when one fails, and runs a chord's body once
-the last header task is done (see ``trace.py``).
+client, so the caller holds every result before anything runs.
+
+Composition follows Celery's rules, at any depth:
+
+* a chain's remaining steps travel with the step that runs (``options["chain"]``); a group
+  followed by another step becomes a chord whose body is that step, as in Celery;
+* groups nested in groups are unrolled into one flat group;
+* a chord's bookkeeping (``options["chord"]``: its group id, its size, its body) travels with
+  the *leaves* of its header: a header task itself, the last step of a header chain, every
+  member of a header group, the body of a header chord. Each leaf counts once when it ends
+  (``app/chords.py``); the last one sends the body with the header's results in header order.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from ._state import current_app
 from .result import AsyncResult, GroupResult
+
+
+def _item(key: str) -> property:
+    """A dict entry exposed as a writable attribute, as Celery's ``Signature`` does (``sig.args = ...``)."""
+    return property(lambda self: self[key], lambda self, value: self.__setitem__(key, value))
 
 
 class Signature(dict):
@@ -35,13 +49,14 @@ class Signature(dict):
     def app(self) -> Any:
         return self._app or current_app()
 
-    task = property(lambda self: self["task"])
+    task = _item("task")
     name = task
-    args = property(lambda self: self["args"])
-    kwargs = property(lambda self: self["kwargs"])
-    options = property(lambda self: self["options"])
+    args = _item("args")
+    kwargs = _item("kwargs")
+    options = _item("options")
     subtask_type = property(lambda self: self.get("subtask_type"))
-    immutable = property(lambda self: self.get("immutable", False))
+    immutable = property(lambda self: self.get("immutable", False),
+                         lambda self, value: self.__setitem__("immutable", value))
     id = property(lambda self: self["options"].get("task_id"))
 
     @property
@@ -64,7 +79,7 @@ class Signature(dict):
     @classmethod
     def from_dict(cls, data: dict, app: Any = None) -> Signature:
         kind = data.get("subtask_type")
-        target = {"chain": _chain, "group": group, "chord": chord}.get(kind, Signature)
+        target = {"chain": chain, "group": group, "chord": chord}.get(kind, Signature)
         return dict.__new__(target)._rebuild(data, app)
 
     def _rebuild(self, data: dict, app: Any) -> Signature:
@@ -111,10 +126,10 @@ class Signature(dict):
         return sig.type(*sig.args, **sig.kwargs)
 
     def __or__(self, other: Any) -> Signature:
-        if isinstance(other, _chain):
-            return _chain(self, *other.tasks, app=self._app)
+        if isinstance(other, chain):
+            return chain(self, *other.tasks, app=self._app)
         if isinstance(other, Signature):
-            return _chain(self, other, app=self._app)
+            return chain(self, other, app=self._app)
         return NotImplemented
 
     def __repr__(self) -> str:
@@ -128,7 +143,7 @@ def _to_signature(value: Any, app: Any = None) -> Signature:
     return Signature.from_dict(value, app=app)
 
 
-class _chain(Signature):
+class chain(Signature):  # noqa: N801 - Celery's name
     """``chain(a.s(), b.s())`` or ``a.s() | b.s()``: each result is prepended to the next call."""
 
     def __init__(self, *tasks: Any, app: Any = None, **options: Any) -> None:
@@ -137,7 +152,7 @@ class _chain(Signature):
         steps = []
         for task in tasks:
             sig = _to_signature(task, app)
-            steps.extend(sig.tasks if isinstance(sig, _chain) else [sig])
+            steps.extend(sig.tasks if isinstance(sig, chain) else [sig])
         super().__init__("celery.chain", (), {"tasks": steps}, options=options, subtask_type="chain", app=app)
 
     @property
@@ -146,37 +161,50 @@ class _chain(Signature):
 
     def __or__(self, other: Any) -> Signature:
         if isinstance(other, Signature):
-            return _chain(*self.tasks, other, app=self._app)
+            return chain(*self.tasks, other, app=self._app)
         return NotImplemented
 
     def _steps(self) -> list[Signature]:
-        """The steps, with a group followed by a task upgraded to a chord, as Celery does."""
+        """The steps as they run: empty groups dropped, a group followed by a step made a chord with it."""
         steps: list[Signature] = []
         for sig in self.tasks:
-            if steps and isinstance(steps[-1], group) and not isinstance(sig, group):
+            if isinstance(sig, group) and not sig.tasks:
+                continue
+            if steps and isinstance(steps[-1], group):
                 steps[-1] = chord(steps[-1], body=sig, app=self._app)
             else:
                 steps.append(sig)
         return steps
 
-    def freeze(self, _id: str | None = None, **kwargs: Any) -> Any:
+    def freeze(self, _id: str | None = None, group_id: str | None = None, **kwargs: Any) -> Any:
+        """Freeze every step (the last one with ``_id``); the last step's result, parents linked."""
+        steps = self._steps()
         result = None
-        for step in self._steps():
-            frozen = step.freeze()
-            frozen.parent = result
+        for index, step in enumerate(steps):
+            last = index == len(steps) - 1
+            frozen = step.freeze(_id if last else None, group_id=group_id if last else None)
+            if result is not None:
+                _set_root_parent(frozen, result)
             result = frozen
+        self["kwargs"]["tasks"] = [dict(step) for step in steps]
         return result
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
-        steps = self._steps()
-        results = []
-        for step in steps:
-            results.append(step.freeze())
-        for previous, result in zip(results, results[1:], strict=False):
-            _set_root_parent(result, previous)
-        first, rest = steps[0], steps[1:]
-        send_step(first, args or (), kwargs or {}, chain=[dict(step) for step in rest], **options)
-        return results[-1]
+        if not self.tasks:
+            return None
+        if self.app.conf.task_always_eager:
+            return self.apply(args, kwargs, **options)
+        result = self.freeze(options.pop("task_id", None))
+        send_step(self, args or (), kwargs or {}, **options)
+        return result
+
+    def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Run the steps here, one after the other (``task_always_eager``)."""
+        result = None
+        for step in self._steps():
+            result = step.apply(args, kwargs) if result is None else step.apply((result.get(),), {})
+            args, kwargs = None, None
+        return result
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.apply_async(args, kwargs)
@@ -185,23 +213,22 @@ class _chain(Signature):
         return " | ".join(repr(task) for task in self.tasks)
 
 
+_chain = chain
+
+
 def _set_root_parent(result: Any, parent: Any) -> None:
     # A chord's result is its body's; the body's parent is its header group.
     while getattr(result, "parent", None) is not None:
         result = result.parent
-    result.parent = parent
-
-
-def chain(*tasks: Any, **options: Any) -> _chain:
-    """Celery's ``chain``: run the tasks one after the other, each getting the previous result."""
-    return _chain(*tasks, **options)
+    if result is not parent:
+        result.parent = parent
 
 
 class group(Signature):  # noqa: N801 - Celery's name
     """``group(sigs)``: run the tasks in parallel; ``.get()`` on the result lists theirs in order."""
 
     def __init__(self, *tasks: Any, app: Any = None, **options: Any) -> None:
-        if len(tasks) == 1 and not isinstance(tasks[0], dict):
+        if len(tasks) == 1 and not isinstance(tasks[0], dict) and isinstance(tasks[0], Iterable):
             tasks = tuple(tasks[0])
         sigs = [dict(_to_signature(task, app)) for task in tasks]
         super().__init__("celery.group", (), {"tasks": sigs}, options=options, subtask_type="group", app=app)
@@ -210,27 +237,37 @@ class group(Signature):  # noqa: N801 - Celery's name
     def tasks(self) -> list[Signature]:
         return [_to_signature(task, self._app) for task in self["kwargs"]["tasks"]]
 
+    def _unrolled(self) -> list[Signature]:
+        """The members with nested groups unrolled in place, as Celery does."""
+        members: list[Signature] = []
+        for sig in self.tasks:
+            members.extend(sig._unrolled() if isinstance(sig, group) else [sig])
+        return members
+
     def __or__(self, other: Any) -> Signature:
-        if isinstance(other, Signature) and not isinstance(other, (group, _chain)):
+        if isinstance(other, Signature) and not isinstance(other, chain):
             return chord(self, body=other, app=self._app)
         return super().__or__(other)
 
     def freeze(self, _id: str | None = None, group_id: str | None = None, **kwargs: Any) -> Any:
         group_id = self["options"].setdefault("task_id", _id or group_id or str(uuid.uuid4()))
-        sigs = self.tasks
+        sigs = self._unrolled()
         results = [sig.freeze(group_id=group_id) for sig in sigs]
         self["kwargs"]["tasks"] = [dict(sig) for sig in sigs]
         return GroupResult(group_id, results, app=self.app)
 
-    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+    def apply_async(self, args: Any = None, kwargs: Any = None, chord: dict | None = None,
+                    pipeline: Any = None, **options: Any) -> Any:
         """Send every member in one pipelined round trip and return their ``GroupResult``."""
         if self.app.conf.task_always_eager:
             return self.apply(args, kwargs, **options)
-        result = self.freeze()
-        options.pop("task_id", None)
-        with self.app.connection.pipeline(transaction=False) as pipe:
-            for sig in self.tasks:
-                send_step(sig, args or (), kwargs or {}, pipeline=pipe, **options)
+        result = self.freeze(options.pop("task_id", None))
+        chord = chord or self.options.get("chord")
+        own = {k: v for k, v in self.options.items() if k not in ("task_id", "chord", "group_id", "chain")}
+        pipe = pipeline if pipeline is not None else self.app.connection.pipeline(transaction=False)
+        for sig in self.tasks:
+            send_step(sig, args or (), kwargs or {}, chord=chord, pipeline=pipe, **{**own, **options})
+        if pipeline is None:
             pipe.execute()
         return result
 
@@ -241,6 +278,9 @@ class group(Signature):  # noqa: N801 - Celery's name
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.apply_async(args, kwargs)
 
+    def __len__(self) -> int:
+        return len(self["kwargs"]["tasks"])
+
     def __repr__(self) -> str:
         return f"group([{', '.join(repr(task) for task in self.tasks)}])"
 
@@ -248,8 +288,11 @@ class group(Signature):  # noqa: N801 - Celery's name
 class chord(Signature):  # noqa: N801 - Celery's name
     """``chord(header)(body)``: the body gets the list of header results, once all are done."""
 
-    def __init__(self, header: Any, body: Any = None, app: Any = None, **options: Any) -> None:
-        header_group = header if isinstance(header, group) else group(header, app=app)
+    def __init__(self, header: Any = None, body: Any = None, app: Any = None, **options: Any) -> None:
+        if isinstance(header, dict) and not isinstance(header, Signature) and "header" in header.get("kwargs", {}):
+            super().__init__(header, app=app)  # Celery's chord.from_dict(dict)
+            return
+        header_group = header if isinstance(header, group) else group(header or (), app=app)
         super().__init__("celery.chord", (), {"header": dict(header_group), "body": dict(body) if body else None},
                          options=options, subtask_type="chord", app=app)
 
@@ -257,33 +300,47 @@ class chord(Signature):  # noqa: N801 - Celery's name
     def header(self) -> group:
         return _to_signature(self["kwargs"]["header"], self._app)
 
+    tasks = header
+
     @property
     def body(self) -> Signature | None:
         body = self["kwargs"]["body"]
         return _to_signature(body, self._app) if body else None
 
-    def freeze(self, _id: str | None = None, **kwargs: Any) -> Any:
+    def freeze(self, _id: str | None = None, group_id: str | None = None, **kwargs: Any) -> Any:
         header, body = self.header, self.body
         header_result = header.freeze()
-        body_result = body.freeze(_id)
-        body_result.parent = header_result
+        body_result = body.freeze(_id, group_id=group_id)
+        _set_root_parent(body_result, header_result)
         self["kwargs"]["header"], self["kwargs"]["body"] = dict(header), dict(body)
         return body_result
 
-    def apply_async(self, args: Any = None, kwargs: Any = None, chain: list | None = None, **options: Any) -> Any:
-        """Save the header's ids, send the header; the last header task to finish sends the body."""
-        body_result = self.freeze()
+    def apply_async(self, args: Any = None, kwargs: Any = None, chain: list | None = None, chord: dict | None = None,
+                    pipeline: Any = None, **options: Any) -> Any:
+        """Save the header's results, send the header; the last header leaf to finish sends the body."""
+        if self.app.conf.task_always_eager:
+            return self.apply(args, kwargs, **options)
+        body_result = self.freeze(options.pop("task_id", None))
         header, body = self.header, self.body
-        if chain:
-            body["options"]["chain"] = chain
-        header_result = body_result.parent
+        header_result = _root(body_result)
+        leaves = [_leaves(sig) for sig in header.tasks]
+        info = {"group_id": header.id, "size": _count(leaves), "body": dict(body), "leaves": leaves,
+                "chain": list(chain or ()) or None, "parent": chord or self.options.get("chord")}
         header_result.save()
-        chord_info = {"group_id": header_result.id, "size": len(header.tasks), "body": dict(body)}
-        with self.app.connection.pipeline(transaction=False) as pipe:
-            for sig in header.tasks:
-                send_step(sig, args or (), kwargs or {}, pipeline=pipe, chord=chord_info, **options)
+        if not header.tasks:  # Celery runs the body at once with no results
+            send_step(body, ([],), {}, chain=info["chain"], chord=info["parent"], pipeline=pipeline)
+            return body_result
+        pipe = pipeline if pipeline is not None else self.app.connection.pipeline(transaction=False)
+        for sig in header.tasks:
+            send_step(sig, args or (), kwargs or {}, pipeline=pipe, chord=info, **options)
+        if pipeline is None:
             pipe.execute()
         return body_result
+
+    def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        """Run the header, then the body with its results, here (``task_always_eager``)."""
+        values = self.header.apply(args, kwargs).get()
+        return self.body.apply((values,), {})
 
     def __call__(self, body: Any = None, **options: Any) -> Any:
         if body is not None:
@@ -294,16 +351,77 @@ class chord(Signature):  # noqa: N801 - Celery's name
         return f"chord({self.header!r}, {self.body!r})"
 
 
-def send_step(step: Signature, args: Any, kwargs: Any, **options: Any) -> Any:
-    """Send one step of a canvas: a plain task, or a nested group or chord."""
+_chord = chord
+
+
+def _root(result: Any) -> Any:
+    """The header result of a frozen chord: the body's outermost parent."""
+    while getattr(result, "parent", None) is not None:
+        result = result.parent
+    return result
+
+
+def _leaves(sig: Signature) -> Any:
+    """What a frozen header member counts with, shaped as its result: an id, or a nested group's list.
+
+    A chain counts with its last step, a chord with its body, a group with every member.
+    """
+    if isinstance(sig, chord):
+        return _leaves(sig.body)
+    if isinstance(sig, chain):
+        steps = sig.tasks
+        return _leaves(steps[-1]) if steps else {"group": None, "results": []}
+    if isinstance(sig, group):
+        return {"group": sig.id, "results": [_leaves(member) for member in sig.tasks]}
+    return sig.id
+
+
+def leaf_ids(leaves: Any) -> list[str]:
+    """The ids in a ``_leaves`` shape, in order."""
+    if isinstance(leaves, str):
+        return [leaves]
+    if isinstance(leaves, dict):
+        return leaf_ids(leaves["results"])
+    return [task_id for item in leaves for task_id in leaf_ids(item)]
+
+
+def _count(leaves: Any) -> int:
+    return len(leaf_ids(leaves))
+
+
+def send_step(step: Any, args: Any = (), kwargs: Any = None, chain: list | None = None,
+              chord: dict | None = None, pipeline: Any = None, **options: Any) -> Any:
+    """Send one step of a canvas (a task, chain, group or chord) with what follows it.
+
+    ``chain`` is the list of steps still to run after this one; ``chord`` the bookkeeping of
+    the chord this step is a header leaf of. When steps follow, it is the last of them that
+    the chord counts, so the bookkeeping moves there.
+    """
     step = _to_signature(step)
-    if isinstance(step, chord):
-        return step.apply_async(args, kwargs, **options)
+    rest = [dict(s) for s in chain or ()]
+    chord = chord or step.options.get("chord")
+    if isinstance(step, _chain):
+        steps = step._steps()
+        if not steps:
+            return send_step(rest[0], args, kwargs, chain=rest[1:], chord=chord, pipeline=pipeline, **options) \
+                if rest else None
+        rest = [dict(s) for s in steps[1:]] + rest
+        step = steps[0]
+    if rest and chord:
+        rest[-1] = dict(_to_signature(rest[-1]).clone(chord=chord))
+        chord = None
     if isinstance(step, group):
-        options.pop("chain", None)
-        return step.apply_async(args, kwargs, **options)
+        if rest:  # a group followed by steps waits for all its members: a chord, as in Celery
+            body = _to_signature(rest[0]) if len(rest) == 1 else _chain(*rest)
+            step = _chord(step, body=body, app=step._app)
+            step.freeze()
+            return step.apply_async(args, kwargs, pipeline=pipeline, **options)
+        return step.apply_async(args, kwargs, chord=chord, pipeline=pipeline, **options)
+    if isinstance(step, _chord):
+        return step.apply_async(args, kwargs, chain=rest, chord=chord, pipeline=pipeline, **options)
     sig = step.clone(args, kwargs) if (args or kwargs) else step
-    return sig.app.send_task(sig.task, sig.args, sig.kwargs, **{**sig.options, **options})
+    sent = {**sig.options, **options, "chain": rest or None, "chord": chord, "pipeline": pipeline}
+    return sig.app.send_task(sig.task, sig.args, sig.kwargs, **sent)
 
 
 def signature(varies: Any, *args: Any, **kwargs: Any) -> Signature:

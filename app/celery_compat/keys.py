@@ -45,7 +45,13 @@ def taskset(group_id: str) -> str:
 
 
 def chord_counter(group_id: str) -> str:
+    """The set of a chord's header leaves that are done (their ids: a leaf counted twice counts once)."""
     return f"{CHORD_PREFIX}{group_id}"
+
+
+def chord_claim(group_id: str) -> str:
+    """Which leaf completed a chord's header and so sends its body."""
+    return f"{CHORD_PREFIX}{group_id}.claim"
 
 
 def revoked(task_id: str) -> str:

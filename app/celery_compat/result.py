@@ -330,8 +330,9 @@ class GroupResult(ResultSet):
         self.parent = parent
 
     def save(self, backend: Any = None) -> GroupResult:
+        """Store the members' ids; a nested group (the end of a chain in a chord header) as its own list."""
         key = keys.taskset(self.id)
-        self.app.connection.set(key, json.dumps([r.id for r in self.results]), ex=self.app.backend.expires or None)
+        self.app.connection.set(key, json.dumps(_shape(self)), ex=self.app.backend.expires or None)
         return self
 
     @classmethod
@@ -340,13 +341,29 @@ class GroupResult(ResultSet):
         raw = app.connection.get(keys.taskset(id))
         if raw is None:
             return None
-        return cls(id, [AsyncResult(task_id, app=app) for task_id in json.loads(raw)], app=app)
+        return cls(id, [_from_shape(item, app) for item in json.loads(raw)], app=app)
+
+    join_native = ResultSet.get
+
+    @property
+    def children(self) -> list[AsyncResult]:
+        return self.results
 
     def delete(self, backend: Any = None) -> None:
         self.app.connection.delete(keys.taskset(self.id))
 
     def __repr__(self) -> str:
         return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"
+
+
+def _shape(result: GroupResult) -> list:
+    return [{"group": r.id, "results": _shape(r)} if isinstance(r, GroupResult) else r.id for r in result.results]
+
+
+def _from_shape(item: Any, app: Any) -> AsyncResult | GroupResult:
+    if isinstance(item, dict):
+        return GroupResult(item["group"], [_from_shape(i, app) for i in item["results"]], app=app)
+    return AsyncResult(item, app=app)
 
 
 def result_from_tuple(r: Any, app: Any = None) -> AsyncResult:

@@ -1,18 +1,22 @@
-"""What the worker does for a canvas: unlock a chord's body once, fail the rest of a chain.
+"""What the worker does for a canvas: count a chord's header leaves, send its body once, fail what cannot run.
 
-Each header task of a chord, once ready, increments a counter in Redis. ``INCR`` is atomic,
-so exactly one task sees the count reach the header's size, however many workers finish
-at the same moment, and only that one reads the header's results (in header order) and
-sends the body. A counter that goes past the size (a header task run twice) sends nothing.
+A chord's bookkeeping travels with each leaf of its header (see ``canvas.py``): the header's
+group id, its size, the body, the shape of the header's results, the steps that follow the
+body and the chord the body is itself a leaf of. Each leaf, once it ends (success, failure,
+reject, revoke), adds its id to the chord's member set in Redis (``backend.chord_part``); the
+one that completes the set claims the chord and only it reads the results (in header order)
+and sends the body, or fails it with ``ChordError`` when a header member failed.
+
+Nothing waits for ever: a body that will never run is stored FAILURE at once, with the steps
+after it, and a failed body still counts as a leaf of the chord around it.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-from .. import keys, states
-from ..canvas import Signature, chord, group, send_step, signature
+from .. import states
+from ..canvas import Signature, chain, chord, group, leaf_ids, send_step, signature
 from ..exceptions import ChordError
 from ..result import _decode_result
 from ..serialization import from_wire
@@ -21,52 +25,95 @@ if TYPE_CHECKING:
     from .._state import Context
     from .task import Task
 
-UNLOCK_TTL = 86400
-
 
 def chord_part_return(task: Task, request: Context) -> None:
-    """Count one finished header task; the last one sends the body (or fails it with ChordError)."""
-    info = request.chord
+    """Count one finished header leaf; the last one sends the body (or fails it with ChordError)."""
     connection = request.connection or task.app.connection
-    key = keys.chord_counter(info["group_id"])
-    with connection.pipeline() as pipe:
-        pipe.incr(key)
-        pipe.expire(key, UNLOCK_TTL)
-        count, _ = pipe.execute()
-    if count != info["size"]:
+    count_part(task.app, request.chord, request.id, connection, parent_id=request.id,
+               root_id=request.root_id or request.id)
+
+
+def count_part(app: Any, info: dict, member_id: str, connection: Any, **send_options: Any) -> None:
+    """Count ``member_id`` as done for the chord ``info``; send or fail the body when it completes the header."""
+    backend = app.backend
+    if not backend.retrying(backend.chord_part, info["group_id"], member_id, info["size"], connection):
         return
-    ids = json.loads(connection.get(keys.taskset(info["group_id"])))
-    metas = task.backend.get_many_meta(ids, connection=connection)
-    body = signature(info["body"], app=task.app)
-    for task_id, meta in zip(ids, metas, strict=True):
+    ids = leaf_ids(info["leaves"])
+    metas = dict(zip(ids, backend.get_many_meta(ids, connection=connection), strict=True))
+    body = signature(info["body"], app=app)
+    for task_id in ids:
+        meta = metas[task_id]
         if meta["status"] in states.PROPAGATE_STATES:
-            exc = _decode_result(meta)
-            error = ChordError(f"Dependency {task_id} raised {exc!r}")
-            fail_steps(task, [dict(body)] + list(body.options.get("chain") or []), error, None, connection)
+            error = ChordError(f"Dependency {task_id} raised {_decode_result(meta)!r}")
+            _call_errbacks(app, body)
+            fail_steps_of(app, [dict(body)] + list(info.get("chain") or ()), error, None, connection,
+                          chord_info=info.get("parent"))
             return
-    values = [from_wire(meta["result"]) for meta in metas]
-    body_options = dict(body.options)
-    rest = body_options.pop("chain", None)
-    # The counter is left to expire: deleting it would let a header task run twice count again.
-    send_step(body, (values,), {}, chain=rest, parent_id=request.id, root_id=request.root_id)
+    values = [_values(item, metas) for item in info["leaves"]]
+    send_step(body, (values,), {}, chain=info.get("chain"), chord=info.get("parent"), **send_options)
+
+
+def _values(leaves: Any, metas: dict[str, dict]) -> Any:
+    if isinstance(leaves, str):
+        return from_wire(metas[leaves]["result"])
+    return [_values(item, metas) for item in leaves["results"]]
+
+
+def _call_errbacks(app: Any, body: Signature) -> None:
+    """Celery runs the body's errbacks when its chord fails, with the body's id."""
+    for errback in body.options.get("link_error") or ():
+        signature(errback, app=app).apply_async((body.id,))
 
 
 def fail_steps(task: Task, steps: list[dict], exc: BaseException, traceback: str | None, connection: Any) -> None:
     """Store FAILURE with ``exc`` for every step that will now never run, so ``.get()`` returns at once."""
-    with connection.pipeline(transaction=False) as pipe:
-        for task_id in _step_ids(steps, task):
-            task.backend.store_result(task_id, exc, states.FAILURE, traceback, pipeline=pipe)
-        pipe.execute()
+    fail_steps_of(task.app, steps, exc, traceback, connection)
 
 
-def _step_ids(steps: list[dict], task: Task) -> list[str]:
+def fail_steps_of(app: Any, steps: list[dict], exc: BaseException, traceback: str | None, connection: Any,
+                  chord_info: dict | None = None) -> None:
+    """Fail every task of ``steps`` (the last one a leaf of ``chord_info``), then count the chords' leaves.
+
+    Counting matters: a chord waiting on a leaf of a failed step would otherwise wait for ever.
+    """
     ids: list[str] = []
-    for step in steps:
-        sig = signature(step, app=task.app)
-        if isinstance(sig, chord):
-            ids += _step_ids([dict(s) for s in sig.header.tasks], task) + _step_ids([dict(sig.body)], task)
-        elif isinstance(sig, group):
-            ids += _step_ids([dict(s) for s in sig.tasks], task)
-        elif isinstance(sig, Signature) and sig.id:
-            ids.append(sig.id)
-    return ids
+    parts: list[tuple[dict, str]] = []
+    for index, step in enumerate(steps):
+        inherited = chord_info if index == len(steps) - 1 else None
+        _collect(signature(step, app=app), inherited, ids, parts)
+    backend = app.backend
+    with connection.pipeline(transaction=False) as pipe:
+        for task_id in ids:
+            backend.store_result(task_id, exc, states.FAILURE, traceback, pipeline=pipe)
+        pipe.execute()
+    for info, member_id in parts:
+        count_part(app, info, member_id, connection)
+
+
+def _collect(sig: Signature, info: dict | None, ids: list[str], parts: list[tuple[dict, str]]) -> None:
+    """The ids in ``sig`` to fail, and its leaves with the chord each counts for."""
+    info = info or sig.options.get("chord")
+    if isinstance(sig, chord):
+        for member in sig.header.tasks:
+            _collect(member, None, ids, parts)
+        if sig.body is not None:
+            _collect(sig.body, info, ids, parts)
+    elif isinstance(sig, chain):
+        steps = sig.tasks
+        for index, step in enumerate(steps):
+            _collect(step, info if index == len(steps) - 1 else None, ids, parts)
+    elif isinstance(sig, group):
+        for member in sig.tasks:
+            _collect(member, info, ids, parts)
+    elif sig.id:
+        ids.append(sig.id)
+        if info:
+            parts.append((info, sig.id))
+
+
+def fail_followers(app: Any, task_id: str, options: dict, exc: BaseException, connection: Any) -> None:
+    """A task that can never run (not registered on the worker): fail its chain, count its chord leaf."""
+    if options.get("chain"):
+        fail_steps_of(app, list(options["chain"]), exc, None, connection)
+    if options.get("chord"):
+        count_part(app, options["chord"], task_id, connection)

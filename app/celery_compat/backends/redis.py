@@ -26,6 +26,24 @@ META_PREFIX = keys.META_PREFIX
 meta_key = keys.meta
 
 
+#: Count one header leaf of a chord: KEYS = member set, claim; ARGV = leaf id, size, ttl.
+#: Returns 1 to the one leaf that completes the set. Idempotent, so a call retried after a lost
+#: reply neither counts twice nor loses the claim: the claim names the leaf that took it.
+CHORD_PART = """
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then return 0 end
+if ttl > 0 then
+  redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ttl)
+else
+  redis.call('SET', KEYS[2], ARGV[1], 'NX')
+end
+if redis.call('GET', KEYS[2]) == ARGV[1] then return 1 end
+return 0
+"""
+
+
 def pending_meta(task_id: str) -> dict:
     return {"status": states.PENDING, "result": None, "traceback": None, "date_done": None, "task_id": task_id}
 
@@ -127,6 +145,19 @@ class RedisBackend:
         connection = connection or self.app.connection
         raws = connection.mget([meta_key(task_id) for task_id in task_ids]) if task_ids else []
         return [json.loads(raw) if raw else pending_meta(tid) for tid, raw in zip(task_ids, raws, strict=False)]
+
+    def ensure_chords_allowed(self) -> None:
+        """Chords are supported: their state lives in Redis beside the results (Celery's check)."""
+
+    def chord_part(self, group_id: str, member_id: str, size: int, connection: Redis | None = None) -> bool:
+        """Count a finished header leaf of chord ``group_id``; True for the one leaf that completes it.
+
+        The state expires with the results (a day when results never expire).
+        """
+        connection = connection or self.app.connection
+        ttl = self.expires or 86400
+        keys_ = [keys.chord_counter(group_id), keys.chord_claim(group_id)]
+        return bool(connection.eval(CHORD_PART, len(keys_), *keys_, member_id, int(size), ttl))
 
     def forget(self, task_id: str) -> None:
         self.app.connection.delete(meta_key(task_id))

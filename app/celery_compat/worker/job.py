@@ -20,7 +20,7 @@ from rq import get_current_job
 
 from .. import signals, states
 from .._state import Context, current_app, find_registered
-from ..app.chords import chord_part_return
+from ..app.chords import chord_part_return, fail_followers
 from ..app.trace import HOSTNAME, Outcome, trace_task
 from ..exceptions import EncodeError, NotRegistered, Retry, TaskRevokedError
 from ..protocol import META_FIELD, Envelope, may_import, set_arguments
@@ -117,6 +117,8 @@ def _fail_unknown(app: Any, job: Job, exc: KeyError) -> None:
     logger.error(UNKNOWN_TASK_ERROR, name, exc_info=True)
     error = exc if isinstance(exc, NotRegistered) else NotRegistered(name)
     app.backend.store_result(job.id, error, states.FAILURE, connection=job.connection)
+    # What follows it would otherwise wait for ever: the rest of its chain, its chord.
+    fail_followers(app, job.id, Envelope.options_of(job), error, job.connection)
     signals.task_unknown.send(sender=None, message=job, exc=exc, name=name, id=job.id)
 
 
