@@ -1,0 +1,138 @@
+"""Nesting rules of the canvas, as in Celery 5.7: any chain, group and chord inside any other.
+
+A chord's body runs exactly once, when every leaf of its header is done (the last step of a
+header chain, every member of a header group, the body of a header chord), with the header's
+results in header order. Whatever cannot run any more ends FAILURE at once: nothing waits for ever.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from app.celery_compat import chain, chord, group, signature, states
+from app.celery_compat.exceptions import ChordError, NotRegistered
+from app.celery_compat.result import GroupResult
+from tests import compat_tasks as t
+
+
+def test_groups_nested_in_a_group_are_unrolled_into_one_flat_result(celery_app, burst_worker):
+    result = group(group(t.add.s(1, 1), t.add.s(2, 2)), t.add.s(3, 3))()
+    burst_worker()
+    assert result.get(timeout=5) == [2, 4, 6]
+
+
+def test_a_chord_header_of_chains_gives_the_body_each_chains_last_result_in_order(
+        celery_app, burst_worker, redis_conn):
+    header = [t.add.s(1, 1) | t.mul.s(10), t.add.s(2, 2) | t.mul.s(100) | t.add.s(1)]
+    result = chord(header)(t.collect.s("chains"))
+    burst_worker()
+    assert result.get(timeout=5) == [20, 401]
+    assert redis_conn.lrange("record:chains", 0, -1) == [b"20,401"]  # the body ran once
+
+
+def test_a_chord_in_a_chord_header_counts_with_its_body(celery_app, burst_worker):
+    inner = chord([t.add.s(1, 1), t.add.s(2, 2)], t.tsum.s())
+    result = chord([inner, t.add.s(10, 10)])(t.collect.s("outer"))
+    burst_worker()
+    assert result.get(timeout=5) == [6, 20]
+
+
+def test_a_chain_ending_in_a_group_inside_a_chord_header_gives_a_nested_list(celery_app, burst_worker):
+    header = [t.add.s(1, 1) | group(t.mul.s(2), t.mul.s(3)), t.add.s(5, 5)]
+    result = chord(header)(t.collect.s("nested"))
+    burst_worker()
+    assert result.get(timeout=5) == [[4, 6], 10]
+
+
+def test_a_chord_body_that_is_a_group_gets_the_header_results_in_every_member(celery_app, burst_worker):
+    result = chord([t.add.s(1, 1), t.add.s(2, 2)], group(t.tsum.s(), t.collect.s("member")))()
+    burst_worker()
+    assert isinstance(result, GroupResult)
+    assert result.get(timeout=5) == [6, [2, 4]]
+
+
+def test_a_chord_body_that_is_a_chain_runs_its_steps_after_the_header(celery_app, burst_worker):
+    result = chord([t.add.s(1, 1), t.add.s(2, 2)], t.tsum.s() | t.mul.s(10))()
+    burst_worker()
+    assert result.get(timeout=5) == 60
+
+
+def test_a_chord_inside_a_chain_passes_its_body_result_to_the_next_step(celery_app, burst_worker):
+    result = chain(t.add.s(1, 1), chord([t.mul.s(2), t.mul.s(3)], t.tsum.s()), t.mul.s(10))()
+    burst_worker()
+    assert result.get(timeout=5) == 100
+    assert result.parent.get(timeout=5) == 10  # the chord's body
+
+
+def test_a_chain_whose_last_step_is_a_group_returns_the_groups_results(celery_app, burst_worker):
+    result = chain(t.add.s(1, 1), group(t.mul.s(2), t.mul.s(3)))()
+    burst_worker()
+    assert result.get(timeout=5) == [4, 6]
+
+
+def test_a_group_between_chain_steps_waits_for_all_its_members(celery_app, burst_worker):
+    result = chain(t.add.s(1, 1), group(t.mul.s(2), t.mul.s(3)), t.tsum.s(), t.mul.s(2))()
+    burst_worker()
+    assert result.get(timeout=5) == 20
+
+
+def test_empty_groups_in_a_chain_are_skipped(celery_app, burst_worker):
+    result = chain(t.add.s(1, 1), group([]), t.mul.s(5))()
+    burst_worker()
+    assert result.get(timeout=5) == 10
+
+
+def test_a_chord_with_an_empty_header_runs_its_body_with_no_results(celery_app, burst_worker):
+    result = chord([], t.collect.s("empty"))()
+    burst_worker()
+    assert result.get(timeout=5) == []
+
+
+def test_a_chain_failing_in_a_chord_header_fails_the_body_with_chord_error(celery_app, burst_worker, redis_conn):
+    header = [t.add.s(1, 1), t.fail.si("midway") | t.add.s(1) | t.add.s(2)]
+    result = chord(header)(t.collect.s("never"))
+    burst_worker()
+    assert result.state == states.FAILURE and isinstance(result.result, ChordError)
+    assert redis_conn.exists("record:never") == 0
+
+
+def test_a_failed_inner_chord_fails_the_outer_chord_too(celery_app, burst_worker, redis_conn):
+    inner = chord([t.fail.si("deep"), t.add.s(1, 1)], t.tsum.s())
+    result = chord([inner, t.add.s(2, 2)])(t.collect.s("outer-never"))
+    burst_worker()
+    assert result.state == states.FAILURE and isinstance(result.result, ChordError)
+    assert redis_conn.exists("record:outer-never") == 0
+
+
+def test_a_header_task_missing_on_the_worker_fails_the_chord_instead_of_waiting(celery_app, burst_worker):
+    header = [t.add.s(1, 1), signature("tests.compat_tasks.no_such_task")]
+    result = chord(header)(t.tsum.s() | t.mul.s(2))
+    burst_worker()
+    assert result.state == states.FAILURE
+    assert isinstance(result.parent.result, ChordError)  # the body; the chain step after it fails the same
+    assert "NotRegistered" in str(result.parent.result)
+
+
+def test_a_chain_step_missing_on_the_worker_fails_the_rest_of_the_chain(celery_app, burst_worker):
+    result = chain(signature("tests.compat_tasks.no_such_task"), t.add.s(1), t.mul.s(2))()
+    burst_worker()
+    with pytest.raises(NotRegistered):
+        result.get(timeout=5)
+
+
+def test_a_chord_leaf_counted_twice_counts_once_and_a_retried_last_count_still_claims(celery_app):
+    backend = celery_app.backend
+    assert backend.chord_part("g1", "a", 2) is False
+    assert backend.chord_part("g1", "a", 2) is False  # a repeat (a call retried after a lost reply)
+    assert backend.chord_part("g1", "b", 2) is True  # completes the header: sends the body
+    assert backend.chord_part("g1", "b", 2) is True  # the same call retried: still its claim
+    assert backend.chord_part("g1", "a", 2) is False  # any other leaf: never a second body
+
+
+def test_chord_state_expires_with_the_results(celery_app, redis_conn):
+    from app.celery_compat import keys
+
+    celery_app.conf.result_expires = 600
+    celery_app.backend.chord_part("g2", "a", 1)
+    assert 0 < redis_conn.ttl(keys.chord_counter("g2")) <= 600
+    assert 0 < redis_conn.ttl(keys.chord_claim("g2")) <= 600
