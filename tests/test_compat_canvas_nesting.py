@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.celery_compat import chain, chord, group, signature, states
+from app.celery_compat import chain, chord, group, keys, signature, states
 from app.celery_compat.exceptions import ChordError, NotRegistered
 from app.celery_compat.result import GroupResult
+from tests import compat_canvas_tasks as ct
 from tests import compat_tasks as t
 
 
@@ -130,9 +131,27 @@ def test_a_chord_leaf_counted_twice_counts_once_and_a_retried_last_count_still_c
 
 
 def test_chord_state_expires_with_the_results(celery_app, redis_conn):
-    from app.celery_compat import keys
-
     celery_app.conf.result_expires = 600
     celery_app.backend.chord_part("g2", "a", 1)
     assert 0 < redis_conn.ttl(keys.chord_counter("g2")) <= 600
     assert 0 < redis_conn.ttl(keys.chord_claim("g2")) <= 600
+
+
+def test_a_task_replaced_by_a_chain_keeps_its_id_and_the_chain_it_was_in(celery_app, burst_worker):
+    first = ct.replaced_by_chain.s(4)
+    result = chain(first, t.mul.s(2))()
+    burst_worker()
+    assert result.get(timeout=5) == 100
+    assert result.parent.id == first.id and result.parent.get(timeout=5) == 50
+
+
+def test_a_chord_header_task_replaced_by_a_group_gives_the_groups_list(celery_app, burst_worker):
+    result = chord([ct.replaced_by_group.s(10), t.add.s(1, 1)])(t.collect.s("replaced"))
+    burst_worker()
+    assert result.get(timeout=5) == [[11, 12], 2]
+
+
+def test_add_to_chord_appends_results_after_the_header(celery_app, burst_worker):
+    result = chord([ct.adds_to_its_chord.s(1), t.add.s(2, 2)])(t.collect.s("grown"))
+    burst_worker()
+    assert result.get(timeout=5) == [1, 4, 101, 6]

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._state import current_app
+from .exceptions import ImproperlyConfigured
 from .result import AsyncResult, GroupResult
 
 
@@ -164,6 +165,25 @@ class chain(Signature):  # noqa: N801 - Celery's name
             return chain(*self.tasks, other, app=self._app)
         return NotImplemented
 
+    def link(self, callback: Signature) -> Signature:
+        """A chain's callback follows its last step (Celery's rule)."""
+        return self._edit(-1, lambda step: step.link(callback)) or callback
+
+    def on_error(self, errback: Signature) -> Signature:
+        """A chain's errback is linked to every step: whichever fails calls it."""
+        for index in range(len(self["kwargs"]["tasks"])):
+            self._edit(index, lambda step: step.on_error(errback))
+        return errback
+
+    link_error = on_error
+
+    def _edit(self, index: int, change: Any) -> None:
+        tasks = self["kwargs"]["tasks"]
+        if tasks:
+            step = _to_signature(tasks[index], self._app)
+            change(step)
+            tasks[index] = dict(step)
+
     def _steps(self) -> list[Signature]:
         """The steps as they run: empty groups dropped, a group followed by a step made a chord with it."""
         steps: list[Signature] = []
@@ -281,6 +301,26 @@ class group(Signature):  # noqa: N801 - Celery's name
     def __len__(self) -> int:
         return len(self["kwargs"]["tasks"])
 
+    def link(self, callback: Signature) -> Signature:
+        """Celery links a group's callback, made immutable, to its first member."""
+        tasks = self["kwargs"]["tasks"]
+        if tasks:
+            first = _to_signature(tasks[0], self._app)
+            first.link(_to_signature(callback).clone().set(immutable=True))
+            tasks[0] = dict(first)
+        return callback
+
+    def on_error(self, errback: Signature) -> Signature:
+        """A group's errback is linked to every member."""
+        tasks = self["kwargs"]["tasks"]
+        for index, task in enumerate(tasks):
+            member = _to_signature(task, self._app)
+            member.on_error(errback)
+            tasks[index] = dict(member)
+        return errback
+
+    link_error = on_error
+
     def __repr__(self) -> str:
         return f"group([{', '.join(repr(task) for task in self.tasks)}])"
 
@@ -306,6 +346,28 @@ class chord(Signature):  # noqa: N801 - Celery's name
     def body(self) -> Signature | None:
         body = self["kwargs"]["body"]
         return _to_signature(body, self._app) if body else None
+
+    def link(self, callback: Signature) -> Signature:
+        """A chord's callback follows its body."""
+        self._edit_body(lambda body: body.link(callback))
+        return callback
+
+    def on_error(self, errback: Signature) -> Signature:
+        """A chord's errback is the body's; also the header's with ``task_allow_error_cb_on_chord_header``."""
+        self._edit_body(lambda body: body.on_error(errback))
+        if self.app.conf.get("task_allow_error_cb_on_chord_header"):
+            header = self.header
+            header.on_error(errback)
+            self["kwargs"]["header"] = dict(header)
+        return errback
+
+    link_error = on_error
+
+    def _edit_body(self, change: Any) -> None:
+        body = self.body
+        if body is not None:
+            change(body)
+            self["kwargs"]["body"] = dict(body)
 
     def freeze(self, _id: str | None = None, group_id: str | None = None, **kwargs: Any) -> Any:
         header, body = self.header, self.body
@@ -434,3 +496,33 @@ def signature(varies: Any, *args: Any, **kwargs: Any) -> Signature:
 
 maybe_signature = signature
 subtask = signature
+
+
+def replacement(sig: Signature, request: Any, app: Any) -> Signature:
+    """What ``Task.replace(sig)`` sends, as in Celery: ``sig`` taking over the task's place.
+
+    It ends under the task's id (so results already handed out stay valid), inherits its
+    callbacks, errbacks and chord membership, and is followed by the rest of the task's chain.
+    A group is uplifted to a chord with ``celery.accumulate`` as its body, so one task ends it.
+    """
+    if "chord" in sig.options:
+        raise ImproperlyConfigured("A signature replacing a task must not be part of a chord")
+    if isinstance(sig, chain) and not sig.tasks:
+        raise ImproperlyConfigured("Cannot replace with an empty chain")
+    accumulate = Signature("celery.accumulate", (), {"index": 0}, app=app)
+    if isinstance(sig, group):
+        sig = chord(sig, body=accumulate, app=app)
+    if isinstance(sig, chain) and isinstance(sig.tasks[-1], group):
+        sig = chain(*sig.tasks[:-1], chord(sig.tasks[-1], body=accumulate, app=app), app=app)
+    for callback in request.callbacks or ():
+        sig.link(signature(callback, app=app))
+    for errback in request.errbacks or ():
+        sig.link_error(signature(errback, app=app))
+    sig.freeze(request.id)
+    nesting = (getattr(request, "replaced_task_nesting", 0) or 0) + 1
+    sig.set(group_id=request.group, root_id=request.root_id, replaced_task_nesting=nesting)
+    if request.chord:
+        sig.set(chord=request.chord)
+    if request.chain:
+        sig = chain(sig, *request.chain, app=app)
+    return sig

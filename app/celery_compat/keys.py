@@ -54,6 +54,11 @@ def chord_claim(group_id: str) -> str:
     return f"{CHORD_PREFIX}{group_id}.claim"
 
 
+def chord_added(group_id: str) -> str:
+    """The leaves ``Task.add_to_chord`` added to a chord's header after it was sent."""
+    return f"{CHORD_PREFIX}{group_id}.added"
+
+
 def revoked(task_id: str) -> str:
     return f"{REVOKED_PREFIX}{task_id}"
 

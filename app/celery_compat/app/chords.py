@@ -38,7 +38,8 @@ def count_part(app: Any, info: dict, member_id: str, connection: Any, **send_opt
     backend = app.backend
     if not backend.retrying(backend.chord_part, info["group_id"], member_id, info["size"], connection):
         return
-    ids = leaf_ids(info["leaves"])
+    added = backend.chord_added(info["group_id"], connection)
+    ids = leaf_ids(info["leaves"]) + added
     metas = dict(zip(ids, backend.get_many_meta(ids, connection=connection), strict=True))
     body = signature(info["body"], app=app)
     for task_id in ids:
@@ -49,7 +50,7 @@ def count_part(app: Any, info: dict, member_id: str, connection: Any, **send_opt
             fail_steps_of(app, [dict(body)] + list(info.get("chain") or ()), error, None, connection,
                           chord_info=info.get("parent"))
             return
-    values = [_values(item, metas) for item in info["leaves"]]
+    values = [_values(item, metas) for item in info["leaves"] + added]
     send_step(body, (values,), {}, chain=info.get("chain"), chord=info.get("parent"), **send_options)
 
 

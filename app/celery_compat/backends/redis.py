@@ -26,14 +26,15 @@ META_PREFIX = keys.META_PREFIX
 meta_key = keys.meta
 
 
-#: Count one header leaf of a chord: KEYS = member set, claim; ARGV = leaf id, size, ttl.
+#: Count one header leaf of a chord: KEYS = member set, claim, added leaves; ARGV = leaf id, size, ttl.
+#: The size grows by the leaves ``add_to_chord`` added.
 #: Returns 1 to the one leaf that completes the set. Idempotent, so a call retried after a lost
 #: reply neither counts twice nor loses the claim: the claim names the leaf that took it.
 CHORD_PART = """
 redis.call('SADD', KEYS[1], ARGV[1])
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
-if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then return 0 end
+if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) + redis.call('LLEN', KEYS[3]) then return 0 end
 if ttl > 0 then
   redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ttl)
 else
@@ -156,8 +157,21 @@ class RedisBackend:
         """
         connection = connection or self.app.connection
         ttl = self.expires or 86400
-        keys_ = [keys.chord_counter(group_id), keys.chord_claim(group_id)]
+        keys_ = [keys.chord_counter(group_id), keys.chord_claim(group_id), keys.chord_added(group_id)]
         return bool(connection.eval(CHORD_PART, len(keys_), *keys_, member_id, int(size), ttl))
+
+    def add_to_chord(self, group_id: str, result: Any, connection: Redis | None = None) -> None:
+        """One more header leaf for chord ``group_id`` (``Task.add_to_chord``): its result comes last."""
+        key = keys.chord_added(group_id)
+        with (connection or self.app.connection).pipeline() as pipe:
+            pipe.rpush(key, result.id)
+            pipe.expire(key, self.expires or 86400)
+            pipe.execute()
+
+    def chord_added(self, group_id: str, connection: Redis | None = None) -> list[str]:
+        """The ids of the leaves added to chord ``group_id`` after it was sent, in order."""
+        raw = (connection or self.app.connection).lrange(keys.chord_added(group_id), 0, -1)
+        return [item.decode() if isinstance(item, bytes) else item for item in raw]
 
     def forget(self, task_id: str) -> None:
         self.app.connection.delete(meta_key(task_id))
