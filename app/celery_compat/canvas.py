@@ -141,6 +141,8 @@ class Signature(dict):
 def _to_signature(value: Any, app: Any = None) -> Signature:
     if isinstance(value, Signature):
         return value
+    if not isinstance(value, dict) and hasattr(value, "s"):  # a task itself stands for ``task.s()``
+        return value.s()
     return Signature.from_dict(value, app=app)
 
 
@@ -190,6 +192,8 @@ class chain(Signature):  # noqa: N801 - Celery's name
         for sig in self.tasks:
             if isinstance(sig, group) and not sig.tasks:
                 continue
+            if isinstance(sig, group) and len(sig.tasks) == 1:  # a group of one is that one task
+                sig = sig.tasks[0]
             if steps and isinstance(steps[-1], group):
                 steps[-1] = chord(steps[-1], body=sig, app=self._app)
             else:
@@ -207,6 +211,8 @@ class chain(Signature):  # noqa: N801 - Celery's name
                 _set_root_parent(frozen, result)
             result = frozen
         self["kwargs"]["tasks"] = [dict(step) for step in steps]
+        if result is not None:
+            self["options"]["task_id"] = result.id
         return result
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
@@ -289,6 +295,8 @@ class group(Signature):  # noqa: N801 - Celery's name
             send_step(sig, args or (), kwargs or {}, chord=chord, pipeline=pipe, **{**own, **options})
         if pipeline is None:
             pipe.execute()
+        if len(result.results) == 1 and isinstance(result.results[0], GroupResult):
+            return result.results[0]  # Celery's special case: group(a | group(b, c)) is the inner group
         return result
 
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:

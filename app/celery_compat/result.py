@@ -250,6 +250,20 @@ class ResultSet:
         self.app = app or current_app()
         self.results = list(results)
 
+    def add(self, result: AsyncResult) -> None:
+        """Add ``result`` to the set, unless it is already a member."""
+        if result not in self.results:
+            self.results.append(result)
+
+    def discard(self, result: AsyncResult) -> None:
+        if result in self.results:
+            self.results.remove(result)
+
+    remove = discard
+
+    def clear(self) -> None:
+        self.results.clear()
+
     def _metas(self) -> list[dict]:
         stored = [r for r in self.results if not isinstance(r, EagerResult)]
         metas = dict(zip((r.id for r in stored), self.app.backend.get_many_meta([r.id for r in stored]), strict=False))
@@ -284,7 +298,7 @@ class ResultSet:
             result.forget()
 
     def get(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5,
-            **kwargs: Any) -> list:
+            callback: Any = None, **kwargs: Any) -> list:
         """Values in submission order; the first failure is raised unless ``propagate=False``.
 
         The ready results are read with one MGET per batch; only those still running are waited
@@ -295,7 +309,11 @@ class ResultSet:
         values = []
         for result in self.results:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-            values.append(result.get(timeout=remaining, propagate=propagate, interval=interval, **kwargs))
+            value = result.get(timeout=remaining, propagate=propagate, interval=interval, **kwargs)
+            if callback is not None:  # Celery's join(callback=): called per result; the values are not kept
+                callback(result.id, value)
+            else:
+                values.append(value)
         return values
 
     def _prefetch(self) -> None:
@@ -345,6 +363,9 @@ class GroupResult(ResultSet):
 
     join_native = ResultSet.get
 
+    def as_tuple(self) -> tuple:
+        return ((self.id, self.parent and self.parent.as_tuple()), [r.as_tuple() for r in self.results])
+
     @property
     def children(self) -> list[AsyncResult]:
         return self.results
@@ -366,6 +387,10 @@ def _from_shape(item: Any, app: Any) -> AsyncResult | GroupResult:
     return AsyncResult(item, app=app)
 
 
-def result_from_tuple(r: Any, app: Any = None) -> AsyncResult:
-    (task_id, parent), _ = r
-    return AsyncResult(task_id, app=app, parent=result_from_tuple(parent, app) if parent else None)
+def result_from_tuple(r: Any, app: Any = None) -> AsyncResult | GroupResult:
+    """The result ``as_tuple()`` described: a group's when it lists members (Celery's nodes)."""
+    (task_id, parent), nodes = r
+    parent_result = result_from_tuple(parent, app) if parent else None
+    if nodes is not None:
+        return GroupResult(task_id, [result_from_tuple(node, app) for node in nodes], parent=parent_result, app=app)
+    return AsyncResult(task_id, app=app, parent=parent_result)
