@@ -155,3 +155,10 @@ def test_add_to_chord_appends_results_after_the_header(celery_app, burst_worker)
     result = chord([ct.adds_to_its_chord.s(1), t.add.s(2, 2)])(t.collect.s("grown"))
     burst_worker()
     assert result.get(timeout=5) == [1, 4, 101, 6]
+
+
+def test_the_same_signature_listed_many_times_runs_as_many_tasks(celery_app, burst_worker):
+    repeated = (t.add.si(1, 1),) * 5
+    result = group(chord(repeated, t.tsum.s()), chord((group(repeated),), t.tsum.s()))()
+    burst_worker()
+    assert result.get(timeout=5) == [10, 10]

@@ -146,6 +146,11 @@ def _to_signature(value: Any, app: Any = None) -> Signature:
     return Signature.from_dict(value, app=app)
 
 
+def _own(sig: Signature) -> dict:
+    """A member's own copy: the same signature listed twice must get two ids when frozen."""
+    return dict(sig, options=dict(sig.get("options") or {}))
+
+
 class chain(Signature):  # noqa: N801 - Celery's name
     """``chain(a.s(), b.s())`` or ``a.s() | b.s()``: each result is prepended to the next call."""
 
@@ -155,7 +160,7 @@ class chain(Signature):  # noqa: N801 - Celery's name
         steps = []
         for task in tasks:
             sig = _to_signature(task, app)
-            steps.extend(sig.tasks if isinstance(sig, chain) else [sig])
+            steps.extend(_own(step) for step in (sig.tasks if isinstance(sig, chain) else [sig]))
         super().__init__("celery.chain", (), {"tasks": steps}, options=options, subtask_type="chain", app=app)
 
     @property
@@ -256,7 +261,7 @@ class group(Signature):  # noqa: N801 - Celery's name
     def __init__(self, *tasks: Any, app: Any = None, **options: Any) -> None:
         if len(tasks) == 1 and not isinstance(tasks[0], dict) and isinstance(tasks[0], Iterable):
             tasks = tuple(tasks[0])
-        sigs = [dict(_to_signature(task, app)) for task in tasks]
+        sigs = [_own(_to_signature(task, app)) for task in tasks]
         super().__init__("celery.group", (), {"tasks": sigs}, options=options, subtask_type="group", app=app)
 
     @property
