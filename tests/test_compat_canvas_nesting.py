@@ -139,6 +139,7 @@ def test_chord_state_expires_with_the_results(celery_app, redis_conn):
 
 def test_a_task_replaced_by_a_chain_keeps_its_id_and_the_chain_it_was_in(celery_app, burst_worker):
     first = ct.replaced_by_chain.s(4)
+    first.freeze()
     result = chain(first, t.mul.s(2))()
     burst_worker()
     assert result.get(timeout=5) == 100
