@@ -314,6 +314,10 @@ class group(Signature):  # noqa: N801 - Celery's name
     def __len__(self) -> int:
         return len(self["kwargs"]["tasks"])
 
+    def __iter__(self) -> Any:
+        """Iterating a group gives its members, as in Celery (``dict(g)`` still copies its fields)."""
+        return iter(self.tasks)
+
     def link(self, callback: Signature) -> Signature:
         """Celery links a group's callback, made immutable, to its first member."""
         tasks = self["kwargs"]["tasks"]
