@@ -163,3 +163,13 @@ def test_the_same_signature_listed_many_times_runs_as_many_tasks(celery_app, bur
     result = group(chord(repeated, t.tsum.s()), chord((group(repeated),), t.tsum.s()))()
     burst_worker()
     assert result.get(timeout=5) == [10, 10]
+
+
+def test_map_starmap_and_chunks_run_their_items_in_built_in_tasks(celery_app, burst_worker):
+    in_group = group(t.add.starmap([(1, 1), (2, 2)]), t.echo.map(["a", "b"]))()
+    in_chain = chain(t.add.si(1, 1), t.add.starmap([(3, 3)]))()
+    parts = t.add.chunks([(i, i) for i in range(5)], 2)()
+    burst_worker()
+    assert in_group.get(timeout=5) == [[2, 4], ["a", "b"]]
+    assert in_chain.get(timeout=5) == [6]
+    assert parts.get(timeout=5) == [[0, 2], [4, 6], [8]]

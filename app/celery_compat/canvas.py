@@ -503,6 +503,41 @@ def send_step(step: Any, args: Any = (), kwargs: Any = None, chain: list | None 
     return sig.app.send_task(sig.task, sig.args, sig.kwargs, **sent)
 
 
+class xmap(Signature):  # noqa: N801 - Celery's name
+    """``task.map(it)``: one ``celery.map`` task calling ``task`` on every item (Celery's ``xmap``)."""
+
+    task_name = "celery.map"
+
+    def __init__(self, task: Any, it: Any, **options: Any) -> None:
+        super().__init__(self.task_name, (), {"task": _own(_to_signature(task)), "it": list(it)},
+                         immutable=True, **options)
+
+
+class xstarmap(xmap):  # noqa: N801 - Celery's name
+    """``task.starmap(it)``: one ``celery.starmap`` task calling ``task(*item)`` for every item."""
+
+    task_name = "celery.starmap"
+
+
+class chunks(Signature):  # noqa: N801 - Celery's name
+    """``task.chunks(it, n)``: the items in parts of ``n``, each part one ``celery.starmap`` task."""
+
+    def __init__(self, task: Any, it: Any, n: int, **options: Any) -> None:
+        super().__init__("celery.chunks", (), {"task": _own(_to_signature(task)), "it": list(it), "n": n},
+                         immutable=True, **options)
+
+    def group(self) -> group:
+        """The parts as a group of ``celery.starmap`` tasks (Celery's ``chunks.group()``)."""
+        task, items, n = self.kwargs["task"], self.kwargs["it"], self.kwargs["n"]
+        return group(xstarmap(task, items[start:start + n]) for start in range(0, len(items), n))
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        return self.group().apply_async(args, kwargs, **options)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.apply_async(args, kwargs)
+
+
 def signature(varies: Any, *args: Any, **kwargs: Any) -> Signature:
     """``signature('proj.add', args=(1, 2))``, or a signature rebuilt from its dict."""
     app = kwargs.pop("app", None)

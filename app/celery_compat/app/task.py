@@ -15,7 +15,7 @@ from .._state import Context as Context
 from .._state import all_tasks, current_app, shared_tasks, task_stack
 from .._state import current_task as current_task
 from .._state import current_task_request as current_task_request
-from ..canvas import Signature, replacement
+from ..canvas import Signature, chunks, replacement, xmap, xstarmap
 from ..exceptions import Ignore, MaxRetriesExceededError, NotRegistered, Retry
 from ..result import AsyncResult, EagerResult
 from ..serialization import from_wire, to_wire
@@ -239,6 +239,15 @@ class Task:
         return Signature(self.name, args or (), kwargs, options=starkwargs, app=self.app)
 
     subtask = signature
+
+    def map(self, it: Any) -> xmap:
+        return xmap(self.s(), it, app=self.app)
+
+    def starmap(self, it: Any) -> xstarmap:
+        return xstarmap(self.s(), it, app=self.app)
+
+    def chunks(self, it: Any, n: int) -> chunks:
+        return chunks(self.s(), it, n, app=self.app)
 
     def replace(self, sig: Signature) -> Any:
         """Replace this task with ``sig``: it takes the task's id, chain, chord and callbacks; this run ends."""
