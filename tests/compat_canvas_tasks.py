@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.celery_compat import chain, group
-from tests.compat_tasks import add, app, mul, tsum
+from tests.compat_tasks import add, app, mul, record, tsum
 
 
 @app.task(bind=True)
@@ -24,3 +24,9 @@ def adds_to_its_chord(self, x):
     self.add_to_chord(add.s(x, 100))
     self.add_to_chord(group(add.s(1, 1), add.s(2, 2)) | tsum.s())
     return x
+
+
+@app.task
+def records_request_and_error(request, exc, traceback, key):
+    """An errback in Celery's (request, exc, traceback) form."""
+    record(key, f"{request.id} {type(exc).__name__}")

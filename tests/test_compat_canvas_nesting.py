@@ -173,3 +173,25 @@ def test_map_starmap_and_chunks_run_their_items_in_built_in_tasks(celery_app, bu
     assert in_group.get(timeout=5) == [[2, 4], ["a", "b"]]
     assert in_chain.get(timeout=5) == [6]
     assert parts.get(timeout=5) == [[0, 2], [4, 6], [8]]
+
+
+def test_a_failed_chord_calls_the_bodys_errbacks_in_both_of_celerys_forms(celery_app, burst_worker, redis_conn):
+    sig = chord([t.fail.si("header"), t.add.s(1, 1)], t.tsum.s())
+    sig.link_error(ct.records_request_and_error.s("inline"))
+    sig.link_error(t.on_error_queued.s("queued"))
+    result = sig()
+    burst_worker()
+    assert result.state == states.FAILURE
+    assert redis_conn.lrange("record:inline", 0, -1) == [f"{result.id} ChordError".encode()]
+    assert redis_conn.lrange("record:queued", 0, -1) == [result.id.encode()]
+
+
+def test_a_frozen_chord_applied_twice_runs_its_body_twice(celery_app, burst_worker, redis_conn):
+    sig = chord([t.add.s(1, 1), t.add.s(2, 2)], t.collect.s("twice"))
+    sig.freeze()
+    first = sig.apply_async()
+    burst_worker()
+    second = sig.apply_async()
+    burst_worker()
+    assert first.id == second.id and second.get(timeout=5) == [2, 4]
+    assert redis_conn.lrange("record:twice", 0, -1) == [b"2,4", b"2,4"]

@@ -403,7 +403,9 @@ class chord(Signature):  # noqa: N801 - Celery's name
         header, body = self.header, self.body
         header_result = _root(body_result)
         leaves = [_leaves(sig) for sig in header.tasks]
-        info = {"group_id": header.id, "size": _count(leaves), "body": dict(body), "leaves": leaves,
+        # ``run``: a frozen chord applied again is a new run with the same ids, counted afresh.
+        info = {"group_id": header.id, "run": uuid.uuid4().hex[:12], "size": _count(leaves), "body": dict(body),
+                "leaves": leaves,
                 "chain": list(chain or ()) or None, "parent": chord or self.options.get("chord")}
         header_result.save()
         if not header.tasks:  # Celery runs the body at once with no results
@@ -462,6 +464,11 @@ def leaf_ids(leaves: Any) -> list[str]:
     if isinstance(leaves, dict):
         return leaf_ids(leaves["results"])
     return [task_id for item in leaves for task_id in leaf_ids(item)]
+
+
+def chord_run(info: dict) -> str:
+    """The name a chord's counting goes by in Redis: its group id and the run (one per apply)."""
+    return f"{info['group_id']}:{info['run']}" if info.get("run") else info["group_id"]
 
 
 def _count(leaves: Any) -> int:

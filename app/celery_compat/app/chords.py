@@ -13,17 +13,21 @@ after it, and a failed body still counts as a leaf of the chord around it.
 
 from __future__ import annotations
 
+import inspect
+import logging
 from typing import TYPE_CHECKING, Any
 
 from .. import states
-from ..canvas import Signature, chain, chord, group, leaf_ids, send_step, signature
+from .._state import Context
+from ..canvas import Signature, chain, chord, chord_run, group, leaf_ids, send_step, signature
 from ..exceptions import ChordError
 from ..result import _decode_result
 from ..serialization import from_wire
 
 if TYPE_CHECKING:
-    from .._state import Context
     from .task import Task
+
+logger = logging.getLogger("app.celery_compat.worker")
 
 
 def chord_part_return(task: Task, request: Context) -> None:
@@ -36,9 +40,10 @@ def chord_part_return(task: Task, request: Context) -> None:
 def count_part(app: Any, info: dict, member_id: str, connection: Any, **send_options: Any) -> None:
     """Count ``member_id`` as done for the chord ``info``; send or fail the body when it completes the header."""
     backend = app.backend
-    if not backend.retrying(backend.chord_part, info["group_id"], member_id, info["size"], connection):
+    run = chord_run(info)
+    if not backend.retrying(backend.chord_part, run, member_id, info["size"], connection):
         return
-    added = backend.chord_added(info["group_id"], connection)
+    added = backend.chord_added(run, connection)
     ids = leaf_ids(info["leaves"]) + added
     metas = dict(zip(ids, backend.get_many_meta(ids, connection=connection), strict=True))
     body = signature(info["body"], app=app)
@@ -46,7 +51,7 @@ def count_part(app: Any, info: dict, member_id: str, connection: Any, **send_opt
         meta = metas[task_id]
         if meta["status"] in states.PROPAGATE_STATES:
             error = ChordError(f"Dependency {task_id} raised {_decode_result(meta)!r}")
-            _call_errbacks(app, body)
+            _call_errbacks(app, body, error)
             fail_steps_of(app, [dict(body)] + list(info.get("chain") or ()), error, None, connection,
                           chord_info=info.get("parent"))
             return
@@ -60,10 +65,40 @@ def _values(leaves: Any, metas: dict[str, dict]) -> Any:
     return [_values(item, metas) for item in leaves["results"]]
 
 
-def _call_errbacks(app: Any, body: Signature) -> None:
-    """Celery runs the body's errbacks when its chord fails, with the body's id."""
+def _call_errbacks(app: Any, body: Signature, exc: BaseException) -> None:
+    """Celery's ``chord_error_from_stack``: the body's errbacks run as if the body had failed.
+
+    An errback taking ``(request, exc, traceback)`` is called here with a request standing for
+    the body; one taking a task id is queued with the body's id.
+    """
+    request = Context(id=body.id, task=body.task, args=body.args, kwargs=body.kwargs, root_id=body.options.get(
+        "root_id"), errbacks=body.options.get("link_error"), delivery_info={}, is_eager=False, called_directly=False)
     for errback in body.options.get("link_error") or ():
-        signature(errback, app=app).apply_async((body.id,))
+        errback = signature(errback, app=app)
+        try:
+            if _takes_request(errback):
+                errback.type(request, exc, None, *errback.args, **errback.kwargs)
+            else:
+                errback.apply_async((body.id,), parent_id=body.id, root_id=request.root_id or body.id)
+        except Exception:  # one failing errback must not keep the others, or the body's failure, from happening
+            logger.exception("Errback %s of chord body %s failed", errback.task, body.id)
+
+
+def _takes_request(errback: Signature) -> bool:
+    """Celery's arity rule: more than one positional parameter left means ``(request, exc, traceback)``."""
+    task = errback.type
+    if getattr(task, "bind", False):
+        return False
+    try:
+        spec = inspect.getfullargspec(task.run)
+    except TypeError:
+        return False
+    if spec.varargs:
+        return True
+    remaining = list(spec.args)
+    if not errback.immutable:
+        remaining = [name for name in remaining[len(errback.args):] if name not in errback.kwargs]
+    return len(remaining) > 1
 
 
 def fail_steps(task: Task, steps: list[dict], exc: BaseException, traceback: str | None, connection: Any) -> None:

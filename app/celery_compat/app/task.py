@@ -15,7 +15,7 @@ from .._state import Context as Context
 from .._state import all_tasks, current_app, shared_tasks, task_stack
 from .._state import current_task as current_task
 from .._state import current_task_request as current_task_request
-from ..canvas import Signature, chunks, replacement, xmap, xstarmap
+from ..canvas import Signature, chord_run, chunks, replacement, xmap, xstarmap
 from ..exceptions import Ignore, MaxRetriesExceededError, NotRegistered, Retry
 from ..result import AsyncResult, EagerResult
 from ..serialization import from_wire, to_wire
@@ -267,7 +267,7 @@ class Task:
             raise ValueError("Current task is not member of any chord")
         sig.set(group_id=request.group, chord=request.chord, root_id=request.root_id)
         result = sig.freeze()
-        self.backend.add_to_chord(request.chord["group_id"], result)
+        self.backend.add_to_chord(chord_run(request.chord), result)
         return sig if lazy else sig.delay()
 
     def __repr__(self) -> str:
