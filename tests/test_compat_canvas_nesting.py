@@ -195,3 +195,26 @@ def test_a_frozen_chord_applied_twice_runs_its_body_twice(celery_app, burst_work
     burst_worker()
     assert first.id == second.id and second.get(timeout=5) == [2, 4]
     assert redis_conn.lrange("record:twice", 0, -1) == [b"2,4", b"2,4"]
+
+
+def test_a_generator_header_is_sent_as_it_is_consumed(celery_app, burst_worker):
+    queued_when_yielding = []
+
+    def header():
+        for i in range(4):
+            queued_when_yielding.append(celery_app.queue("celery").count)
+            yield t.add.s(i, i)
+
+    sig = chord(header(), t.collect.s("streamed"))
+    assert queued_when_yielding == []  # not consumed by building the chord
+    result = sig()
+    # Each task is queued once the next is yielded; the last waits until the header's size is known.
+    assert queued_when_yielding == [0, 0, 1, 2]
+    burst_worker()
+    assert result.get(timeout=5) == [0, 2, 4, 6]
+
+
+def test_an_empty_generator_header_runs_the_body_with_no_results(celery_app, burst_worker):
+    result = chord((t.add.s(i, i) for i in range(0)), t.collect.s("none"))()
+    burst_worker()
+    assert result.get(timeout=5) == []

@@ -18,7 +18,7 @@ Composition follows Celery's rules, at any depth:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ._state import current_app
@@ -272,6 +272,8 @@ class group(Signature):  # noqa: N801 - Celery's name
         """The members with nested groups unrolled in place, as Celery does."""
         members: list[Signature] = []
         for sig in self.tasks:
+            if isinstance(sig, chain) and not sig.tasks:
+                continue  # an empty chain is no member at all (Celery's #9772)
             members.extend(sig._unrolled() if isinstance(sig, group) else [sig])
         return members
 
@@ -349,9 +351,12 @@ class chord(Signature):  # noqa: N801 - Celery's name
         if isinstance(header, dict) and not isinstance(header, Signature) and "header" in header.get("kwargs", {}):
             super().__init__(header, app=app)  # Celery's chord.from_dict(dict)
             return
-        header_group = header if isinstance(header, group) else group(header or (), app=app)
+        # A generator header is sent as it is consumed, when the chord is applied (Celery's #3021).
+        streamed = isinstance(header, Iterator) and not isinstance(header, dict)
+        header_group = header if isinstance(header, group) else group(() if streamed else header or (), app=app)
         super().__init__("celery.chord", (), {"header": dict(header_group), "body": dict(body) if body else None},
                          options=options, subtask_type="chord", app=app)
+        self._streamed = header if streamed else None
 
     @property
     def header(self) -> group:
@@ -399,6 +404,9 @@ class chord(Signature):  # noqa: N801 - Celery's name
         """Save the header's results, send the header; the last header leaf to finish sends the body."""
         if self.app.conf.task_always_eager:
             return self.apply(args, kwargs, **options)
+        streamed, self._streamed = getattr(self, "_streamed", None), None
+        if streamed is not None:
+            return self._apply_streamed(streamed, args, kwargs, chain, chord, **options)
         body_result = self.freeze(options.pop("task_id", None))
         header, body = self.header, self.body
         header_result = _root(body_result)
@@ -416,6 +424,35 @@ class chord(Signature):  # noqa: N801 - Celery's name
             send_step(sig, args or (), kwargs or {}, pipeline=pipe, chord=info, **options)
         if pipeline is None:
             pipe.execute()
+        return body_result
+
+    def _apply_streamed(self, header: Iterator, args: Any, kwargs: Any, chain: list | None, parent: dict | None,
+                        **options: Any) -> Any:
+        """Send each header task as the generator yields it; its size is known only at the end.
+
+        The leaves count against a size kept in Redis, set (with the header's shape) before the
+        last task is sent: until then the header cannot be complete, so no leaf finishes early.
+        """
+        header_sig = self.header
+        group_id = header_sig["options"].setdefault("task_id", str(uuid.uuid4()))
+        body = self.body
+        body_result = body.freeze(options.pop("task_id", None))
+        info = {"group_id": group_id, "run": uuid.uuid4().hex[:12], "size": None, "body": dict(body),
+                "leaves": None, "chain": list(chain or ()) or None, "parent": parent or self.options.get("chord")}
+        results: list[Any] = []
+        held: Signature | None = None
+        for item in header:
+            if held is not None:
+                send_step(held, args or (), kwargs or {}, chord=info, **options)
+            held = _to_signature(_own(_to_signature(item, self._app)), self._app)
+            results.append(held.freeze(group_id=group_id))
+        header_result = GroupResult(group_id, results, app=self.app).save()
+        _set_root_parent(body_result, header_result)
+        if held is None:
+            send_step(body, ([],), {}, chain=info["chain"], chord=info["parent"])
+        else:
+            self.app.backend.set_chord_size(chord_run(info), len(leaf_ids([_leaves_of(r) for r in results])))
+            send_step(held, args or (), kwargs or {}, chord=info, **options)
         return body_result
 
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
@@ -455,6 +492,13 @@ def _leaves(sig: Signature) -> Any:
     if isinstance(sig, group):
         return {"group": sig.id, "results": [_leaves(member) for member in sig.tasks]}
     return sig.id
+
+
+def _leaves_of(result: Any) -> Any:
+    """The ``_leaves`` shape of a frozen result (a group's results nest)."""
+    if isinstance(result, GroupResult):
+        return {"group": result.id, "results": [_leaves_of(r) for r in result.results]}
+    return result.id
 
 
 def leaf_ids(leaves: Any) -> list[str]:

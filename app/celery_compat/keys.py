@@ -59,6 +59,11 @@ def chord_added(group_id: str) -> str:
     return f"{CHORD_PREFIX}{group_id}.added"
 
 
+def chord_size(group_id: str) -> str:
+    """The size of a chord whose header was a generator (known only once it is consumed)."""
+    return f"{CHORD_PREFIX}{group_id}.size"
+
+
 def revoked(task_id: str) -> str:
     return f"{REVOKED_PREFIX}{task_id}"
 

@@ -14,10 +14,11 @@ after it, and a failed body still counts as a leaf of the chord around it.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .. import states
+from .. import keys, states
 from .._state import Context
 from ..canvas import Signature, chain, chord, chord_run, group, leaf_ids, send_step, signature
 from ..exceptions import ChordError
@@ -44,7 +45,8 @@ def count_part(app: Any, info: dict, member_id: str, connection: Any, **send_opt
     if not backend.retrying(backend.chord_part, run, member_id, info["size"], connection):
         return
     added = backend.chord_added(run, connection)
-    ids = leaf_ids(info["leaves"]) + added
+    leaves = info["leaves"] if info.get("leaves") is not None else _saved_shape(info["group_id"], connection)
+    ids = leaf_ids(leaves) + added
     metas = dict(zip(ids, backend.get_many_meta(ids, connection=connection), strict=True))
     body = signature(info["body"], app=app)
     for task_id in ids:
@@ -55,8 +57,14 @@ def count_part(app: Any, info: dict, member_id: str, connection: Any, **send_opt
             fail_steps_of(app, [dict(body)] + list(info.get("chain") or ()), error, None, connection,
                           chord_info=info.get("parent"))
             return
-    values = [_values(item, metas) for item in info["leaves"] + added]
+    values = [_values(item, metas) for item in leaves + added]
     send_step(body, (values,), {}, chain=info.get("chain"), chord=info.get("parent"), **send_options)
+
+
+def _saved_shape(group_id: str, connection: Any) -> list:
+    """A streamed header's shape, saved with its ``GroupResult`` once the generator was consumed."""
+    raw = connection.get(keys.taskset(group_id))
+    return json.loads(raw) if raw else []
 
 
 def _values(leaves: Any, metas: dict[str, dict]) -> Any:

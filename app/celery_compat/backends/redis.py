@@ -26,15 +26,19 @@ META_PREFIX = keys.META_PREFIX
 meta_key = keys.meta
 
 
-#: Count one header leaf of a chord: KEYS = member set, claim, added leaves; ARGV = leaf id, size, ttl.
-#: The size grows by the leaves ``add_to_chord`` added.
+#: Count one header leaf of a chord: KEYS = member set, claim, added leaves, size; ARGV = leaf id, size, ttl.
+#: The size grows by the leaves ``add_to_chord`` added; a size of -1 is read from the size key (a
+#: generator header's, set before its last task is sent; until then the header is never complete).
 #: Returns 1 to the one leaf that completes the set. Idempotent, so a call retried after a lost
 #: reply neither counts twice nor loses the claim: the claim names the leaf that took it.
 CHORD_PART = """
 redis.call('SADD', KEYS[1], ARGV[1])
 local ttl = tonumber(ARGV[3])
 if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
-if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) + redis.call('LLEN', KEYS[3]) then return 0 end
+local size = tonumber(ARGV[2])
+if size < 0 then size = tonumber(redis.call('GET', KEYS[4]) or '') end
+if not size then return 0 end
+if redis.call('SCARD', KEYS[1]) < size + redis.call('LLEN', KEYS[3]) then return 0 end
 if ttl > 0 then
   redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ttl)
 else
@@ -150,15 +154,21 @@ class RedisBackend:
     def ensure_chords_allowed(self) -> None:
         """Chords are supported: their state lives in Redis beside the results (Celery's check)."""
 
-    def chord_part(self, group_id: str, member_id: str, size: int, connection: Redis | None = None) -> bool:
+    def chord_part(self, group_id: str, member_id: str, size: int | None, connection: Redis | None = None) -> bool:
         """Count a finished header leaf of chord ``group_id``; True for the one leaf that completes it.
 
         The state expires with the results (a day when results never expire).
         """
         connection = connection or self.app.connection
         ttl = self.expires or 86400
-        keys_ = [keys.chord_counter(group_id), keys.chord_claim(group_id), keys.chord_added(group_id)]
-        return bool(connection.eval(CHORD_PART, len(keys_), *keys_, member_id, int(size), ttl))
+        keys_ = [keys.chord_counter(group_id), keys.chord_claim(group_id), keys.chord_added(group_id),
+                 keys.chord_size(group_id)]
+        size = -1 if size is None else int(size)
+        return bool(connection.eval(CHORD_PART, len(keys_), *keys_, member_id, size, ttl))
+
+    def set_chord_size(self, group_id: str, size: int, connection: Redis | None = None) -> None:
+        """The size of a chord whose header was a generator, known once it is consumed."""
+        (connection or self.app.connection).set(keys.chord_size(group_id), int(size), ex=self.expires or 86400)
 
     def add_to_chord(self, group_id: str, result: Any, connection: Redis | None = None) -> None:
         """One more header leaf for chord ``group_id`` (``Task.add_to_chord``): its result comes last."""
