@@ -30,3 +30,9 @@ def adds_to_its_chord(self, x):
 def records_request_and_error(request, exc, traceback, key):
     """An errback in Celery's (request, exc, traceback) form."""
     record(key, f"{request.id} {type(exc).__name__}")
+
+
+@app.task(bind=True)
+def delivery_priority(self):
+    """The priority the message arrived with."""
+    return self.request.delivery_info["priority"]

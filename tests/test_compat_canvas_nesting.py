@@ -218,3 +218,9 @@ def test_an_empty_generator_header_runs_the_body_with_no_results(celery_app, bur
     result = chord((t.add.s(i, i) for i in range(0)), t.collect.s("none"))()
     burst_worker()
     assert result.get(timeout=5) == []
+
+
+def test_each_step_of_a_chain_carries_its_own_priority_to_the_worker(celery_app, burst_worker):
+    result = chain(ct.delivery_priority.si().set(priority=3), ct.delivery_priority.si().set(priority=5))()
+    burst_worker()
+    assert (result.parent.get(timeout=5), result.get(timeout=5)) == (3, 5)

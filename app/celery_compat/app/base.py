@@ -317,6 +317,8 @@ class Celery:
             options_meta["chain"] = [dict(step) for step in chain]
         if chord:
             options_meta["chord"] = dict(chord)
+        if options.get("priority") is not None:  # the worker shows it in request.delivery_info, as Celery's
+            options_meta["priority"] = options["priority"]
         eta = options_meta.get("eta")
         hard_limit = options_meta.get("time_limit")
         expires_s = self.backend.expires

@@ -128,7 +128,8 @@ def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, c
         # A requeue travels as an RQ retry (it counts in number_of_retries) but is no Celery retry.
         id=job.id, task=name, args=args, kwargs=kwargs, retries=max(0, (job.number_of_retries or 0) - requeued),
         is_eager=False, called_directly=False, hostname=HOSTNAME, connection=connection,
-        delivery_info={"exchange": "", "routing_key": job.origin, "priority": None, "redelivered": bool(requeued)},
+        delivery_info={"exchange": "", "routing_key": job.origin, "priority": options.get("priority"),
+                       "redelivered": bool(requeued)},
         eta=options.get("eta"), expires=options.get("expires"),
         timelimit=(options.get("time_limit"), options.get("soft_time_limit")),
         ignore_result=bool(options.get("ignore_result")), callbacks=options.get("link"),
