@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.celery_compat import chain, chord, group, keys, signature, states
+from app.celery_compat import chain, chord, group, keys, signals, signature, states
+from app.celery_compat.canvas import StampingVisitor
 from app.celery_compat.exceptions import ChordError, NotRegistered
 from app.celery_compat.result import GroupResult
 from tests import compat_canvas_tasks as ct
@@ -224,3 +225,29 @@ def test_each_step_of_a_chain_carries_its_own_priority_to_the_worker(celery_app,
     result = chain(ct.delivery_priority.si().set(priority=3), ct.delivery_priority.si().set(priority=5))()
     burst_worker()
     assert (result.parent.get(timeout=5), result.get(timeout=5)) == (3, 5)
+
+
+class _Stamp42(StampingVisitor):
+    def on_signature(self, sig, **headers):
+        return {"stamp": 42}
+
+
+def test_stamps_reach_every_task_of_a_canvas_and_its_request(celery_app, burst_worker):
+    received = []
+
+    def on_received(request=None, **kwargs):
+        received.append((request.task_name, {name: request.stamps[name] for name in request.stamped_headers}))
+
+    canvas = chord([t.add.s(1, 1), t.add.s(2, 2) | t.mul.s(10)], t.tsum.s())
+    canvas.link_error(t.on_error_queued.s("never"))
+    canvas.stamp(visitor=_Stamp42(), origin="test")
+    signals.task_received.connect(on_received)
+    try:
+        result = canvas()
+        burst_worker()
+        assert result.get(timeout=5) == 42
+    finally:
+        signals.task_received.disconnect(on_received)
+    assert len(received) == 4 and all(stamps == {"stamp": 42, "origin": "test"} for _, stamps in received)
+    errback = canvas.body.options["link_error"][0]
+    assert errback["options"]["stamp"] == 42 and "stamp" in errback["options"]["stamped_headers"]

@@ -133,9 +133,87 @@ class Signature(dict):
             return chain(self, other, app=self._app)
         return NotImplemented
 
+    # -- stamping (Celery 5.3+): custom headers on every task of a canvas ------------------------
+    def stamp(self, visitor: Any = None, append_stamps: bool = False, **headers: Any) -> Signature:
+        """Stamp this task (and its callbacks and errbacks) with ``headers`` and the visitor's."""
+        self.stamp_links(visitor, append_stamps, **headers)
+        visitor_headers = visitor.on_signature(self, **headers) or {} if visitor is not None else None
+        return self.set(**self._stamp_headers(visitor_headers, append_stamps, **headers))
+
+    def stamp_links(self, visitor: Any, append_stamps: bool = False, **headers: Any) -> None:
+        """Stamp the callbacks (``on_callback``) and errbacks (``on_errback``), without this task's own stamps."""
+        for option, hook in (("link", "on_callback"), ("link_error", "on_errback")):
+            links = self.options.get(option) or []
+            for index, link in enumerate(links):
+                link = _to_signature(link, self._app)
+                visitor_headers = getattr(visitor, hook)(link, **headers) or {} if visitor is not None else None
+                link.stamp(visitor, append_stamps,
+                           **self._stamp_headers(visitor_headers, append_stamps, self_headers=False, **headers))
+                links[index] = dict(link)
+
+    def _stamp_headers(self, visitor_headers: dict | None = None, append_stamps: bool = False,
+                       self_headers: bool = True, **headers: Any) -> dict:
+        """The stamps to set: ``headers``, the visitor's, then this signature's own, with their names."""
+        stamps = dict(headers)
+        names = list(stamps.pop("stamped_headers", None) or stamps)
+        if visitor_headers:
+            visitor_headers = dict(visitor_headers)
+            names += visitor_headers.pop("stamped_headers", None) or list(visitor_headers)
+            _merge_stamps(stamps, visitor_headers, append_stamps)
+        if self_headers:
+            names += self.options.get("stamped_headers") or []
+            _merge_stamps(stamps, {k: v for k, v in self.options.items() if k in names}, append_stamps)
+        stamps["stamped_headers"] = list(dict.fromkeys(names))
+        return stamps
+
     def __repr__(self) -> str:
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
         return f"{self['task']}({', '.join(parts)})"
+
+
+def _merge_stamps(into: dict, other: dict, append: bool) -> None:
+    """Celery's merge of stamps: lists are joined; a repeated value becomes a list with ``append``."""
+    for key, value in other.items():
+        if key not in into:
+            into[key] = value
+        elif isinstance(into[key], list) and isinstance(value, list):
+            into[key] = into[key] + [item for item in value if item not in into[key]]
+        elif append and into[key] != value:
+            into[key] = (into[key] if isinstance(into[key], list) else [into[key]]) + [value]
+
+
+class StampingVisitor:
+    """Celery's stamping API: a visitor whose hooks return the stamps (headers) for each part of a canvas."""
+
+    def on_signature(self, sig: Signature, **headers: Any) -> dict:
+        raise NotImplementedError("StampingVisitor.on_signature: a visitor must say how to stamp a task")
+
+    def on_group_start(self, group: Any, **headers: Any) -> dict:
+        return {}
+
+    def on_group_end(self, group: Any, **headers: Any) -> None:
+        return None
+
+    def on_chain_start(self, chain: Any, **headers: Any) -> dict:
+        return {}
+
+    def on_chain_end(self, chain: Any, **headers: Any) -> None:
+        return None
+
+    def on_chord_header_start(self, sig: Any, **headers: Any) -> dict:
+        return self.on_group_start(sig.tasks, **headers)
+
+    def on_chord_header_end(self, sig: Any, **headers: Any) -> None:
+        self.on_group_end(sig.tasks, **headers)
+
+    def on_chord_body(self, sig: Any, **headers: Any) -> dict:
+        return {}
+
+    def on_callback(self, callback: Signature, **headers: Any) -> dict:
+        return {}
+
+    def on_errback(self, errback: Signature, **headers: Any) -> dict:
+        return {}
 
 
 def _to_signature(value: Any, app: Any = None) -> Signature:
@@ -183,6 +261,15 @@ class chain(Signature):  # noqa: N801 - Celery's name
         return errback
 
     link_error = on_error
+
+    def stamp(self, visitor: Any = None, append_stamps: bool = False, **headers: Any) -> None:
+        visitor_headers = visitor.on_chain_start(self, **headers) or {} if visitor is not None else None
+        headers = self._stamp_headers(visitor_headers, append_stamps, **headers)
+        self.stamp_links(visitor, append_stamps, **headers)
+        for index in range(len(self["kwargs"]["tasks"])):
+            self._edit(index, lambda step: step.stamp(visitor, append_stamps, **headers))
+        if visitor is not None:
+            visitor.on_chain_end(self, **headers)
 
     def _edit(self, index: int, change: Any) -> None:
         tasks = self["kwargs"]["tasks"]
@@ -329,6 +416,18 @@ class group(Signature):  # noqa: N801 - Celery's name
             tasks[0] = dict(first)
         return callback
 
+    def stamp(self, visitor: Any = None, append_stamps: bool = False, **headers: Any) -> None:
+        visitor_headers = visitor.on_group_start(self, **headers) or {} if visitor is not None else None
+        headers = self._stamp_headers(visitor_headers, append_stamps, **headers)
+        self.stamp_links(visitor, append_stamps, **headers)
+        tasks = self["kwargs"]["tasks"]
+        for index, task in enumerate(tasks):
+            member = _to_signature(task, self._app)
+            member.stamp(visitor, append_stamps, **headers)
+            tasks[index] = dict(member)
+        if visitor is not None:
+            visitor.on_group_end(self, **headers)
+
     def on_error(self, errback: Signature) -> Signature:
         """A group's errback is linked to every member."""
         tasks = self["kwargs"]["tasks"]
@@ -384,6 +483,23 @@ class chord(Signature):  # noqa: N801 - Celery's name
         return errback
 
     link_error = on_error
+
+    def stamp(self, visitor: Any = None, append_stamps: bool = False, **headers: Any) -> None:
+        visitor_headers = visitor.on_chord_header_start(self, **headers) or {} if visitor is not None else None
+        headers = self._stamp_headers(visitor_headers, append_stamps, **headers)
+        self.stamp_links(visitor, append_stamps, **headers)
+        header = self.header
+        tasks = header["kwargs"]["tasks"]
+        for index, task in enumerate(tasks):
+            member = _to_signature(task, self._app)
+            member.stamp(visitor, append_stamps, **headers)
+            tasks[index] = dict(member)
+        self["kwargs"]["header"] = dict(header)
+        if visitor is not None:
+            visitor.on_chord_header_end(self, **headers)
+            if self.body is not None:
+                headers = self._stamp_headers(visitor.on_chord_body(self, **headers) or {}, append_stamps, **headers)
+                self._edit_body(lambda body: body.stamp(visitor, append_stamps, **headers))
 
     def _edit_body(self, change: Any) -> None:
         body = self.body
@@ -621,6 +737,9 @@ def replacement(sig: Signature, request: Any, app: Any) -> Signature:
         sig.link(signature(callback, app=app))
     for errback in request.errbacks or ():
         sig.link_error(signature(errback, app=app))
+    stamps = getattr(request, "stamps", None)
+    if stamps:  # the replacement keeps the stamps of the task it replaces
+        sig.stamp(**stamps)
     sig.freeze(request.id)
     nesting = (getattr(request, "replaced_task_nesting", 0) or 0) + 1
     sig.set(group_id=request.group, root_id=request.root_id, replaced_task_nesting=nesting)

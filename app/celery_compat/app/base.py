@@ -319,6 +319,8 @@ class Celery:
             options_meta["chord"] = dict(chord)
         if options.get("priority") is not None:  # the worker shows it in request.delivery_info, as Celery's
             options_meta["priority"] = options["priority"]
+        stamp_headers = _stamps(options)
+        options_meta.update(stamp_headers)
         eta = options_meta.get("eta")
         hard_limit = options_meta.get("time_limit")
         expires_s = self.backend.expires
@@ -337,7 +339,7 @@ class Celery:
         if signals.before_task_publish.receivers:
             signals.before_task_publish.send(
                 sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="", routing_key=queue_name,
-                headers={"id": task_id, "task": name}, properties={}, declare=[], retry_policy=None)
+                headers={"id": task_id, "task": name, **stamp_headers}, properties={}, declare=[], retry_policy=None)
         rq_queue = self.queue(queue_name)
         if eta is not None:
             pipe = pipeline if pipeline is not None else self.connection.pipeline()
@@ -349,7 +351,8 @@ class Celery:
             self._enqueue(rq_queue, rq_queue.create_job(EXECUTE_TASK, **job_options), pipeline)
         if signals.after_task_publish.receivers:
             signals.after_task_publish.send(sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="",
-                                            routing_key=queue_name, headers={"id": task_id, "task": name})
+                                            routing_key=queue_name,
+                                            headers={"id": task_id, "task": name, **stamp_headers})
         result = (result_cls or AsyncResult)(task_id, app=self, task_name=name)
         result.ignored = bool(ignore_result)
         return result
@@ -480,6 +483,14 @@ def _signatures(value: Any) -> list | None:
         return None
     items = value if isinstance(value, (list, tuple)) else [value]
     return [dict(item) if isinstance(item, dict) else item.as_dict() for item in items]
+
+
+def _stamps(options: dict) -> dict:
+    """A stamped signature's stamps (``Signature.stamp``), as Celery's message headers carry them."""
+    names = options.get("stamped_headers")
+    if not names:
+        return {}
+    return {"stamped_headers": list(names), "stamps": {name: options.get(name) for name in names}}
 
 
 def _describe(args: list, kwargs: dict) -> str:

@@ -79,6 +79,8 @@ def run_job(job: Job, pipeline: Any = None) -> Outcome | None:
     args, kwargs = from_wire(envelope.args), from_wire(envelope.kwargs)
     logger.info("Task %s[%s] received", name, job.id)
     request = _request_for(job, name, args, kwargs, options, connection)
+    if signals.task_received.receivers:
+        signals.task_received.send(sender=None, request=request)
     if pipeline is not None and not (request.callbacks or request.errbacks or request.chain or request.chord):
         request.pipeline = pipeline
     if _discard_if_revoked(task, request, options, job):
@@ -135,7 +137,8 @@ def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, c
         ignore_result=bool(options.get("ignore_result")), callbacks=options.get("link"),
         errbacks=options.get("link_error"), group=options.get("group_id"), root_id=options.get("root_id") or job.id,
         parent_id=options.get("parent_id"), origin=job.origin, chain=options.get("chain"),
-        chord=options.get("chord"),
+        chord=options.get("chord"), task_name=name,
+        stamped_headers=options.get("stamped_headers") or [], stamps=options.get("stamps") or {},
     )
 
 
