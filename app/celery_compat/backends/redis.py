@@ -70,6 +70,9 @@ class RedisBackend:
     def encode_meta(self, task_id: str, state: str, result: Any, traceback: str | None, extra: dict | None) -> str:
         if isinstance(result, BaseException):
             result = exception_to_wire(result)
+        elif callable(getattr(result, "as_tuple", None)):
+            # A task returning a result (an AsyncResult, a GroupResult) stores its tuple, as Celery does.
+            result = to_wire(result.as_tuple())
         else:
             result = to_wire(result)
         meta = {
