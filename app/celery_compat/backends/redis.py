@@ -70,8 +70,9 @@ class RedisBackend:
     def encode_meta(self, task_id: str, state: str, result: Any, traceback: str | None, extra: dict | None) -> str:
         if isinstance(result, BaseException):
             result = exception_to_wire(result)
-        elif callable(getattr(result, "as_tuple", None)):
-            # A task returning a result (an AsyncResult, a GroupResult) stores its tuple, as Celery does.
+        elif callable(getattr(result, "as_tuple", None)) and callable(getattr(result, "ready", None)):
+            # A task returning a result (an AsyncResult, a GroupResult) stores its tuple, as Celery does
+            # (``ready`` tells a result from a Decimal, which has an ``as_tuple`` too).
             result = to_wire(result.as_tuple())
         else:
             result = to_wire(result)
