@@ -310,10 +310,10 @@ class ResultSet:
         for result in self.results:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
             value = result.get(timeout=remaining, propagate=propagate, interval=interval, **kwargs)
-            if callback is not None:  # Celery's join(callback=): called per result; the values are not kept
+            if callback is not None:  # Celery's join(callback=): called per result as it arrives
                 callback(result.id, value)
-            else:
-                values.append(value)
+            # Celery returns no values with a callback; they are kept here, which the contrib Manager.join reads.
+            values.append(value)
         return values
 
     def _prefetch(self) -> None:
