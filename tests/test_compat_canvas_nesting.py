@@ -271,3 +271,15 @@ def test_a_header_task_whose_worker_keeps_dying_fails_the_chord(celery_app, work
     with pytest.raises(WorkerLostError):
         result.get(timeout=60)
     assert isinstance(result.result, ChordError)
+
+
+def test_a_group_body_of_a_failed_chord_fails_each_member_with_the_original_error(celery_app, burst_worker):
+    body = group(t.tsum.s(), t.collect.s("never"))
+    body.link_error(t.on_error_queued.s("group-errback"))
+    result = chain(group(t.add.s(1, 1), t.fail.si("header")), body)()
+    burst_worker()
+    with pytest.raises(ValueError, match="header"):
+        result.get(timeout=5)
+    assert all(isinstance(member.result, ValueError) for member in result.results)
+    assert sorted(celery_app.connection.lrange("record:group-errback", 0, -1)) == sorted(
+        member.id.encode() for member in result.results)

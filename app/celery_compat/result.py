@@ -285,6 +285,10 @@ class ResultSet:
         return not self.ready()
 
     def _raise_if_failed(self) -> None:
+        # The earliest failure first, as Celery re-raises from the root of a canvas down.
+        parent = getattr(self, "parent", None)
+        if parent is not None:
+            parent._raise_if_failed()
         for result, meta in zip(self.results, self._metas(), strict=True):
             if meta["status"] in states.PROPAGATE_STATES:
                 result._outcome(meta, propagate=True)

@@ -52,13 +52,32 @@ def count_part(app: Any, info: dict, member_id: str, connection: Any, **send_opt
     for task_id in ids:
         meta = metas[task_id]
         if meta["status"] in states.PROPAGATE_STATES:
-            error = ChordError(f"Dependency {task_id} raised {_decode_result(meta)!r}")
-            _call_errbacks(app, body, error)
-            fail_steps_of(app, [dict(body)] + list(info.get("chain") or ()), error, None, connection,
-                          chord_info=info.get("parent"))
+            _fail_body(app, info, body, task_id, _decode_result(meta), connection)
             return
     values = [_values(item, metas) for item in leaves + added]
     send_step(body, (values,), {}, chain=info.get("chain"), chord=info.get("parent"), **send_options)
+
+
+def _fail_body(app: Any, info: dict, body: Signature, task_id: str, cause: Any, connection: Any) -> None:
+    """Celery's ``chord_error_from_stack``: the body fails with ChordError (its cause attached).
+
+    A group body is Celery's special case: each member fails with the original error and
+    calls its own errbacks and the group's.
+    """
+    error = ChordError(f"Dependency {task_id} raised {cause!r}")
+    error.__cause__ = cause if isinstance(cause, BaseException) else None
+    if isinstance(body, group):
+        shared = list(body.options.get("link_error") or ())
+        for member in body.tasks:
+            target = member.tasks[-1] if isinstance(member, chain) and member.tasks else member
+            _call_errbacks(app, target, error.__cause__ or error, extra=shared)
+        exc: BaseException = error.__cause__ or error
+    else:
+        target = body.tasks[-1] if isinstance(body, chain) and body.tasks else body
+        _call_errbacks(app, target, error)
+        exc = error
+    fail_steps_of(app, [dict(body)] + list(info.get("chain") or ()), exc, None, connection,
+                  chord_info=info.get("parent"))
 
 
 def _saved_shape(group_id: str, connection: Any) -> list:
@@ -73,7 +92,7 @@ def _values(leaves: Any, metas: dict[str, dict]) -> Any:
     return [_values(item, metas) for item in leaves["results"]]
 
 
-def _call_errbacks(app: Any, body: Signature, exc: BaseException) -> None:
+def _call_errbacks(app: Any, body: Signature, exc: BaseException, extra: list | tuple = ()) -> None:
     """Celery's ``chord_error_from_stack``: the body's errbacks run as if the body had failed.
 
     An errback taking ``(request, exc, traceback)`` is called here with a request standing for
@@ -81,7 +100,11 @@ def _call_errbacks(app: Any, body: Signature, exc: BaseException) -> None:
     """
     request = Context(id=body.id, task=body.task, args=body.args, kwargs=body.kwargs, root_id=body.options.get(
         "root_id"), errbacks=body.options.get("link_error"), delivery_info={}, is_eager=False, called_directly=False)
-    for errback in body.options.get("link_error") or ():
+    errbacks: list[dict] = []
+    for errback in [*(body.options.get("link_error") or ()), *extra]:
+        if dict(errback) not in errbacks:  # each errback once, also when linked to the group and its member
+            errbacks.append(dict(errback))
+    for errback in errbacks:
         errback = signature(errback, app=app)
         try:
             if _takes_request(errback):
