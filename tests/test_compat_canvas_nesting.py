@@ -7,12 +7,15 @@ results in header order. Whatever cannot run any more ends FAILURE at once: noth
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from app.celery_compat import chain, chord, group, keys, signals, signature, states
 from app.celery_compat.canvas import StampingVisitor
 from app.celery_compat.exceptions import ChordError, NotRegistered, TimeLimitExceeded, WorkerLostError
-from app.celery_compat.result import GroupResult
+from app.celery_compat.exceptions import TimeoutError as CeleryTimeoutError
+from app.celery_compat.result import AsyncResult, GroupResult, ResultSet
 from tests import compat_canvas_tasks as ct
 from tests import compat_tasks as t
 
@@ -283,3 +286,11 @@ def test_a_group_body_of_a_failed_chord_fails_each_member_with_the_original_erro
     assert all(isinstance(member.result, ValueError) for member in result.results)
     assert sorted(celery_app.connection.lrange("record:group-errback", 0, -1)) == sorted(
         member.id.encode() for member in result.results)
+
+
+def test_join_native_with_a_zero_timeout_polls_once(celery_app):
+    results = ResultSet([AsyncResult(f"never-{i}") for i in range(3)])
+    started = time.monotonic()
+    with pytest.raises(CeleryTimeoutError):
+        results.join_native(timeout=0, interval=30)
+    assert time.monotonic() - started < 5

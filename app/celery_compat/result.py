@@ -331,6 +331,7 @@ class ResultSet:
                     result._cache = meta
 
     join = get
+    join_native = get
 
     def __len__(self) -> int:
         return len(self.results)
@@ -364,8 +365,6 @@ class GroupResult(ResultSet):
         if raw is None:
             return None
         return cls(id, [_from_shape(item, app) for item in json.loads(raw)], app=app)
-
-    join_native = ResultSet.get
 
     def as_tuple(self) -> tuple:
         return ((self.id, self.parent and self.parent.as_tuple()), [r.as_tuple() for r in self.results])

@@ -17,6 +17,7 @@ import redis
 
 from .. import keys, states
 from ..serialization import exception_to_wire, to_wire, utf8
+from .base import BaseKeyValueStoreBackend
 from .consumer import ResultConsumer
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def pending_meta(task_id: str) -> dict:
     return {"status": states.PENDING, "result": None, "traceback": None, "date_done": None, "task_id": task_id}
 
 
-class RedisBackend:
+class RedisBackend(BaseKeyValueStoreBackend):
     """Reads and writes task state for one app; ``connection`` overrides the app's client."""
 
     def __init__(self, app: Any) -> None:
