@@ -370,7 +370,8 @@ class group(Signature):  # noqa: N801 - Celery's name
         return super().__or__(other)
 
     def freeze(self, _id: str | None = None, group_id: str | None = None, **kwargs: Any) -> Any:
-        group_id = self["options"].setdefault("task_id", _id or group_id or str(uuid.uuid4()))
+        # Its own id: never the id of a group it is a member of (Celery's #10856).
+        group_id = self["options"].setdefault("task_id", _id or str(uuid.uuid4()))
         sigs = self._unrolled()
         results = [sig.freeze(group_id=group_id) for sig in sigs]
         self["kwargs"]["tasks"] = [dict(sig) for sig in sigs]
