@@ -294,3 +294,12 @@ def test_join_native_with_a_zero_timeout_polls_once(celery_app):
     with pytest.raises(CeleryTimeoutError):
         results.join_native(timeout=0, interval=30)
     assert time.monotonic() - started < 5
+
+
+def test_an_immutable_errback_keeps_its_own_arguments(celery_app, burst_worker, redis_conn):
+    # remember(value, key) has two parameters: Celery calls it in place, as an immutable signature
+    sig = t.fail.si("boom")
+    sig.link_error(t.remember.si("errback ran", "immutable-errback"))
+    sig.delay()
+    burst_worker()
+    assert redis_conn.lrange("record:immutable-errback", 0, -1) == [b"errback ran"]

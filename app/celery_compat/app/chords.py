@@ -108,7 +108,7 @@ def _call_errbacks(app: Any, body: Signature, exc: BaseException, extra: list | 
         errback = signature(errback, app=app)
         try:
             if _takes_request(errback):
-                errback.type(request, exc, None, *errback.args, **errback.kwargs)
+                errback(request, exc, None)  # an immutable errback keeps only its own arguments
             else:
                 errback.apply_async((body.id,), parent_id=body.id, root_id=request.root_id or body.id)
         except Exception:  # one failing errback must not keep the others, or the body's failure, from happening
