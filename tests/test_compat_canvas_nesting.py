@@ -8,6 +8,7 @@ results in header order. Whatever cannot run any more ends FAILURE at once: noth
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 import pytest
 
@@ -303,3 +304,14 @@ def test_an_immutable_errback_keeps_its_own_arguments(celery_app, burst_worker, 
     sig.delay()
     burst_worker()
     assert redis_conn.lrange("record:immutable-errback", 0, -1) == [b"errback ran"]
+
+
+def test_signatures_inside_a_message_keep_their_arguments_types(celery_app, burst_worker):
+    sig = t.echo.si(b"raw")
+    sig.link(t.collect.si([b"in a callback"], "typed"))
+    result = chain(sig, t.echo.si(Decimal("1.5")))()
+    chord_result = chord([t.echo.si(b"x")], t.echo.s())()
+    burst_worker()
+    assert result.get(timeout=5) == Decimal("1.5")
+    assert chord_result.get(timeout=5) == [b"x"]
+    assert celery_app.connection.lrange("record:typed", 0, -1) == [b"b'in a callback'"]

@@ -321,6 +321,10 @@ class Celery:
             options_meta["priority"] = options["priority"]
         stamp_headers = _stamps(options)
         options_meta.update(stamp_headers)
+        # Signatures inside the message keep their arguments' types as the task's own arguments do.
+        for key in ("link", "link_error", "chain", "chord", "stamps"):
+            if options_meta.get(key):
+                options_meta[key] = to_wire(options_meta[key])
         eta = options_meta.get("eta")
         hard_limit = options_meta.get("time_limit")
         expires_s = self.backend.expires

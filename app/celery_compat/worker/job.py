@@ -134,11 +134,12 @@ def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, c
                        "redelivered": bool(requeued)},
         eta=options.get("eta"), expires=options.get("expires"),
         timelimit=(options.get("time_limit"), options.get("soft_time_limit")),
-        ignore_result=bool(options.get("ignore_result")), callbacks=options.get("link"),
-        errbacks=options.get("link_error"), group=options.get("group_id"), root_id=options.get("root_id") or job.id,
-        parent_id=options.get("parent_id"), origin=job.origin, chain=options.get("chain"),
-        chord=options.get("chord"), task_name=name,
-        stamped_headers=options.get("stamped_headers") or [], stamps=options.get("stamps") or {},
+        ignore_result=bool(options.get("ignore_result")), callbacks=from_wire(options.get("link")),
+        errbacks=from_wire(options.get("link_error")), group=options.get("group_id"),
+        root_id=options.get("root_id") or job.id, parent_id=options.get("parent_id"), origin=job.origin,
+        # The canvas around the task travels as JSON with its arguments' types kept (bytes, dates...).
+        chain=from_wire(options.get("chain")), chord=from_wire(options.get("chord")), task_name=name,
+        stamped_headers=options.get("stamped_headers") or [], stamps=from_wire(options.get("stamps") or {}),
     )
 
 
