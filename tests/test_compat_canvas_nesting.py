@@ -315,3 +315,17 @@ def test_signatures_inside_a_message_keep_their_arguments_types(celery_app, burs
     assert result.get(timeout=5) == Decimal("1.5")
     assert chord_result.get(timeout=5) == [b"x"]
     assert celery_app.connection.lrange("record:typed", 0, -1) == [b"b'in a callback'"]
+
+
+def test_link_options_of_a_chain_or_chord_follow_its_end_and_are_not_kept(celery_app, burst_worker, redis_conn):
+    body = t.tsum.s()
+    body.link(t.remember.si("own", "links"))
+    sig = chord([t.add.si(1, 1), t.add.si(2, 2)], body)
+    first = sig.apply_async(link=t.remember.s("links"))
+    ending_in_chord = chain(t.add.si(1, 1), chord([t.add.s(10), t.add.s(20)], t.tsum.s()))
+    second = ending_in_chord.apply_async(link=t.remember.s("chain-links"))
+    burst_worker()
+    assert (first.get(timeout=5), second.get(timeout=5)) == (6, 34)
+    assert sorted(redis_conn.lrange("record:links", 0, -1)) == [b"6", b"own"]
+    assert redis_conn.lrange("record:chain-links", 0, -1) == [b"34"]
+    assert sig.body.options["link"] == [dict(t.remember.si("own", "links"))]  # applying added nothing to sig

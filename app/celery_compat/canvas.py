@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
+from copy import deepcopy
 from typing import Any
 
 from ._state import current_app
@@ -313,7 +314,8 @@ class chain(Signature):  # noqa: N801 - Celery's name
         if self.app.conf.task_always_eager:
             return self.apply(args, kwargs, **options)
         result = self.freeze(options.pop("task_id", None))
-        send_step(self, args or (), kwargs or {}, **options)
+        linked = _with_links(self, options.pop("link", None), options.pop("link_error", None))
+        send_step(linked, args or (), kwargs or {}, **options)
         return result
 
     def apply(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
@@ -332,6 +334,25 @@ class chain(Signature):  # noqa: N801 - Celery's name
 
 
 _chain = chain
+
+
+def _with_links(sig: Signature, link: Any, link_error: Any) -> Signature:
+    """``sig`` with ``apply_async(link=..., link_error=...)`` attached as Celery attaches them (a chain's
+    callback to its last step, a chord's to its body), on a copy: applying again must not add them twice."""
+    if not link and not link_error:
+        return sig
+    copy = Signature.from_dict(deepcopy(dict(sig)), app=sig._app)
+    for callback in _as_list(link):
+        copy.link(_to_signature(callback, sig._app))
+    for errback in _as_list(link_error):
+        copy.on_error(_to_signature(errback, sig._app))
+    return copy
+
+
+def _as_list(value: Any) -> list:
+    if not value:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _set_root_parent(result: Any, parent: Any) -> None:
@@ -525,7 +546,8 @@ class chord(Signature):  # noqa: N801 - Celery's name
         if streamed is not None:
             return self._apply_streamed(streamed, args, kwargs, chain, chord, **options)
         body_result = self.freeze(options.pop("task_id", None))
-        header, body = self.header, self.body
+        linked = _with_links(self, options.pop("link", None), options.pop("link_error", None))
+        header, body = linked.header, linked.body
         header_result = _root(body_result)
         leaves = [_leaves(sig) for sig in header.tasks]
         # ``run``: a frozen chord applied again is a new run with the same ids, counted afresh.
