@@ -43,7 +43,7 @@ class Signature(dict):
             self._app = app
             return
         name = task if isinstance(task, str) or task is None else task.name
-        super().__init__(task=name, args=list(args or ()), kwargs=dict(kwargs or {}),
+        super().__init__(task=name, args=tuple(args or ()), kwargs=dict(kwargs or {}),
                          options={**(options or {}), **extra}, subtask_type=subtask_type, immutable=immutable)
         self._app = app
 
@@ -72,7 +72,7 @@ class Signature(dict):
         """A copy with ``args`` prepended (unless immutable), ``kwargs`` merged and options set."""
         copy = type(self).from_dict(dict(self, options=dict(self.options)), app=self._app)
         if args and not self.immutable:
-            copy["args"] = list(args) + list(self.args)
+            copy["args"] = (*args, *self.args)
         if kwargs and not self.immutable:
             copy["kwargs"] = {**self.kwargs, **kwargs}
         copy["options"].update(options)
