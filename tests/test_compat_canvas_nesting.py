@@ -329,3 +329,13 @@ def test_link_options_of_a_chain_or_chord_follow_its_end_and_are_not_kept(celery
     assert sorted(redis_conn.lrange("record:links", 0, -1)) == [b"6", b"own"]
     assert redis_conn.lrange("record:chain-links", 0, -1) == [b"34"]
     assert sig.body.options["link"] == [dict(t.remember.si("own", "links"))]  # applying added nothing to sig
+
+
+def test_a_link_set_as_a_single_dictionary_is_stamped_and_still_runs(celery_app, burst_worker, redis_conn):
+    sig = t.add.si(1, 1)
+    sig.options["link"] = dict(t.remember.si("linked", "dict-link"))
+    sig.stamp(visitor=_Stamp42())
+    sig.delay()
+    burst_worker()
+    assert sig.options["link"][0]["options"]["stamp"] == 42
+    assert redis_conn.lrange("record:dict-link", 0, -1) == [b"linked"]

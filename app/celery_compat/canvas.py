@@ -145,6 +145,8 @@ class Signature(dict):
         """Stamp the callbacks (``on_callback``) and errbacks (``on_errback``), without this task's own stamps."""
         for option, hook in (("link", "on_callback"), ("link_error", "on_errback")):
             links = self.options.get(option) or []
+            if isinstance(links, dict):  # one signature set directly as the option: a list of it, as Celery makes it
+                links = self.options[option] = [links]
             for index, link in enumerate(links):
                 link = _to_signature(link, self._app)
                 visitor_headers = getattr(visitor, hook)(link, **headers) or {} if visitor is not None else None
