@@ -339,3 +339,12 @@ def test_a_link_set_as_a_single_dictionary_is_stamped_and_still_runs(celery_app,
     burst_worker()
     assert sig.options["link"][0]["options"]["stamp"] == 42
     assert redis_conn.lrange("record:dict-link", 0, -1) == [b"linked"]
+
+
+def test_a_failed_chord_body_lists_its_queued_errbacks_as_children(celery_app, burst_worker):
+    sig = chord([t.fail.si("header")], t.tsum.s())
+    sig.link_error(t.on_error_queued.s("children"))
+    result = sig()
+    burst_worker()
+    (errbacks,) = result.children
+    assert isinstance(errbacks, GroupResult) and errbacks.get(timeout=5) == [None]

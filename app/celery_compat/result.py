@@ -95,6 +95,11 @@ class AsyncResult:
         return self._get_task_meta().get("retries")
 
     @property
+    def children(self) -> list:
+        """What the task started that Celery records with its result (the errbacks of a failed chord)."""
+        return [result_from_tuple(child, self.app) for child in self._get_task_meta().get("children") or ()]
+
+    @property
     def queue(self) -> str | None:
         return self._get_task_meta().get("queue")
 

@@ -66,18 +66,19 @@ def _fail_body(app: Any, info: dict, body: Signature, task_id: str, cause: Any, 
     """
     error = ChordError(f"Dependency {task_id} raised {cause!r}")
     error.__cause__ = cause if isinstance(cause, BaseException) else None
+    extras: dict[str, dict] = {}
     if isinstance(body, group):
         shared = list(body.options.get("link_error") or ())
         for member in body.tasks:
             target = member.tasks[-1] if isinstance(member, chain) and member.tasks else member
-            _call_errbacks(app, target, error.__cause__ or error, extra=shared)
+            extras[target.id] = {"children": _call_errbacks(app, target, error.__cause__ or error, extra=shared)}
         exc: BaseException = error.__cause__ or error
     else:
         target = body.tasks[-1] if isinstance(body, chain) and body.tasks else body
-        _call_errbacks(app, target, error)
+        extras[target.id] = {"children": _call_errbacks(app, target, error)}
         exc = error
     fail_steps_of(app, [dict(body)] + list(info.get("chain") or ()), exc, None, connection,
-                  chord_info=info.get("parent"))
+                  chord_info=info.get("parent"), extras=extras)
 
 
 def _saved_shape(group_id: str, connection: Any) -> list:
@@ -92,11 +93,12 @@ def _values(leaves: Any, metas: dict[str, dict]) -> Any:
     return [_values(item, metas) for item in leaves["results"]]
 
 
-def _call_errbacks(app: Any, body: Signature, exc: BaseException, extra: list | tuple = ()) -> None:
+def _call_errbacks(app: Any, body: Signature, exc: BaseException, extra: list | tuple = ()) -> list:
     """Celery's ``chord_error_from_stack``: the body's errbacks run as if the body had failed.
 
     An errback taking ``(request, exc, traceback)`` is called here with a request standing for
-    the body; one taking a task id is queued with the body's id.
+    the body; those taking a task id are queued, as one group, with the body's id. Returns the
+    body's children to store with its failure (that group's result), as Celery does.
     """
     request = Context(id=body.id, task=body.task, args=body.args, kwargs=body.kwargs, root_id=body.options.get(
         "root_id"), errbacks=body.options.get("link_error"), delivery_info={}, is_eager=False, called_directly=False)
@@ -104,15 +106,20 @@ def _call_errbacks(app: Any, body: Signature, exc: BaseException, extra: list | 
     for errback in [*(body.options.get("link_error") or ()), *extra]:
         if dict(errback) not in errbacks:  # each errback once, also when linked to the group and its member
             errbacks.append(dict(errback))
+    queued = []
     for errback in errbacks:
         errback = signature(errback, app=app)
         try:
             if _takes_request(errback):
                 errback(request, exc, None)  # an immutable errback keeps only its own arguments
             else:
-                errback.apply_async((body.id,), parent_id=body.id, root_id=request.root_id or body.id)
+                queued.append(errback)
         except Exception:  # one failing errback must not keep the others, or the body's failure, from happening
             logger.exception("Errback %s of chord body %s failed", errback.task, body.id)
+    if not queued:
+        return []
+    sent = group(queued, app=app).apply_async((body.id,), parent_id=body.id, root_id=request.root_id or body.id)
+    return [sent.as_tuple()]
 
 
 def _takes_request(errback: Signature) -> bool:
@@ -138,8 +145,10 @@ def fail_steps(task: Task, steps: list[dict], exc: BaseException, traceback: str
 
 
 def fail_steps_of(app: Any, steps: list[dict], exc: BaseException, traceback: str | None, connection: Any,
-                  chord_info: dict | None = None) -> None:
+                  chord_info: dict | None = None, extras: dict[str, dict] | None = None) -> None:
     """Fail every task of ``steps`` (the last one a leaf of ``chord_info``), then count the chords' leaves.
+
+    ``extras``: more fields for some tasks' documents (a failed chord body's ``children``).
 
     Counting matters: a chord waiting on a leaf of a failed step would otherwise wait for ever.
     """
@@ -151,7 +160,8 @@ def fail_steps_of(app: Any, steps: list[dict], exc: BaseException, traceback: st
     backend = app.backend
     with connection.pipeline(transaction=False) as pipe:
         for task_id in ids:
-            backend.store_result(task_id, exc, states.FAILURE, traceback, pipeline=pipe)
+            backend.store_result(task_id, exc, states.FAILURE, traceback, extra=(extras or {}).get(task_id),
+                                 pipeline=pipe)
         pipe.execute()
     for info, member_id in parts:
         count_part(app, info, member_id, connection)
