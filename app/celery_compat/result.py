@@ -255,6 +255,10 @@ class ResultSet:
         self.app = app or current_app()
         self.results = list(results)
 
+    @property
+    def backend(self) -> Any:
+        return self.app.backend
+
     def add(self, result: AsyncResult) -> None:
         """Add ``result`` to the set, unless it is already a member."""
         if result not in self.results:

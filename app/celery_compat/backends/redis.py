@@ -60,6 +60,9 @@ class RedisBackend(BaseKeyValueStoreBackend):
     def __init__(self, app: Any) -> None:
         self.app = app
         self.consumer = ResultConsumer(lambda: self.app.connection)
+        # Celery's per-backend cache of ready results, which code may clear; here each AsyncResult
+        # caches its own ready document instead, so this stays empty.
+        self._cache: dict[str, dict] = {}
 
     @property
     def expires(self) -> int:
