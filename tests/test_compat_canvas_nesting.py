@@ -348,3 +348,21 @@ def test_a_failed_chord_body_lists_its_queued_errbacks_as_children(celery_app, b
     burst_worker()
     (errbacks,) = result.children
     assert isinstance(errbacks, GroupResult) and errbacks.get(timeout=5) == [None]
+
+
+def test_a_groups_errbacks_join_each_members_own(celery_app, burst_worker, redis_conn):
+    member = t.fail.si("member")
+    member.link_error(t.on_error_queued.s("own"))
+    sig = group(member, t.add.s(1, 1)).set(link_error=t.on_error_queued.s("group"))
+    result = sig()
+    burst_worker()
+    failed_id = result.results[0].id.encode()
+    assert redis_conn.lrange("record:own", 0, -1) == [failed_id]
+    assert redis_conn.lrange("record:group", 0, -1) == [failed_id]
+
+
+def test_an_errback_set_as_one_signature_runs_when_the_chord_fails(celery_app, burst_worker, redis_conn):
+    first = t.tsum.s().set(link_error=t.on_error_queued.s("single"))
+    result = chord([t.add.si(1, 1), t.fail.si("header")], group(first, t.tsum.s()))()
+    burst_worker()
+    assert redis_conn.lrange("record:single", 0, -1) == [result.results[0].id.encode()]

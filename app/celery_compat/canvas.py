@@ -102,11 +102,11 @@ class Signature(dict):
         return AsyncResult(self["options"]["task_id"], app=self.app, task_name=self["task"])
 
     def link(self, callback: Signature) -> Signature:
-        self["options"].setdefault("link", []).append(dict(callback))
+        self["options"]["link"] = [*link_list(self["options"].get("link")), dict(callback)]
         return callback
 
     def on_error(self, errback: Signature) -> Signature:
-        self["options"].setdefault("link_error", []).append(dict(errback))
+        self["options"]["link_error"] = [*link_list(self["options"].get("link_error")), dict(errback)]
         return errback
 
     link_error = on_error
@@ -172,6 +172,13 @@ class Signature(dict):
     def __repr__(self) -> str:
         parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
         return f"{self['task']}({', '.join(parts)})"
+
+
+def link_list(value: Any) -> list:
+    """A ``link``/``link_error`` option as a list: it may be set as one signature (``sig.set(link=s)``)."""
+    if not value:
+        return []
+    return [value] if isinstance(value, dict) else list(value)
 
 
 def _merge_stamps(into: dict, other: dict, append: bool) -> None:
@@ -408,9 +415,12 @@ class group(Signature):  # noqa: N801 - Celery's name
         result = self.freeze(options.pop("task_id", None))
         chord = chord or self.options.get("chord")
         own = {k: v for k, v in self.options.items() if k not in ("task_id", "chord", "group_id", "chain")}
+        # The group's errbacks join each member's own (a member that is a chord passes them to its body).
+        errbacks = link_list(own.pop("link_error", None)) + link_list(options.pop("link_error", None))
         pipe = pipeline if pipeline is not None else self.app.connection.pipeline(transaction=False)
         for sig in self.tasks:
-            send_step(sig, args or (), kwargs or {}, chord=chord, pipeline=pipe, **{**own, **options})
+            send_step(_with_links(sig, None, errbacks), args or (), kwargs or {}, chord=chord, pipeline=pipe,
+                      **{**own, **options})
         if pipeline is None:
             pipe.execute()
         if len(result.results) == 1 and isinstance(result.results[0], GroupResult):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import keys, states
 from .._state import Context
-from ..canvas import Signature, chain, chord, chord_run, group, leaf_ids, send_step, signature
+from ..canvas import Signature, chain, chord, chord_run, group, leaf_ids, link_list, send_step, signature
 from ..exceptions import ChordError
 from ..result import _decode_result
 from ..serialization import from_wire
@@ -67,18 +67,27 @@ def _fail_body(app: Any, info: dict, body: Signature, task_id: str, cause: Any, 
     error = ChordError(f"Dependency {task_id} raised {cause!r}")
     error.__cause__ = cause if isinstance(cause, BaseException) else None
     extras: dict[str, dict] = {}
-    if isinstance(body, group):
-        shared = list(body.options.get("link_error") or ())
-        for member in body.tasks:
-            target = member.tasks[-1] if isinstance(member, chain) and member.tasks else member
+    final = _final(body)
+    if isinstance(final, group):
+        shared = link_list(final.options.get("link_error"))
+        for member in final.tasks:
+            target = _final(member)
             extras[target.id] = {"children": _call_errbacks(app, target, error.__cause__ or error, extra=shared)}
         exc: BaseException = error.__cause__ or error
     else:
-        target = body.tasks[-1] if isinstance(body, chain) and body.tasks else body
-        extras[target.id] = {"children": _call_errbacks(app, target, error)}
+        extras[final.id] = {"children": _call_errbacks(app, final, error)}
         exc = error
     fail_steps_of(app, [dict(body)] + list(info.get("chain") or ()), exc, None, connection,
                   chord_info=info.get("parent"), extras=extras)
+
+
+def _final(sig: Signature) -> Signature:
+    """The part of a body whose result is the body's: a chain's last step, a chord's body."""
+    if isinstance(sig, chain) and sig.tasks:
+        return _final(sig.tasks[-1])
+    if isinstance(sig, chord) and sig.body is not None:
+        return _final(sig.body)
+    return sig
 
 
 def _saved_shape(group_id: str, connection: Any) -> list:
@@ -103,7 +112,7 @@ def _call_errbacks(app: Any, body: Signature, exc: BaseException, extra: list | 
     request = Context(id=body.id, task=body.task, args=body.args, kwargs=body.kwargs, root_id=body.options.get(
         "root_id"), errbacks=body.options.get("link_error"), delivery_info={}, is_eager=False, called_directly=False)
     errbacks: list[dict] = []
-    for errback in [*(body.options.get("link_error") or ()), *extra]:
+    for errback in [*link_list(body.options.get("link_error")), *extra]:
         if dict(errback) not in errbacks:  # each errback once, also when linked to the group and its member
             errbacks.append(dict(errback))
     queued = []
