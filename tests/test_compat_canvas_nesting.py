@@ -366,3 +366,12 @@ def test_an_errback_set_as_one_signature_runs_when_the_chord_fails(celery_app, b
     result = chord([t.add.si(1, 1), t.fail.si("header")], group(first, t.tsum.s()))()
     burst_worker()
     assert redis_conn.lrange("record:single", 0, -1) == [result.results[0].id.encode()]
+
+
+def test_a_chord_link_error_option_joins_a_group_bodys_own_errback(celery_app, burst_worker, redis_conn):
+    body = group(t.fail.s(), t.tsum.s()).set(link_error=t.on_error_queued.s("both"))
+    result = chord([t.add.si(1, 1)], body).apply_async(link_error=t.on_error_queued.s("both"))
+    burst_worker()
+    with pytest.raises(ValueError):
+        result.get(timeout=5)
+    assert redis_conn.lrange("record:both", 0, -1) == [result.results[0].id.encode()] * 2

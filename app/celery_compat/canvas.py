@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
-from copy import deepcopy
 from typing import Any
 
 from ._state import current_app
@@ -350,12 +349,24 @@ def _with_links(sig: Signature, link: Any, link_error: Any) -> Signature:
     callback to its last step, a chord's to its body), on a copy: applying again must not add them twice."""
     if not link and not link_error:
         return sig
-    copy = Signature.from_dict(deepcopy(dict(sig)), app=sig._app)
+    copy = Signature.from_dict(_plain_copy(sig), app=sig._app)
     for callback in _as_list(link):
         copy.link(_to_signature(callback, sig._app))
     for errback in _as_list(link_error):
         copy.on_error(_to_signature(errback, sig._app))
     return copy
+
+
+def _plain_copy(value: Any) -> Any:
+    """A copy of a signature's nested dicts and lists (signatures in it become plain dicts).
+
+    Not ``deepcopy``: a signature object inside would copy its app, Redis client and all.
+    """
+    if isinstance(value, dict):
+        return {key: _plain_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_copy(item) for item in value]
+    return value
 
 
 def _as_list(value: Any) -> list:
