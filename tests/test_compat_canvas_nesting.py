@@ -375,3 +375,12 @@ def test_a_chord_link_error_option_joins_a_group_bodys_own_errback(celery_app, b
     with pytest.raises(ValueError):
         result.get(timeout=5)
     assert redis_conn.lrange("record:both", 0, -1) == [result.results[0].id.encode()] * 2
+
+
+def test_on_error_returns_the_signature_and_link_error_the_errback(celery_app):
+    errback = t.on_error_queued.s("x")
+    canvases = (t.add.s(1, 1), chain(t.add.s(1, 1), t.mul.s(2)), group(t.add.s(1, 1)),
+                chord([t.add.s(1, 1)], t.tsum.s()))
+    for sig in canvases:
+        assert sig.on_error(errback) is sig
+        assert sig.link_error(errback) is errback

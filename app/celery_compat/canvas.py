@@ -104,11 +104,15 @@ class Signature(dict):
         self["options"]["link"] = [*link_list(self["options"].get("link")), dict(callback)]
         return callback
 
-    def on_error(self, errback: Signature) -> Signature:
+    def link_error(self, errback: Signature) -> Signature:
+        """Call ``errback`` when this task fails; returns the errback."""
         self["options"]["link_error"] = [*link_list(self["options"].get("link_error")), dict(errback)]
         return errback
 
-    link_error = on_error
+    def on_error(self, errback: Signature) -> Signature:
+        """``link_error`` that returns this signature, for chaining (Celery's ``on_error``)."""
+        self.link_error(errback)
+        return self
 
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         sig = self.clone(args, kwargs) if (args or kwargs) else self
@@ -263,13 +267,11 @@ class chain(Signature):  # noqa: N801 - Celery's name
         """A chain's callback follows its last step (Celery's rule)."""
         return self._edit(-1, lambda step: step.link(callback)) or callback
 
-    def on_error(self, errback: Signature) -> Signature:
+    def link_error(self, errback: Signature) -> Signature:
         """A chain's errback is linked to every step: whichever fails calls it."""
         for index in range(len(self["kwargs"]["tasks"])):
             self._edit(index, lambda step: step.on_error(errback))
         return errback
-
-    link_error = on_error
 
     def stamp(self, visitor: Any = None, append_stamps: bool = False, **headers: Any) -> None:
         visitor_headers = visitor.on_chain_start(self, **headers) or {} if visitor is not None else None
@@ -473,7 +475,7 @@ class group(Signature):  # noqa: N801 - Celery's name
         if visitor is not None:
             visitor.on_group_end(self, **headers)
 
-    def on_error(self, errback: Signature) -> Signature:
+    def link_error(self, errback: Signature) -> Signature:
         """A group's errback is linked to every member."""
         tasks = self["kwargs"]["tasks"]
         for index, task in enumerate(tasks):
@@ -481,8 +483,6 @@ class group(Signature):  # noqa: N801 - Celery's name
             member.on_error(errback)
             tasks[index] = dict(member)
         return errback
-
-    link_error = on_error
 
     def __repr__(self) -> str:
         return f"group([{', '.join(repr(task) for task in self.tasks)}])"
@@ -518,16 +518,14 @@ class chord(Signature):  # noqa: N801 - Celery's name
         self._edit_body(lambda body: body.link(callback))
         return callback
 
-    def on_error(self, errback: Signature) -> Signature:
+    def link_error(self, errback: Signature) -> Signature:
         """A chord's errback is the body's; also the header's with ``task_allow_error_cb_on_chord_header``."""
         self._edit_body(lambda body: body.on_error(errback))
         if self.app.conf.get("task_allow_error_cb_on_chord_header"):
             header = self.header
-            header.on_error(errback)
+            header.link_error(_to_signature(errback, self._app).clone().set(immutable=True))
             self["kwargs"]["header"] = dict(header)
         return errback
-
-    link_error = on_error
 
     def stamp(self, visitor: Any = None, append_stamps: bool = False, **headers: Any) -> None:
         visitor_headers = visitor.on_chord_header_start(self, **headers) or {} if visitor is not None else None
