@@ -322,7 +322,10 @@ class ResultSet:
         values = []
         for result in self.results:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-            value = result.get(timeout=remaining, propagate=propagate, interval=interval, **kwargs)
+            # Each member's own outcome, not its parents' (Celery's native join on Redis): a member
+            # that ends a failed chain is waited for until its failure is stored.
+            value = result.get(timeout=remaining, propagate=propagate, interval=interval,
+                               **{"follow_parents": False, **kwargs})
             if callback is not None:  # Celery's join(callback=): called per result as it arrives
                 callback(result.id, value)
             # Celery returns no values with a callback; they are kept here, which the contrib Manager.join reads.
