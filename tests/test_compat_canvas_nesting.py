@@ -14,7 +14,7 @@ import pytest
 
 from app.celery_compat import chain, chord, group, keys, signals, signature, states
 from app.celery_compat.canvas import StampingVisitor
-from app.celery_compat.exceptions import ChordError, NotRegistered, TimeLimitExceeded, WorkerLostError
+from app.celery_compat.exceptions import ChordError, NotRegistered, WorkerLostError
 from app.celery_compat.exceptions import TimeoutError as CeleryTimeoutError
 from app.celery_compat.result import AsyncResult, GroupResult, ResultSet
 from tests import compat_canvas_tasks as ct
@@ -255,16 +255,6 @@ def test_stamps_reach_every_task_of_a_canvas_and_its_request(celery_app, burst_w
     assert len(received) == 4 and all(stamps == {"stamp": 42, "origin": "test"} for _, stamps in received)
     errback = canvas.body.options["link_error"][0]
     assert errback["options"]["stamp"] == 42 and "stamp" in errback["options"]["stamped_headers"]
-
-
-def test_a_header_task_killed_at_its_hard_time_limit_fails_the_chord(celery_app, worker_process):
-    # Given a prefork worker, which kills a child that outlives its task's hard time limit
-    worker_process("-P", "prefork", "-c", "1")
-    result = chord([t.hard_limited.si(), t.add.s(1, 1)], t.tsum.s())()
-    # Then the body does not wait for ever: it fails with ChordError, and get() raises the cause
-    with pytest.raises(TimeLimitExceeded):
-        result.get(timeout=60)
-    assert isinstance(result.result, ChordError)
 
 
 def test_a_header_task_whose_worker_keeps_dying_fails_the_chord(celery_app, worker_process):
