@@ -54,7 +54,23 @@ def taskset(group_id: str) -> str:
 
 
 def chord_counter(group_id: str) -> str:
+    """The set of a chord's header leaves that are done (their ids: a leaf counted twice counts once)."""
     return f"{CHORD_PREFIX}{group_id}"
+
+
+def chord_claim(group_id: str) -> str:
+    """Which leaf completed a chord's header and so sends its body."""
+    return f"{CHORD_PREFIX}{group_id}.claim"
+
+
+def chord_added(group_id: str) -> str:
+    """The leaves ``Task.add_to_chord`` added to a chord's header after it was sent."""
+    return f"{CHORD_PREFIX}{group_id}.added"
+
+
+def chord_size(group_id: str) -> str:
+    """The size of a chord whose header was a generator (known only once it is consumed)."""
+    return f"{CHORD_PREFIX}{group_id}.size"
 
 
 def revoked(task_id: str) -> str:

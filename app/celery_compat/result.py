@@ -104,6 +104,11 @@ class AsyncResult:
         return self._get_task_meta().get("retries")
 
     @property
+    def children(self) -> list:
+        """What the task started that Celery records with its result (the errbacks of a failed chord)."""
+        return [result_from_tuple(child, self.app) for child in self._get_task_meta().get("children") or ()]
+
+    @property
     def queue(self) -> str | None:
         return self._get_task_meta().get("queue")
 
@@ -259,6 +264,24 @@ class ResultSet:
         self.app = app or current_app()
         self.results = list(results)
 
+    @property
+    def backend(self) -> Any:
+        return self.app.backend
+
+    def add(self, result: AsyncResult) -> None:
+        """Add ``result`` to the set, unless it is already a member."""
+        if result not in self.results:
+            self.results.append(result)
+
+    def discard(self, result: AsyncResult) -> None:
+        if result in self.results:
+            self.results.remove(result)
+
+    remove = discard
+
+    def clear(self) -> None:
+        self.results.clear()
+
     def _metas(self) -> list[dict]:
         stored = [r for r in self.results if not isinstance(r, EagerResult)]
         metas = dict(zip((r.id for r in stored), self.app.backend.get_many_meta([r.id for r in stored]), strict=False))
@@ -280,6 +303,10 @@ class ResultSet:
         return not self.ready()
 
     def _raise_if_failed(self) -> None:
+        # The earliest failure first, as Celery re-raises from the root of a canvas down.
+        parent = getattr(self, "parent", None)
+        if parent is not None:
+            parent._raise_if_failed()
         for result, meta in zip(self.results, self._metas(), strict=True):
             if meta["status"] in states.PROPAGATE_STATES:
                 result._outcome(meta, propagate=True)
@@ -293,7 +320,7 @@ class ResultSet:
             result.forget()
 
     def get(self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5,
-            **kwargs: Any) -> list:
+            callback: Any = None, **kwargs: Any) -> list:
         """Values in submission order; the first failure is raised unless ``propagate=False``.
 
         The ready results are read with one MGET per batch; only those still running are waited
@@ -304,7 +331,14 @@ class ResultSet:
         values = []
         for result in self.results:
             remaining = None if deadline is None else max(deadline - time.monotonic(), 0.001)
-            values.append(result.get(timeout=remaining, propagate=propagate, interval=interval, **kwargs))
+            # Each member's own outcome, not its parents' (Celery's native join on Redis): a member
+            # that ends a failed chain is waited for until its failure is stored.
+            value = result.get(timeout=remaining, propagate=propagate, interval=interval,
+                               **{"follow_parents": False, **kwargs})
+            if callback is not None:  # Celery's join(callback=): called per result as it arrives
+                callback(result.id, value)
+            # Celery returns no values with a callback; they are kept here, which the contrib Manager.join reads.
+            values.append(value)
         return values
 
     def _prefetch(self) -> None:
@@ -318,6 +352,7 @@ class ResultSet:
                     result._cache = meta
 
     join = get
+    join_native = get
 
     def __len__(self) -> int:
         return len(self.results)
@@ -339,8 +374,9 @@ class GroupResult(ResultSet):
         self.parent = parent
 
     def save(self, backend: Any = None) -> GroupResult:
+        """Store the members' ids; a nested group (the end of a chain in a chord header) as its own list."""
         key = keys.taskset(self.id)
-        self.app.connection.set(key, json.dumps([r.id for r in self.results]), ex=self.app.backend.expires or None)
+        self.app.connection.set(key, json.dumps(_shape(self)), ex=self.app.backend.expires or None)
         return self
 
     @classmethod
@@ -349,7 +385,14 @@ class GroupResult(ResultSet):
         raw = app.connection.get(keys.taskset(id))
         if raw is None:
             return None
-        return cls(id, [AsyncResult(task_id, app=app) for task_id in json.loads(raw)], app=app)
+        return cls(id, [_from_shape(item, app) for item in json.loads(raw)], app=app)
+
+    def as_tuple(self) -> tuple:
+        return ((self.id, self.parent and self.parent.as_tuple()), [r.as_tuple() for r in self.results])
+
+    @property
+    def children(self) -> list[AsyncResult]:
+        return self.results
 
     def delete(self, backend: Any = None) -> None:
         self.app.connection.delete(keys.taskset(self.id))
@@ -358,6 +401,20 @@ class GroupResult(ResultSet):
         return f"<GroupResult: {self.id} [{', '.join(r.id for r in self.results)}]>"
 
 
-def result_from_tuple(r: Any, app: Any = None) -> AsyncResult:
-    (task_id, parent), _ = r
-    return AsyncResult(task_id, app=app, parent=result_from_tuple(parent, app) if parent else None)
+def _shape(result: GroupResult) -> list:
+    return [{"group": r.id, "results": _shape(r)} if isinstance(r, GroupResult) else r.id for r in result.results]
+
+
+def _from_shape(item: Any, app: Any) -> AsyncResult | GroupResult:
+    if isinstance(item, dict):
+        return GroupResult(item["group"], [_from_shape(i, app) for i in item["results"]], app=app)
+    return AsyncResult(item, app=app)
+
+
+def result_from_tuple(r: Any, app: Any = None) -> AsyncResult | GroupResult:
+    """The result ``as_tuple()`` described: a group's when it lists members (Celery's nodes)."""
+    (task_id, parent), nodes = r
+    parent_result = result_from_tuple(parent, app) if parent else None
+    if nodes is not None:
+        return GroupResult(task_id, [result_from_tuple(node, app) for node in nodes], parent=parent_result, app=app)
+    return AsyncResult(task_id, app=app, parent=parent_result)

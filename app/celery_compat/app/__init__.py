@@ -13,6 +13,7 @@ from __future__ import annotations
 from .._state import all_tasks as all_tasks
 from .._state import shared_tasks as shared_tasks
 from ..protocol import EXECUTE_TASK as EXECUTE_TASK
+from . import builtins as builtins
 from .base import DEFAULT_REDIS_URL as DEFAULT_REDIS_URL
 from .base import Celery as Celery
 from .base import TaskRegistry as TaskRegistry

@@ -329,6 +329,12 @@ class Celery:
             options_meta["chain"] = [dict(step) for step in chain]
         if chord:
             options_meta["chord"] = dict(chord)
+        stamp_headers = _stamps(options)
+        options_meta.update(stamp_headers)
+        # Signatures inside the message keep their arguments' types as the task's own arguments do.
+        for key in ("link", "link_error", "chain", "chord", "stamps"):
+            if options_meta.get(key):
+                options_meta[key] = to_wire(options_meta[key])
         eta = options_meta.get("eta")
         hard_limit = options_meta.get("time_limit")
         expires_s = self.backend.expires
@@ -347,7 +353,7 @@ class Celery:
         if signals.before_task_publish.receivers:
             signals.before_task_publish.send(
                 sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="", routing_key=queue_name,
-                headers={"id": task_id, "task": name}, properties={}, declare=[], retry_policy=None)
+                headers={"id": task_id, "task": name, **stamp_headers}, properties={}, declare=[], retry_policy=None)
         rq_queue = self.queue(queue_name)
         pipe = pipeline if pipeline is not None else self.connection.pipeline()
         if eta is not None:
@@ -360,7 +366,8 @@ class Celery:
             pipe.execute()
         if signals.after_task_publish.receivers:
             signals.after_task_publish.send(sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="",
-                                            routing_key=queue_name, headers={"id": task_id, "task": name})
+                                            routing_key=queue_name,
+                                            headers={"id": task_id, "task": name, **stamp_headers})
         result = (result_cls or AsyncResult)(task_id, app=self, task_name=name)
         result.ignored = bool(ignore_result)
         if not ignore_result:
@@ -551,6 +558,14 @@ def _message_extras(task: Task | None, options: dict, default_priority: Any) -> 
 def _whole_second_after(moment: datetime) -> datetime:
     """RQ's schedule keeps whole seconds, truncated: round up, so a task never runs before its eta."""
     return moment if not moment.microsecond else moment.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def _stamps(options: dict) -> dict:
+    """A stamped signature's stamps (``Signature.stamp``), as Celery's message headers carry them."""
+    names = options.get("stamped_headers")
+    if not names:
+        return {}
+    return {"stamped_headers": list(names), "stamps": {name: options.get(name) for name in names}}
 
 
 def _describe(args: list, kwargs: dict) -> str:

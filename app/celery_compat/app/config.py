@@ -44,6 +44,8 @@ DEFAULTS: dict[str, Any] = {
     "task_default_priority": None,
     "task_create_missing_queues": True,
     "task_annotations": None,
+    "task_protocol": 2,  # Celery's message protocol: the chain travels in the message, as here
+    "task_allow_error_cb_on_chord_header": False,
     "timezone": None,
     "enable_utc": True,
     "beat_schedule": {},

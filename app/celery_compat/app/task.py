@@ -15,8 +15,8 @@ from .._state import Context as Context
 from .._state import all_tasks, current_app, shared_tasks, task_stack
 from .._state import current_task as current_task
 from .._state import current_task_request as current_task_request
-from ..canvas import Signature
-from ..exceptions import MaxRetriesExceededError, NotRegistered, Retry
+from ..canvas import Signature, chord_run, chunks, replacement, xmap, xstarmap
+from ..exceptions import Ignore, MaxRetriesExceededError, NotRegistered, Retry
 from ..result import AsyncResult, EagerResult
 from ..serialization import from_wire, to_wire
 from .models import dump_models, pydantic_wrapper
@@ -271,6 +271,36 @@ class Task:
         return Signature(self.name, args or (), kwargs, options=starkwargs, app=self.app)
 
     subtask = signature
+
+    def map(self, it: Any) -> xmap:
+        return xmap(self.s(), it, app=self.app)
+
+    def starmap(self, it: Any) -> xstarmap:
+        return xstarmap(self.s(), it, app=self.app)
+
+    def chunks(self, it: Any, n: int) -> chunks:
+        return chunks(self.s(), it, n, app=self.app)
+
+    def replace(self, sig: Signature) -> Any:
+        """Replace this task with ``sig``: it takes the task's id, chain, chord and callbacks; this run ends."""
+        return self.on_replace(replacement(sig, self.request, self.app))
+
+    def on_replace(self, sig: Signature) -> Any:
+        """Send the replacement (run it here when eager) and end this task with ``Ignore``."""
+        if self.request.is_eager:
+            return sig.apply().get()
+        sig.apply_async()
+        raise Ignore("Replaced by new task")
+
+    def add_to_chord(self, sig: Signature, lazy: bool = False) -> Any:
+        """Add ``sig`` to the header of the chord this task is a member of (its result comes last)."""
+        request = self.request
+        if not request.chord:
+            raise ValueError("Current task is not member of any chord")
+        sig.set(group_id=request.group, chord=request.chord, root_id=request.root_id)
+        result = sig.freeze()
+        self.backend.add_to_chord(chord_run(request.chord), result)
+        return sig if lazy else sig.delay()
 
     def __repr__(self) -> str:
         return f"<@task: {self.name} of {self.app.main or '__main__'}>"

@@ -221,7 +221,8 @@ def _call_errback(task: Task, request: Context, errback: Any, exc: Exception, ei
     """Celery's rule: an errback still taking (request, exc, traceback) runs here; others are queued with the id."""
     errback_task = errback.type
     if _errback_runs_inline(errback_task, errback):
-        _safely(errback_task, request, exc, einfo.traceback, *errback.args, **errback.kwargs)
+        # Called as Celery calls the signature: an immutable errback keeps only its own arguments.
+        _safely(errback, request, exc, einfo.traceback)
     else:
         errback.apply_async((request.id,))
 

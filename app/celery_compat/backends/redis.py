@@ -17,6 +17,7 @@ import redis
 
 from .. import keys, states
 from ..serialization import exception_to_wire, to_wire, utf8
+from .base import BaseKeyValueStoreBackend
 from .consumer import ResultConsumer
 
 if TYPE_CHECKING:
@@ -24,6 +25,29 @@ if TYPE_CHECKING:
 
 META_PREFIX = keys.META_PREFIX
 meta_key = keys.meta
+
+
+#: Count one header leaf of a chord: KEYS = member set, claim, added leaves, size; ARGV = leaf id, size, ttl.
+#: The size grows by the leaves ``add_to_chord`` added; a size of -1 is read from the size key (a
+#: generator header's, set before its last task is sent; until then the header is never complete).
+#: Returns 1 to the one leaf that completes the set. Idempotent, so a call retried after a lost
+#: reply neither counts twice nor loses the claim: the claim names the leaf that took it.
+CHORD_PART = """
+redis.call('SADD', KEYS[1], ARGV[1])
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+local size = tonumber(ARGV[2])
+if size < 0 then size = tonumber(redis.call('GET', KEYS[4]) or '') end
+if not size then return 0 end
+if redis.call('SCARD', KEYS[1]) < size + redis.call('LLEN', KEYS[3]) then return 0 end
+if ttl > 0 then
+  redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ttl)
+else
+  redis.call('SET', KEYS[2], ARGV[1], 'NX')
+end
+if redis.call('GET', KEYS[2]) == ARGV[1] then return 1 end
+return 0
+"""
 
 
 def pending_meta(task_id: str) -> dict:
@@ -36,12 +60,15 @@ def _seconds(value: Any) -> int:
     return int(value) if value else 0
 
 
-class RedisBackend:
+class RedisBackend(BaseKeyValueStoreBackend):
     """Reads and writes task state for one app; ``connection`` overrides the app's client."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.consumer = ResultConsumer(lambda: self.app.connection)
+        # Celery's per-backend cache of ready results, which code may clear; here each AsyncResult
+        # caches its own ready document instead, so this stays empty.
+        self._cache: dict[str, dict] = {}
 
     @property
     def result_consumer(self) -> ResultConsumer:
@@ -74,6 +101,10 @@ class RedisBackend:
     def encode_meta(self, task_id: str, state: str, result: Any, traceback: str | None, extra: dict | None) -> str:
         if isinstance(result, BaseException):
             result = exception_to_wire(result)
+        elif callable(getattr(result, "as_tuple", None)) and callable(getattr(result, "ready", None)):
+            # A task returning a result (an AsyncResult, a GroupResult) stores its tuple, as Celery does
+            # (``ready`` tells a result from a Decimal, which has an ``as_tuple`` too).
+            result = to_wire(result.as_tuple())
         else:
             result = to_wire(result)
         meta = {
@@ -160,6 +191,38 @@ class RedisBackend:
         connection = connection or self.app.connection
         raws = connection.mget([meta_key(task_id) for task_id in task_ids]) if task_ids else []
         return [json.loads(raw) if raw else pending_meta(tid) for tid, raw in zip(task_ids, raws, strict=False)]
+
+    def ensure_chords_allowed(self) -> None:
+        """Chords are supported: their state lives in Redis beside the results (Celery's check)."""
+
+    def chord_part(self, group_id: str, member_id: str, size: int | None, connection: Redis | None = None) -> bool:
+        """Count a finished header leaf of chord ``group_id``; True for the one leaf that completes it.
+
+        The state expires with the results (a day when results never expire).
+        """
+        connection = connection or self.app.connection
+        ttl = self.expires or 86400
+        keys_ = [keys.chord_counter(group_id), keys.chord_claim(group_id), keys.chord_added(group_id),
+                 keys.chord_size(group_id)]
+        size = -1 if size is None else int(size)
+        return bool(connection.eval(CHORD_PART, len(keys_), *keys_, member_id, size, ttl))
+
+    def set_chord_size(self, group_id: str, size: int, connection: Redis | None = None) -> None:
+        """The size of a chord whose header was a generator, known once it is consumed."""
+        (connection or self.app.connection).set(keys.chord_size(group_id), int(size), ex=self.expires or 86400)
+
+    def add_to_chord(self, group_id: str, result: Any, connection: Redis | None = None) -> None:
+        """One more header leaf for chord ``group_id`` (``Task.add_to_chord``): its result comes last."""
+        key = keys.chord_added(group_id)
+        with (connection or self.app.connection).pipeline() as pipe:
+            pipe.rpush(key, result.id)
+            pipe.expire(key, self.expires or 86400)
+            pipe.execute()
+
+    def chord_added(self, group_id: str, connection: Redis | None = None) -> list[str]:
+        """The ids of the leaves added to chord ``group_id`` after it was sent, in order."""
+        raw = (connection or self.app.connection).lrange(keys.chord_added(group_id), 0, -1)
+        return [item.decode() if isinstance(item, bytes) else item for item in raw]
 
     def forget(self, task_id: str) -> None:
         self.consumer.cancel_for(task_id)

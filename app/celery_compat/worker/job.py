@@ -20,7 +20,7 @@ from rq import get_current_job
 
 from .. import signals, states
 from .._state import Context, current_app, find_registered
-from ..app.chords import chord_part_return
+from ..app.chords import chord_part_return, fail_followers
 from ..app.trace import HOSTNAME, Outcome, trace_task
 from ..exceptions import EncodeError, NotRegistered, Retry, TaskRevokedError
 from ..protocol import META_FIELD, Envelope, may_import, set_arguments
@@ -80,7 +80,8 @@ def run_job(job: Job, pipeline: Any = None) -> Outcome | None:
     args, kwargs = from_wire(envelope.args), from_wire(envelope.kwargs)
     logger.info("Task %s[%s] received", name, job.id)
     request = _request_for(job, name, args, kwargs, options, connection)
-    signals.task_received.send(sender=None, request=request)
+    if signals.task_received.receivers:
+        signals.task_received.send(sender=None, request=request)
     if pipeline is not None and not (request.callbacks or request.errbacks or request.chain or request.chord):
         request.pipeline = pipeline
     if _discard_if_revoked(task, request, options, job):
@@ -124,6 +125,8 @@ def _fail_unknown(app: Any, job: Job, exc: KeyError) -> None:
     logger.error(UNKNOWN_TASK_ERROR, name, exc_info=True)
     error = exc if isinstance(exc, NotRegistered) else NotRegistered(name)
     app.backend.store_result(job.id, error, states.FAILURE, connection=job.connection)
+    # What follows it would otherwise wait for ever: the rest of its chain, its chord.
+    fail_followers(app, job.id, Envelope.options_of(job), error, job.connection)
     signals.task_unknown.send(sender=None, message=job, exc=exc, name=name, id=job.id)
 
 
@@ -139,12 +142,14 @@ def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, c
         delivery_info={"exchange": "", "routing_key": job.origin, "priority": priority, "redelivered": bool(requeued)},
         eta=options.get("eta"), expires=options.get("expires"), priority=priority, properties=properties,
         headers=options.get("headers"), correlation_id=job.id, reply_to=properties.get("reply_to"),
-        replaced_task_nesting=int(options.get("replaced_task_nesting") or 0), stamps=options.get("stamps"),
+        replaced_task_nesting=int(options.get("replaced_task_nesting") or 0),
         time_limit=hard, soft_time_limit=soft, timelimit=(hard, soft),
-        ignore_result=options.get("ignore_result"), callbacks=options.get("link"),
-        errbacks=options.get("link_error"), group=options.get("group_id"), root_id=options.get("root_id") or job.id,
-        parent_id=options.get("parent_id"), origin=job.origin, chain=options.get("chain"),
-        chord=options.get("chord"),
+        ignore_result=bool(options.get("ignore_result")), callbacks=from_wire(options.get("link")),
+        errbacks=from_wire(options.get("link_error")), group=options.get("group_id"),
+        root_id=options.get("root_id") or job.id, parent_id=options.get("parent_id"), origin=job.origin,
+        # The canvas around the task travels as JSON with its arguments' types kept (bytes, dates...).
+        chain=from_wire(options.get("chain")), chord=from_wire(options.get("chord")), task_name=name,
+        stamped_headers=options.get("stamped_headers") or [], stamps=from_wire(options.get("stamps") or {}),
     )
 
 

@@ -36,7 +36,13 @@ from .classes import InProcessWorker, Slot
 from .hosts import SupervisorHost
 from .pidbox import start_control
 from .reach import EXIT_NO_REDIS, FIRST_WAIT, MAX_WAIT, OUTAGE, Throttle, reason, sleep_unless, wait_for_redis
-from .recovery import recover_lost_job, remove_from_started, store_time_limit_failure
+from .recovery import (
+    fail_what_follows,
+    recover_lost_job,
+    remove_from_started,
+    store_time_limit_failure,
+    time_limit_error,
+)
 
 logger = logging.getLogger("app.celery_compat.worker")
 #: Seconds a task may overrun its hard limit before the supervisor kills it (the task's own
@@ -263,6 +269,8 @@ class Supervisor:
             if status != JobStatus.FAILED:
                 job.set_status(status, pipeline=pipe)
             pipe.execute()
+        if time_limit:
+            fail_what_follows(job, time_limit_error(job), connection, self.app)
 
     def _mark_stopped(self, job_id: str) -> None:
         job = self._fetch_started(job_id)

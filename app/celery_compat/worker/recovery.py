@@ -26,6 +26,7 @@ from rq.serializers import JSONSerializer
 from .. import states
 from .._state import find_registered
 from ..app.base import current_app
+from ..app.chords import fail_followers
 from ..exceptions import TimeLimitExceeded, WorkerLostError
 from ..protocol import FAILURE_CALLBACK as FAILURE_CALLBACK
 from ..protocol import Envelope, count_redelivery, may_import
@@ -98,15 +99,31 @@ def recover_lost_job(connection: Any, job_id: str, reason: str, app: Any = None,
         app.backend.store_result(job.id, error, states.FAILURE, None, pipeline=pipe)
         record_job_failure(job, f"WorkerLostError: {reason}", pipe)
         pipe.execute()
+    fail_what_follows(job, error, connection, app)
     logger.error("Task %s[%s] failed: worker lost (%s)", Envelope.name_of(job), job.id, reason)
     return "failed"
 
 
 def store_time_limit_failure(job: Job, connection: Any, app: Any = None, pipeline: Any = None) -> None:
-    """Record Celery's hard time limit outcome for a task whose process had to be killed."""
-    limit = Envelope.options_of(job).get("time_limit") or job.timeout
-    (app or current_app()).backend.store_result(job.id, TimeLimitExceeded(limit), states.FAILURE, None,
+    """Record Celery's hard time limit outcome for a task whose process had to be killed.
+
+    With a ``pipeline``, the caller calls :func:`fail_what_follows` once it has executed it.
+    """
+    error = time_limit_error(job)
+    (app or current_app()).backend.store_result(job.id, error, states.FAILURE, None,
                                                 connection=connection, pipeline=pipeline)
+    if pipeline is None:
+        fail_what_follows(job, error, connection, app)
+
+
+def time_limit_error(job: Job) -> TimeLimitExceeded:
+    return TimeLimitExceeded(Envelope.options_of(job).get("time_limit") or job.timeout)
+
+
+def fail_what_follows(job: Job, exc: BaseException, connection: Any, app: Any = None) -> None:
+    """A task failed without running its trace (worker lost, killed at its time limit): what follows it
+    (the rest of its chain, its chord) must not wait for ever. Call it once the failure is stored."""
+    fail_followers(app or current_app(), job.id, Envelope.options_of(job), exc, connection)
 
 
 def on_job_failure(job: Job, connection: Any, exc_type: type, exc_value: BaseException, traceback: Any) -> None:
@@ -124,5 +141,6 @@ def on_job_failure(job: Job, connection: Any, exc_type: type, exc_value: BaseExc
         job.retry_intervals = [0]
         logger.warning("Task %s[%s] abandoned by a dead worker; re-queued", Envelope.name_of(job), job.id)
         return
-    app.backend.store_result(job.id, WorkerLostError("Worker exited prematurely: abandoned job"),
-                             states.FAILURE, None, connection=connection)
+    error = WorkerLostError("Worker exited prematurely: abandoned job")
+    app.backend.store_result(job.id, error, states.FAILURE, None, connection=connection)
+    fail_what_follows(job, error, connection, app)
