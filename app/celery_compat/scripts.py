@@ -48,14 +48,21 @@ end
 return nil
 """
 
-#: Mark started a job id already taken from its queue by a blocking pop.
+#: Mark started a job id already taken from its queue by a blocking pop, unless maintenance has
+#: meanwhile handed it back to its queue.
 #: KEYS: queue key, its intermediate list (or the queue key again when there is none), its
 #: started registry, the job key.
 #: ARGV: job id, worker name, now, registry score, execution id, 1 when KEYS[2] must lose the id,
 #: then the revoke marks' prefixes. Returns as CLAIM_NEXT.
 CLAIM_GIVEN = """
 local job_key = KEYS[4]
-if ARGV[6] == '1' then redis.call('LREM', KEYS[2], 1, ARGV[1]) end
+-- Gone from the intermediate list: maintenance found it stuck and put it back in its queue
+-- (RESCUE_STUCK), so it is not ours to run; unless this is our own claim sent again after a
+-- lost reply (the entry with our execution id is there).
+if ARGV[6] == '1' and redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0
+        and not redis.call('ZSCORE', KEYS[3], ARGV[1] .. ':' .. ARGV[5]) then
+    return nil
+end
 local fields = redis.call('HGETALL', job_key)
 if #fields == 0 then return nil end
 redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[3], 'worker_name', ARGV[2],
@@ -95,4 +102,40 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
     return 1
 end
 return 0
+"""
+
+#: Write a task's state only while the writer still holds its claim (the fence), and never
+#: bring a final state back to an earlier one.
+#: The claim is the started-registry entry ``<job id>:<execution id>`` the claim scripts wrote;
+#: whoever takes a job for abandoned (the recovery rule) removes it in the same step, so a
+#: worker that was frozen or cut off past its heartbeat finds it gone and writes nothing.
+#: Within one claim, once a final state is written (its execution id goes in the job hash as
+#: ``celery_final``), a later non-final write (a late ``update_state`` from a thread of the
+#: task) is refused; a new claim (a retry, a re-run) may write again.
+#: KEYS: the result document, the started registry, the job hash.
+#: ARGV: the registry entry, the document, its TTL in seconds (0: none), 1 if final,
+#: the execution id. Returns 1 when written, 0 when refused.
+FENCED_STORE = """
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+if ARGV[4] == '1' then
+    redis.call('HSET', KEYS[3], 'celery_final', ARGV[5])
+elseif redis.call('HGET', KEYS[3], 'celery_final') == ARGV[5] then
+    return 0
+end
+if tonumber(ARGV[3]) > 0 then
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+else
+    redis.call('SET', KEYS[1], ARGV[2])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[2])
+return 1
+"""
+
+#: Hand a job id stuck in RQ's intermediate list (its worker died between the blocking pop
+#: and the claim) back to the front of its queue, once: CLAIM_GIVEN refuses an id no longer there.
+#: KEYS: the intermediate list, the queue. ARGV: the job id. Returns 1 when moved.
+RESCUE_STUCK = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+return 1
 """

@@ -12,6 +12,7 @@ both apply :mod:`recovery` when a task's process dies.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -19,21 +20,38 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from rq import SimpleWorker, Worker
+from rq import SimpleWorker, Worker, worker_registration
 from rq.job import Job
 from rq.queue import Queue
+from rq.rate_limit import RateLimitRegistry
+from rq.registry import DeferredJobRegistry, FailedJobRegistry, FinishedJobRegistry, ReadyJobRegistry
 from rq.scheduler import RQScheduler
+from rq.utils import now
 
+from ..app.base import current_app
 from ..exceptions import Terminated
 from ..protocol import Envelope
 from .guard import TaskJob
 from .reach import OUTAGE, Throttle, reason
 from .recovery import recover_lost_job, store_time_limit_failure
 
-#: Seconds between heartbeats of a running task.
-HEARTBEAT_INTERVAL = 5
-#: A running task whose heartbeat is older than this is abandoned (its worker is dead).
-HEARTBEAT_TTL = 20
+#: Seconds between heartbeats of a running task (``worker_heartbeat_interval`` overrides it).
+HEARTBEAT_INTERVAL = 2
+#: A running task whose heartbeat is older than this is abandoned: its worker is dead (or
+#: frozen), and the task is recovered by the next sweep (``worker_heartbeat_ttl`` overrides it).
+#: A dead worker's tasks are so recovered within HEARTBEAT_TTL + HEARTBEAT_INTERVAL (9 s).
+HEARTBEAT_TTL = 7
+
+
+def heartbeat_timing(app: Any = None) -> tuple[float, float]:
+    """(seconds between beats, seconds without a beat before a task counts as abandoned), from the app's settings."""
+    conf = (app or current_app()).conf
+    interval = float(conf.get("worker_heartbeat_interval") or HEARTBEAT_INTERVAL)
+    ttl = float(conf.get("worker_heartbeat_ttl") or HEARTBEAT_TTL)
+    if ttl < 2 * interval:
+        raise ValueError(f"worker_heartbeat_ttl ({ttl}) must be at least twice worker_heartbeat_interval ({interval}):"
+                         " one late beat would count the worker as dead")
+    return interval, ttl
 
 
 class QuietScheduler(RQScheduler):
@@ -78,6 +96,28 @@ class OutageAware:
             self.scheduler.release_locks()
             self.scheduler.register_death()
 
+    def clean_registries(self) -> None:
+        """RQ's maintenance, minus its two unfenced recoveries.
+
+        RQ's started-registry cleanup re-queues an abandoned job without checking that its entry
+        is still expired (a sweep and a late beat could both act: the task would run twice), and
+        its intermediate-queue cleanup fails a stuck job in RQ only, leaving its Celery state
+        PENDING for ever. Both are done instead by the heartbeat sweep (:class:`recovery.Sweeper`),
+        every few seconds and through the claim; the rest is RQ's own.
+        """
+        for queue in self.queues:
+            if not queue.acquire_maintenance_lock():
+                continue  # another worker is at it
+            options = {"name": queue.name, "connection": queue.connection, "job_class": queue.job_class,
+                       "serializer": queue.serializer}
+            for registry in (FinishedJobRegistry, FailedJobRegistry, DeferredJobRegistry, ReadyJobRegistry):
+                registry(**options).cleanup()
+            for rate_limit_registry in RateLimitRegistry.all(queue.connection):
+                rate_limit_registry.cleanup()
+            worker_registration.clean_worker_registry(queue)
+            queue.release_maintenance_lock()
+        self.last_cleaned_at = now()
+
     def set_shutdown_requested_date(self) -> None:
         # Called from the SIGTERM handler: raising here would raise inside the running task.
         try:
@@ -103,7 +143,7 @@ class ForkingWorker(OutageAware, Worker):
     job_class = TaskJob
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
-        return HEARTBEAT_TTL
+        return math.ceil(heartbeat_timing()[1])
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         if job.timeout and job.timeout > 0 and job.started_at is not None:
@@ -140,20 +180,27 @@ class Slot:
         self.hard_limit = context.Value("d", 0.0, lock=False)
         self.stopping = context.Value("i", 0, lock=False)
         self.worker_name = context.Array("c", 64, lock=False)
+        self.claim = context.Array("c", 128, lock=False)  # the running task's entry, <job id>:<execution id>
 
-    def begin(self, job: Job) -> None:
+    def begin(self, job: Job, execution_id: str = "") -> None:
         self.stopping.value = 0
+        self.claim.value = f"{job.id}:{execution_id}".encode()[:127] if execution_id else b""
         self.hard_limit.value = float(Envelope.options_of(job).get("time_limit") or 0)
         self.started.value = time.time()
         self.job_id.value = job.id.encode()[:63]
 
     def end(self) -> None:
         self.job_id.value = b""
+        self.claim.value = b""
         self.started.value = 0.0
 
     @property
     def current(self) -> str | None:
         return self.job_id.value.decode() or None
+
+    @property
+    def current_claim(self) -> str | None:
+        return self.claim.value.decode() or None
 
 
 class InProcessWorker(OutageAware, SimpleWorker):
@@ -167,7 +214,7 @@ class InProcessWorker(OutageAware, SimpleWorker):
     job_class = TaskJob
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
-        return HEARTBEAT_TTL
+        return math.ceil(heartbeat_timing()[1])
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """Stop the running task (RQ's stop-job command, ``revoke(terminate=True)``).
