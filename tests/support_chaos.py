@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 
@@ -60,3 +61,37 @@ class StateLog:
         self._stop.set()
         self._thread.join(timeout=5)
         self._pubsub.close()
+
+
+def children_of(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (a worker's supervisor: its work processes), from /proc."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended meanwhile
+        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+            children.append(int(entry))
+    return children
+
+
+def redelivered(connection: redis.Redis, task_id: str) -> int:
+    """How often the recovery rule re-queued the task after its worker died (its job's count)."""
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    from app.celery_compat.protocol import Envelope
+
+    job = Job.fetch(task_id, connection=connection, serializer=JSONSerializer)
+    return int(Envelope.options_of(job).get("redelivered") or 0)
+
+
+def final_or_none(app, task_ids: list[str]) -> dict[str, str | None]:
+    """Each task's status when final, else None (still PENDING, queued or running)."""
+    metas = app.backend.get_many_meta(task_ids)
+    return {task_id: (meta["status"] if meta["status"] in states.READY_STATES else None)
+            for task_id, meta in zip(task_ids, metas, strict=True)}
