@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -30,17 +31,31 @@ class StateLog:
     """Every state published for any task from now on, in order (each write is also published)."""
 
     def __init__(self, connection: redis.Redis) -> None:
-        self._pubsub = connection.pubsub(ignore_subscribe_messages=True)
-        self._pubsub.psubscribe(f"{keys.META_PREFIX}*")
-        self._pubsub.get_message(timeout=1.0)  # the subscription is confirmed before anything runs
+        self._connection = connection
+        self._pubsub = self._subscribe()
         self.seen: dict[str, list[str]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="state-log", daemon=True)
         self._thread.start()
 
+    def _subscribe(self) -> redis.client.PubSub:
+        pubsub = self._connection.pubsub(ignore_subscribe_messages=True)
+        pubsub.psubscribe(f"{keys.META_PREFIX}*")
+        pubsub.get_message(timeout=1.0)  # the subscription is confirmed before anything runs
+        return pubsub
+
     def _listen(self) -> None:
         while not self._stop.is_set():
-            message = self._pubsub.get_message(timeout=0.2)
+            try:
+                message = self._pubsub.get_message(timeout=0.2)
+            except (redis.exceptions.RedisError, OSError, TypeError):
+                # Redis restarting (bench/chaos.py); redis-py's hiredis parser may meet a closed
+                # socket as a TypeError. Subscribe anew once Redis answers.
+                time.sleep(0.2)
+                with contextlib.suppress(redis.exceptions.RedisError, OSError, TypeError):
+                    self._pubsub.close()
+                    self._pubsub = self._subscribe()
+                continue
             if message and message["type"] == "pmessage":
                 document = json.loads(message["data"])
                 self.seen.setdefault(document["task_id"], []).append(document["status"])
@@ -60,7 +75,8 @@ class StateLog:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self._pubsub.close()
+        with contextlib.suppress(redis.exceptions.RedisError):
+            self._pubsub.close()
 
 
 def children_of(pid: int) -> list[int]:
