@@ -346,6 +346,10 @@ class LeanWorker(InProcessWorker):
     def _beat_forever(self, stop: threading.Event) -> None:
         """Beat for the worker and its running task, from a thread: a task busy on the CPU still beats."""
         next_beat = 0.0
+        # Sweep only after a full heartbeat TTL of talking to Redis: after an outage (or Redis
+        # out of memory) every worker's entries have gone stale together, and each must get the
+        # chance to beat again before any is taken for dead.
+        reachable_since = time.monotonic()
         say = Throttle(self.log)
         while not stop.wait(0 if not next_beat else min(PARENT_CHECK_INTERVAL, self.beat_interval)):
             if self.slot is not None and os.getppid() != self.slot.supervisor:
@@ -360,11 +364,13 @@ class LeanWorker(InProcessWorker):
                 self._beat_once()
                 next_beat = time.monotonic() + self.beat_interval
                 say.clear()
-                self._sweeper.sweep()
+                if time.monotonic() - reachable_since >= self.beat_ttl:
+                    self._sweeper.sweep()
             except redis.exceptions.RedisError as exc:
                 # Soon again: a running task's entry expires beat_ttl after its last beat.
                 say(logging.WARNING, "failing", "Worker %s: heartbeat failed (%s); will retry", self.name, reason(exc))
                 next_beat = time.monotonic() + 0.5
+                reachable_since = next_beat
 
     def _beat_once(self) -> None:
         running = self._running
