@@ -116,8 +116,8 @@ def whole_worker_fault(cluster: Cluster, connection: redis.Redis, freeze: float 
         cluster.start_worker()  # the machine's replacement
     time.sleep(2.0)  # the replacement registers; the victim takes tasks meanwhile
     pids = {victim.pid, *children_of(victim.pid)}
-    entries = claims_of(connection, pids)
     os.killpg(victim.pid, signal.SIGSTOP if freeze else signal.SIGKILL)
+    entries = claims_of(connection, pids)  # what it held when it stopped (its registrations outlive it a while)
     released = time_until_released(connection, entries)
     if freeze:
         time.sleep(max(0.0, freeze - (released or freeze)))
