@@ -61,11 +61,24 @@ class QuietScheduler(RQScheduler):
     """
 
     def work(self) -> None:
+        # RQ's scheduler runs in a child of its worker; if that worker is killed (-9), nothing
+        # stops the scheduler, which would live on as an orphan holding the scheduler lock.
+        threading.Thread(target=self._stop_with_parent, args=(os.getppid(),), name="parent-watch",
+                         daemon=True).start()
         try:
             super().work()
         except OUTAGE as exc:
             self.log.warning("Scheduler [PID %s]: Redis unreachable (%s); stopping until a worker restarts it",
                              os.getpid(), reason(exc))
+
+
+    def _stop_with_parent(self, parent: int) -> None:
+        while not self._stop_requested:
+            if os.getppid() != parent:
+                self.log.warning("Scheduler [PID %s]: its worker (PID %d) is gone; stopping", os.getpid(), parent)
+                self._stop_requested = True  # the loop stops within its interval and releases the lock
+                return
+            time.sleep(1.0)
 
 
 class OutageAware:
