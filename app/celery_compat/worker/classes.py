@@ -150,13 +150,52 @@ class OutageAware:
         time.sleep(2.0)
 
 
+class OneLineOutage(logging.Filter):
+    """Turn a log record carrying a Redis outage's traceback into one line with the reason.
+
+    RQ's loop logs "found an unhandled exception, quitting..." with the traceback for any error
+    between tasks (its suspension check, its state writes...); for an outage, the worker is
+    started again once Redis answers (cli.run_worker), so the traceback is noise in the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, OUTAGE):
+            record.msg, record.args = f"{record.getMessage()} (Redis unreachable: {reason(error)})", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 class ForkingWorker(OutageAware, Worker):
     """RQ's forking worker with short heartbeats and Celery's rule for a horse that died."""
 
     job_class = TaskJob
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not any(isinstance(existing, OneLineOutage) for existing in self.log.filters):
+            self.log.addFilter(OneLineOutage())
+
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         return math.ceil(heartbeat_timing()[1])
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        # RQ sets IDLE right after a task; Redis going away at that moment made RQ's loop quit
+        # with a traceback ("found an unhandled exception"). The state is cosmetic: the next
+        # dequeue waits the outage out, and the state is written again with the next task.
+        try:
+            super().set_state(state, pipeline=pipeline)
+        except OUTAGE as exc:
+            self._state = state
+            self.log.warning("Worker %s: could not record its state %r, Redis unreachable (%s)",
+                             self.name, state, reason(exc))
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        # Also called right after each task: the same moment, the same cure as set_state.
+        try:
+            super().heartbeat(timeout, pipeline=pipeline)
+        except OUTAGE as exc:
+            self.log.warning("Worker %s: heartbeat failed, Redis unreachable (%s)", self.name, reason(exc))
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         if job.timeout and job.timeout > 0 and job.started_at is not None:
