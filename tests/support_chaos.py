@@ -21,6 +21,7 @@ def claim_on(connection: redis.Redis, task_id: str, execution: str = "e1", queue
 
     registry, entry = keys.started(queue), f"{task_id}:{execution}"
     connection.zadd(registry, {entry: time.time() + 60})
+    connection.hset(keys.job(task_id), "status", "started")  # the job a claim is on
     return Claim(registry, entry, keys.job(task_id), execution)
 
 

@@ -118,7 +118,8 @@ return 0
 FENCED_STORE = """
 if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
 if ARGV[4] == '1' then
-    redis.call('HSET', KEYS[3], 'celery_final', ARGV[5])
+    -- (never a bare hash for a job deleted meanwhile: it would have no expiry)
+    if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('HSET', KEYS[3], 'celery_final', ARGV[5]) end
 elseif redis.call('HGET', KEYS[3], 'celery_final') == ARGV[5] then
     return 0
 end
