@@ -27,9 +27,10 @@ TASKS = 300
 
 
 def test_no_task_is_lost_run_twice_or_overwritten_while_workers_are_killed(chaos_app, worker_process, redis_conn):
-    # Given two workers of two work processes each, and a few hundred tasks, one in ten not safe to repeat
+    # Given three workers of two work processes each, and a few hundred tasks, one in ten not safe to repeat
     first = worker_process("-P", "prefork", "-c", "2", app="tests.chaos_tasks", workers=2)
     second = worker_process("-P", "prefork", "-c", "2", app="tests.chaos_tasks", workers=2)
+    worker_process("-P", "prefork", "-c", "2", app="tests.chaos_tasks", workers=2)
     log = StateLog(chaos_app.connection)
     chance = random.Random(18)
     results = [chaos_tasks.counted_once.delay(0.1) if index % 10 == 0
@@ -43,7 +44,6 @@ def test_no_task_is_lost_run_twice_or_overwritten_while_workers_are_killed(chaos
         if victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(chance.choice(victims), signal.SIGKILL)
-    worker_process("-P", "prefork", "-c", "2", app="tests.chaos_tasks", workers=2)  # its replacement
     os.killpg(first.pid, signal.SIGKILL)
     try:
         wait_until(lambda: all(final_or_none(chaos_app, ids).values()), timeout=90, interval=0.5)

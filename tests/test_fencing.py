@@ -113,10 +113,10 @@ def test_a_frozen_worker_resumed_writes_nothing_and_registers_again(chaos_app, w
     result = chaos_tasks.counted.delay(6.0, 30)
     wait_for(lambda: runs(redis_conn, result.id) == 1, timeout=30)
     frozen_names = {worker.name for worker in Worker.all(connection=redis_conn)}
-    # When it is frozen (SIGSTOP) past its heartbeat and another worker takes the task over
+    worker_process("-P", "solo", app="tests.chaos_tasks")
+    # When it is frozen (SIGSTOP) past its heartbeat and the other worker takes the task over
     os.killpg(frozen.pid, signal.SIGSTOP)
     try:
-        worker_process("-P", "solo", app="tests.chaos_tasks")
         assert result.get(timeout=60) == result.id
         wait_for(lambda: not frozen_names & {w.name for w in Worker.all(connection=redis_conn)}, timeout=30)
     finally:
