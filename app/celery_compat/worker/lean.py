@@ -230,8 +230,8 @@ class LeanWorker(InProcessWorker):
             # A forced stop (SystemExit, KeyboardInterrupt) is no outcome of the task: it stays
             # STARTED, and the worker-lost rule applies (the supervisor, or RQ's maintenance).
             if self.slot is None:
-                self._until_redis(recover_lost_job, self.connection, job.id, "Worker stopped by force",
-                                  None, False, entry)
+                self._until_redis(lambda: recover_lost_job(self.connection, job.id, "Worker stopped by force",
+                                                           entry=entry))
             raise
         finally:
             release_claim(job.id)
