@@ -174,3 +174,20 @@ def test_a_whole_worker_killed_is_recovered_within_10_s_by_default(celery_app, w
     wait_for(lambda: redis_conn.llen("record:whole10") == 2, timeout=30)
     assert time.monotonic() - killed_at < 10
     assert result.get(timeout=30) == "finished"
+
+
+def test_an_idle_worker_frozen_past_its_registration_registers_again(chaos_app, worker_process, redis_conn):
+    # Given an idle worker
+    frozen = worker_process("-P", "solo", app="tests.chaos_tasks")
+    [name] = [worker.name for worker in Worker.all(connection=redis_conn)]
+    # When it is frozen until its registration expired (heartbeat 0.5 s + TTL 2 s)
+    os.killpg(frozen.pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: not redis_conn.exists(f"rq:worker:{name}"), timeout=15)
+    finally:
+        os.killpg(frozen.pid, signal.SIGCONT)
+    # Then on resuming it registers again, as a live worker /healthz and the dashboard count
+    wait_for(lambda: name in {worker.name for worker in Worker.all(connection=redis_conn)}
+             and redis_conn.hget(f"rq:worker:{name}", "birth") is not None, timeout=15)
+    # And takes tasks again
+    assert chaos_tasks.counted.delay().get(timeout=30)
