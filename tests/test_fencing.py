@@ -49,6 +49,18 @@ def test_a_worker_that_lost_its_claim_writes_no_state(chaos_app, redis_conn):
         release_claim("t-lost")
 
 
+def test_a_worker_whose_redis_lost_everything_still_stores_its_outcome(chaos_app, redis_conn):
+    # Given a running task, when Redis restarts without its data (no AOF): claim and job are gone
+    hold_claim("t-amnesia", claim_on(redis_conn, "t-amnesia"))
+    try:
+        redis_conn.flushdb()
+        # Then its outcome is still stored: nobody else can have taken a job that no longer exists
+        chaos_app.backend.store_result("t-amnesia", 42, states.SUCCESS)
+        assert status(chaos_app, "t-amnesia") == states.SUCCESS
+    finally:
+        release_claim("t-amnesia")
+
+
 def test_a_final_state_is_never_followed_by_an_earlier_one_of_the_same_run(chaos_app, redis_conn):
     # Given a run that stored SUCCESS while still holding its claim
     hold_claim("t-final", claim_on(redis_conn, "t-final", execution="run1"))

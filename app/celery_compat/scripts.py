@@ -95,12 +95,16 @@ return 1
 #: A running task's heartbeat: its started-registry entry and the job's last_heartbeat, only
 #: while that entry still exists (a finished or deleted job must not be brought back).
 #: KEYS: started registry, job key. ARGV: entry, new score, now (RQ's time format).
+#: Returns 1 when beaten, 0 when the claim is gone while the job is still there (taken by the
+#: recovery rule, or just finished), 2 when the job is gone too (Redis lost its data, or the
+#: job was deleted: nobody else runs it).
 BEAT = """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
     redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
     redis.call('HSET', KEYS[2], 'last_heartbeat', ARGV[3])
     return 1
 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 2 end
 return 0
 """
 
@@ -116,7 +120,12 @@ return 0
 #: ARGV: the registry entry, the document, its TTL in seconds (0: none), 1 if final,
 #: the execution id. Returns 1 when written, 0 when refused.
 FENCED_STORE = """
-if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) and redis.call('EXISTS', KEYS[3]) == 1 then
+    -- The claim was taken: the job is queued again, failed, or run by another worker. (With
+    -- the job gone too, Redis lost its data, or the job was deleted: nobody else can run it,
+    -- and its outcome is still worth storing.)
+    return 0
+end
 if ARGV[4] == '1' then
     -- (never a bare hash for a job deleted meanwhile: it would have no expiry)
     if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('HSET', KEYS[3], 'celery_final', ARGV[5]) end

@@ -68,6 +68,7 @@ class LeanWorker(InProcessWorker):
         self._finish = self.connection.register_script(scripts.FINISH_SUCCESS)
         self._beat_script = self.connection.register_script(scripts.BEAT)
         self._running: tuple[Job, str] | None = None
+        self._task_active = False  # the task's own code is running (not yet its outcome being recorded)
         self._claiming = False
         self._done = {"successful": 0, "failed": 0, "working_time": 0.0}
         self._stats = TaskStats()
@@ -224,7 +225,11 @@ class LeanWorker(InProcessWorker):
         token = _current_job.set(job)
         outcome_name = "failed"
         try:
-            record, argument, outcome_name = self._run(job, pipe)
+            self._task_active = True
+            try:
+                record, argument, outcome_name = self._run(job, pipe)
+            finally:
+                self._task_active = False  # from here on a missing claim means "finished" too
             self._until_redis(record, job, queue, execution_id, argument)
         except BaseException:
             # A forced stop (SystemExit, KeyboardInterrupt) is no outcome of the task: it stays
@@ -312,9 +317,15 @@ class LeanWorker(InProcessWorker):
             if stopped:
                 job.set_status(JobStatus.STOPPED, pipeline=pipe)
 
-        # Not ours any more: the recovery rule gave the task to another run (or failed it); its
-        # outcome, fenced with our claim, is not written either (never twice, never backwards).
-        self._if_still_ours(queue, job, execution_id, write)
+        if not self._if_still_ours(queue, job, execution_id, write) and task_pipe.command_stack:
+            # Not ours any more. The task's state writes are fenced by themselves: refused if the
+            # recovery rule gave the task to another run, written if Redis lost the job altogether.
+            queued = list(task_pipe.command_stack)
+            try:
+                task_pipe.execute()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                task_pipe.command_stack = queued  # _until_redis calls us again
+                raise
         self._stopped_job_id = None
         self._done["failed"] += 1
 
@@ -391,7 +402,7 @@ class LeanWorker(InProcessWorker):
                 return
         if not replies[0]:
             self._register_again()
-        if running is not None and replies[4] == 0 and self._running is running:
+        if running is not None and replies[4] == 0 and self._task_active and self._running is running:
             self._lost_claim(*running)
 
     def _register_again(self) -> None:
