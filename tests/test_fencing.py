@@ -192,6 +192,7 @@ def test_an_idle_worker_frozen_past_its_registration_registers_again(chaos_app, 
     # Given an idle worker
     frozen = worker_process("-P", "solo", app="tests.chaos_tasks")
     [name] = [worker.name for worker in Worker.all(connection=redis_conn)]
+    wait_for(lambda: 0 < redis_conn.ttl(f"rq:worker:{name}") <= 3, timeout=15)  # beating (RQ's birth sets 90 s)
     # When it is frozen until its registration expired (heartbeat 0.5 s + TTL 2 s)
     os.killpg(frozen.pid, signal.SIGSTOP)
     try:
