@@ -150,6 +150,22 @@ def celery_app(redis_url: str, redis_conn: redis.Redis):
 
 
 @pytest.fixture
+def chaos_app(redis_url: str, redis_conn: redis.Redis):
+    """The delivery-guarantee tests' app (tests/chaos_tasks.py: short heartbeats) on the session's flushed Redis."""
+    from tests import chaos_tasks
+
+    app = chaos_tasks.app
+    saved = dict(app.conf)
+    app.conf.broker_url = redis_url
+    app._connection = None
+    app.set_default()
+    yield app
+    app.conf.clear()
+    app.conf.update(saved)
+    app._connection = None
+
+
+@pytest.fixture
 def burst_worker(celery_app):
     """Drain queues in this process with the worker class `python worker.py -P solo --burst` runs."""
     from rq.queue import Queue

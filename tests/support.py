@@ -59,9 +59,13 @@ def spawn_worker(args: list[str], env: dict[str, str], log_path: Path, connectio
         [sys.executable, "worker.py", *args], cwd=ROOT, env={"PYTHONPATH": str(ROOT), **env},
         stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )
-    wait_for(lambda: Worker.count(connection=connection) >= before + workers or process.poll() is not None,
-             timeout=30)
-    assert process.poll() is None, log_path.read_text()
+    try:
+        wait_for(lambda: Worker.count(connection=connection) >= before + workers or process.poll() is not None,
+                 timeout=30)
+        assert process.poll() is None, log_path.read_text()
+    except BaseException:
+        stop_workers([process], timeout=5)  # the caller never gets it to stop: no worker outlives its test
+        raise
     return process
 
 

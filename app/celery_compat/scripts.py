@@ -134,14 +134,21 @@ end
 return nil
 """
 
-#: Mark started a job id already taken from its queue by a blocking pop.
+#: Mark started a job id already taken from its queue by a blocking pop, unless maintenance has
+#: meanwhile handed it back to its queue.
 #: KEYS: queue key, its intermediate list (or the queue key again when there is none), its
 #: started registry, the job key.
 #: ARGV: job id, worker name, now, registry score, execution id, 1 when KEYS[2] must lose the id,
 #: then the revoke marks' prefixes. Returns as CLAIM_NEXT.
 CLAIM_GIVEN = """
 local job_key = KEYS[4]
-if ARGV[6] == '1' then redis.call('LREM', KEYS[2], 1, ARGV[1]) end
+-- Gone from the intermediate list: maintenance found it stuck and put it back in its queue
+-- (RESCUE_STUCK), so it is not ours to run; unless this is our own claim sent again after a
+-- lost reply (the entry with our execution id is there).
+if ARGV[6] == '1' and redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0
+        and not redis.call('ZSCORE', KEYS[3], ARGV[1] .. ':' .. ARGV[5]) then
+    return nil
+end
 local fields = redis.call('HGETALL', job_key)
 if #fields == 0 then return nil end
 redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[3], 'worker_name', ARGV[2],
@@ -174,11 +181,57 @@ return 1
 #: A running task's heartbeat: its started-registry entry and the job's last_heartbeat, only
 #: while that entry still exists (a finished or deleted job must not be brought back).
 #: KEYS: started registry, job key. ARGV: entry, new score, now (RQ's time format).
+#: Returns 1 when beaten, 0 when the claim is gone while the job is still there (taken by the
+#: recovery rule, or just finished), 2 when the job is gone too (Redis lost its data, or the
+#: job was deleted: nobody else runs it).
 BEAT = """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
     redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
     redis.call('HSET', KEYS[2], 'last_heartbeat', ARGV[3])
     return 1
 end
+if redis.call('EXISTS', KEYS[2]) == 0 then return 2 end
 return 0
+"""
+
+#: Write a task's state only while the writer still holds its claim (the fence), and never
+#: bring a final state back to an earlier one.
+#: The claim is the started-registry entry ``<job id>:<execution id>`` the claim scripts wrote;
+#: whoever takes a job for abandoned (the recovery rule) removes it in the same step, so a
+#: worker that was frozen or cut off past its heartbeat finds it gone and writes nothing.
+#: Within one claim, once a final state is written (its execution id goes in the job hash as
+#: ``celery_final``), a later non-final write (a late ``update_state`` from a thread of the
+#: task) is refused; a new claim (a retry, a re-run) may write again.
+#: KEYS: the result document, the started registry, the job hash.
+#: ARGV: the registry entry, the document, its TTL in seconds (0: none), 1 if final,
+#: the execution id. Returns 1 when written, 0 when refused.
+FENCED_STORE = """
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) and redis.call('EXISTS', KEYS[3]) == 1 then
+    -- The claim was taken: the job is queued again, failed, or run by another worker. (With
+    -- the job gone too, Redis lost its data, or the job was deleted: nobody else can run it,
+    -- and its outcome is still worth storing.)
+    return 0
+end
+if ARGV[4] == '1' then
+    -- (never a bare hash for a job deleted meanwhile: it would have no expiry)
+    if redis.call('EXISTS', KEYS[3]) == 1 then redis.call('HSET', KEYS[3], 'celery_final', ARGV[5]) end
+elseif redis.call('HGET', KEYS[3], 'celery_final') == ARGV[5] then
+    return 0
+end
+if tonumber(ARGV[3]) > 0 then
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+else
+    redis.call('SET', KEYS[1], ARGV[2])
+end
+redis.call('PUBLISH', KEYS[1], ARGV[2])
+return 1
+"""
+
+#: Hand a job id stuck in RQ's intermediate list (its worker died between the blocking pop
+#: and the claim) back to the front of its queue, once: CLAIM_GIVEN refuses an id no longer there.
+#: KEYS: the intermediate list, the queue. ARGV: the job id. Returns 1 when moved.
+RESCUE_STUCK = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+return 1
 """

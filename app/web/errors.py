@@ -1,7 +1,8 @@
 """Errors as the user sees them: Redis outages, HTTP errors in the caller's language, never a 500.
 
 Text that UTF-8 cannot encode (stored before the door refused it) is sent escaped, not as a 500.
-For Redis outages, every page and API call answers 503 with a clear message, never a hang.
+For Redis outages, every page and API call answers 503 with a clear message, never a hang; so does
+a write refused because Redis is out of memory (its own message, and a longer ``Retry-After``).
 
 Two parts: a cheap PING before each request, so that pages which would not otherwise touch Redis
 (the form, the dashboard views that swallow connection errors and answer 200) report the outage
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import flask
+import redis
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -24,6 +26,11 @@ from app.redis import UNAVAILABLE_ERRORS, get_redis
 RETRY_AFTER = 5
 
 UNAVAILABLE_MESSAGE = "Redis is unreachable, so tasks can be neither queued nor read. Retry in a few seconds."
+OUT_OF_MEMORY_MESSAGE = ("Redis is out of memory (its maxmemory limit is reached), so no task can be queued now; "
+                         "tasks already queued keep running. Retry in a little while.")
+#: Seconds a client should wait before retrying while Redis is out of memory (memory frees as results expire
+#: or an operator acts: not within seconds).
+OUT_OF_MEMORY_RETRY_AFTER = 30
 
 #: Endpoints that must answer while Redis is down: stylesheets for the error page, and /healthz,
 #: which reports the outage in its own words.
@@ -50,6 +57,15 @@ def redis_unavailable(exc: Exception) -> tuple[Response | str, int, dict[str, st
         return jsonify(error=UNAVAILABLE_MESSAGE), 503, headers
     return render_template("error.html", title="Service unavailable", message=UNAVAILABLE_MESSAGE,
                            retry_after=RETRY_AFTER), 503, headers
+
+
+def redis_out_of_memory(exc: Exception) -> tuple[Response | str, int, dict[str, str]]:
+    """Answer 503 with the reason when Redis refuses writes at its memory limit (not a 500)."""
+    headers = {"Retry-After": str(OUT_OF_MEMORY_RETRY_AFTER), "Cache-Control": "no-store"}
+    if request.path.startswith("/api/"):
+        return jsonify(error=OUT_OF_MEMORY_MESSAGE), 503, headers
+    return (render_template("error.html", title="Service unavailable", message=OUT_OF_MEMORY_MESSAGE), 503,
+            headers)
 
 
 #: The pages whose forms are shown again, with the reason, when what they post is too large.
@@ -106,3 +122,4 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, http_error)
     for error in UNAVAILABLE_ERRORS:
         app.register_error_handler(error, redis_unavailable)
+    app.register_error_handler(redis.exceptions.OutOfMemoryError, redis_out_of_memory)

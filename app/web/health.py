@@ -35,12 +35,40 @@ def consumption(conn: Any, stuck_after: float) -> dict[str, Any]:
     now = time.time()
     oldest = _oldest_wait(conn, [head for head in heads if head], now)
     last_dequeue_s = now - float(last_dequeued) if last_dequeued else None
-    workers = Worker.count(connection=conn)
+    workers = live_workers(conn)
     waiting = sum(lengths)
     stuck = bool(waiting and workers and oldest is not None and oldest > stuck_after
                  and (last_dequeue_s is None or last_dequeue_s > stuck_after))
     return {"workers": workers, "waiting": waiting, "oldest_wait_s": oldest, "last_dequeue_s": last_dequeue_s,
             "stuck": stuck}
+
+
+def live_workers(conn: Any) -> int:
+    """Registered workers that are alive: their key has not expired (it does without heartbeats) and records no death.
+
+    RQ's count is the size of its set of workers, which still holds a worker killed with -9
+    until some worker's maintenance cleans it.
+    """
+    names = list(conn.smembers(Worker.redis_workers_keys))
+    if not names:
+        return 0
+    with conn.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.exists(name)
+            pipe.hexists(name, "death")
+        replies = pipe.execute()
+    return sum(1 for exists, dead in zip(replies[::2], replies[1::2], strict=True) if exists and not dead)
+
+
+def out_of_memory(conn: Any) -> bool:
+    """Whether Redis refuses writes at its memory limit (``maxmemory`` reached with ``noeviction``)."""
+    try:
+        memory = conn.info("memory")
+    except RedisError:  # INFO denied by an ACL: say nothing rather than guess
+        return False
+    limit = int(memory.get("maxmemory") or 0)
+    policy = str(memory.get("maxmemory_policy", "noeviction"))
+    return bool(limit) and policy == "noeviction" and int(memory.get("used_memory") or 0) >= limit
 
 
 def _oldest_wait(conn: Any, head_ids: list[bytes], now: float) -> float | None:
@@ -58,7 +86,11 @@ def _oldest_wait(conn: Any, head_ids: list[bytes], now: float) -> float | None:
 
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int, dict[str, str]]:
-    """200 ``{"status": "ok"|"degraded", "redis", "workers", "queues"}``; 503 ``"down"`` when Redis is not there."""
+    """200 ``{"status": "ok"|"degraded", "reason", "redis", "workers", "queues"}``; 503 ``"down"`` without Redis.
+
+    Degraded: Redis is out of memory, or tasks are stuck (``reason`` says which). ``workers``
+    counts only live ones.
+    """
     conn = get_redis()
     redis_health = health(conn)
     workers = queues = None
@@ -68,11 +100,16 @@ def healthz() -> tuple[Response, int, dict[str, str]]:
             workers = queues["workers"]
         except RedisError as exc:  # Redis went away between the ping and the reads
             redis_health = {"ok": False, "latency_ms": None, "error": f"{type(exc).__name__}: {exc}"}
+    reason = None
     if not redis_health["ok"]:
         status, code = "down", 503
     else:
-        status, code = ("degraded" if queues["stuck"] else "ok"), 200
-    body = jsonify(status=status, redis=redis_health, workers=workers, queues=queues)
+        if out_of_memory(conn):
+            reason = "Redis out of memory: new tasks are refused until memory is freed"
+        elif queues["stuck"]:
+            reason = "tasks wait while no worker takes any"
+        status, code = ("degraded" if reason else "ok"), 200
+    body = jsonify(status=status, reason=reason, redis=redis_health, workers=workers, queues=queues)
     return body, code, {"Cache-Control": "no-store"}
 
 

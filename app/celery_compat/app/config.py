@@ -38,6 +38,11 @@ DEFAULTS: dict[str, Any] = {
     "task_acks_late": False,
     "task_reject_on_worker_lost": None,
     "worker_lost_max_redeliveries": 3,
+    # Ours: a running task's heartbeat (seconds between beats, and how long without one before
+    # its worker counts as dead and the task is recovered). Beats come from a thread, so a busy
+    # task keeps beating; a dead worker's tasks are recovered within ttl + interval.
+    "worker_heartbeat_interval": 2.0,
+    "worker_heartbeat_ttl": 7.0,
     "task_ignore_result": False,
     "task_store_errors_even_if_ignored": False,
     "task_default_rate_limit": None,

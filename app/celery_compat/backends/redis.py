@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import redis
 
-from .. import keys, states
+from .. import keys, scripts, states
 from ..serialization import exception_to_wire, to_wire, utf8
 from .base import BaseKeyValueStoreBackend
 from .consumer import ResultConsumer
@@ -48,6 +49,30 @@ end
 if redis.call('GET', KEYS[2]) == ARGV[1] then return 1 end
 return 0
 """
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on a running task: its started-registry entry, as the claim scripts wrote it."""
+
+    registry: str  # the started registry's key
+    entry: str  # ``<job id>:<execution id>``
+    job_key: str
+    execution_id: str
+
+
+#: Claims held in this process, by task id: while one is held, every state written for that
+#: task is fenced with it (``scripts.FENCED_STORE``). Only the worker sets them (hold_claim).
+_claims: dict[str, Claim] = {}
+
+
+def hold_claim(task_id: str, claim: Claim) -> None:
+    """From now on, the task's states are written only while ``claim`` still holds."""
+    _claims[task_id] = claim
+
+
+def release_claim(task_id: str) -> None:
+    _claims.pop(task_id, None)
 
 
 def pending_meta(task_id: str) -> dict:
@@ -137,13 +162,23 @@ class RedisBackend(BaseKeyValueStoreBackend):
         key = meta_key(task_id)
         pipe = pipeline if pipeline is not None else (connection or self.app.connection).pipeline(transaction=False)
         expires = self.expires_for(state)
-        if expires:
-            pipe.set(key, document, ex=expires)
+        claim = _claims.get(task_id)
+        if claim is not None:
+            # A worker running the task: write (and publish) only while its claim holds, so a
+            # worker that lost the task to the recovery rule can never write over its new run.
+            # EVAL, not EVALSHA: it may sit in a MULTI, where a Redis that forgot the script
+            # would fail this write alone.
+            final = "1" if state in states.READY_STATES else "0"
+            pipe.eval(scripts.FENCED_STORE, 3, key, claim.registry, claim.job_key,
+                      claim.entry, document, expires, final, claim.execution_id)
         else:
-            pipe.set(key, document)
-        # Every state is published, progress included, so that waiting clients (AsyncResult.get,
-        # the API's event stream) block on the channel instead of polling the key.
-        pipe.publish(key, document)
+            if expires:
+                pipe.set(key, document, ex=expires)
+            else:
+                pipe.set(key, document)
+            # Every state is published, progress included, so that waiting clients (AsyncResult.get,
+            # the API's event stream) block on the channel instead of polling the key.
+            pipe.publish(key, document)
         if pipeline is None:
             self._execute(pipe)
 

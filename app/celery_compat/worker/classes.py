@@ -12,6 +12,7 @@ both apply :mod:`recovery` when a task's process dies.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -19,10 +20,13 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from rq import SimpleWorker, Worker
+from rq import SimpleWorker, Worker, worker_registration
 from rq.job import Job
 from rq.queue import Queue
+from rq.rate_limit import RateLimitRegistry
+from rq.registry import DeferredJobRegistry, FailedJobRegistry, FinishedJobRegistry, ReadyJobRegistry
 from rq.scheduler import RQScheduler
+from rq.utils import now
 
 from .._state import current_app
 from ..exceptions import Terminated
@@ -34,10 +38,23 @@ from .pidbox import ControlNode, start_control
 from .reach import OUTAGE, Throttle, reason
 from .recovery import recover_lost_job, store_time_limit_failure
 
-#: Seconds between heartbeats of a running task.
-HEARTBEAT_INTERVAL = 5
-#: A running task whose heartbeat is older than this is abandoned (its worker is dead).
-HEARTBEAT_TTL = 20
+#: Seconds between heartbeats of a running task (``worker_heartbeat_interval`` overrides it).
+HEARTBEAT_INTERVAL = 2
+#: A running task whose heartbeat is older than this is abandoned: its worker is dead (or
+#: frozen), and the task is recovered by the next sweep (``worker_heartbeat_ttl`` overrides it).
+#: A dead worker's tasks are so recovered within HEARTBEAT_TTL + HEARTBEAT_INTERVAL (9 s).
+HEARTBEAT_TTL = 7
+
+
+def heartbeat_timing(app: Any = None) -> tuple[float, float]:
+    """(seconds between beats, seconds without a beat before a task counts as abandoned), from the app's settings."""
+    conf = (app or current_app()).conf
+    interval = float(conf.get("worker_heartbeat_interval") or HEARTBEAT_INTERVAL)
+    ttl = float(conf.get("worker_heartbeat_ttl") or HEARTBEAT_TTL)
+    if ttl < 2 * interval:
+        raise ValueError(f"worker_heartbeat_ttl ({ttl}) must be at least twice worker_heartbeat_interval ({interval}):"
+                         " one late beat would count the worker as dead")
+    return interval, ttl
 
 
 class QuietScheduler(RQScheduler):
@@ -47,11 +64,24 @@ class QuietScheduler(RQScheduler):
     """
 
     def work(self) -> None:
+        # RQ's scheduler runs in a child of its worker; if that worker is killed (-9), nothing
+        # stops the scheduler, which would live on as an orphan holding the scheduler lock.
+        threading.Thread(target=self._stop_with_parent, args=(os.getppid(),), name="parent-watch",
+                         daemon=True).start()
         try:
             super().work()
         except OUTAGE as exc:
             self.log.warning("Scheduler [PID %s]: Redis unreachable (%s); stopping until a worker restarts it",
                              os.getpid(), reason(exc))
+
+
+    def _stop_with_parent(self, parent: int) -> None:
+        while not self._stop_requested:
+            if os.getppid() != parent:
+                self.log.warning("Scheduler [PID %s]: its worker (PID %d) is gone; stopping", os.getpid(), parent)
+                self._stop_requested = True  # the loop stops within its interval and releases the lock
+                return
+            time.sleep(1.0)
 
 
 class OutageAware:
@@ -100,6 +130,28 @@ class OutageAware:
             self.scheduler.release_locks()
             self.scheduler.register_death()
 
+    def clean_registries(self) -> None:
+        """RQ's maintenance, minus its two unfenced recoveries.
+
+        RQ's started-registry cleanup re-queues an abandoned job without checking that its entry
+        is still expired (a sweep and a late beat could both act: the task would run twice), and
+        its intermediate-queue cleanup fails a stuck job in RQ only, leaving its Celery state
+        PENDING for ever. Both are done instead by the heartbeat sweep (:class:`recovery.Sweeper`),
+        every few seconds and through the claim; the rest is RQ's own.
+        """
+        for queue in self.queues:
+            if not queue.acquire_maintenance_lock():
+                continue  # another worker is at it
+            options = {"name": queue.name, "connection": queue.connection, "job_class": queue.job_class,
+                       "serializer": queue.serializer}
+            for registry in (FinishedJobRegistry, FailedJobRegistry, DeferredJobRegistry, ReadyJobRegistry):
+                registry(**options).cleanup()
+            for rate_limit_registry in RateLimitRegistry.all(queue.connection):
+                rate_limit_registry.cleanup()
+            worker_registration.clean_worker_registry(queue)
+            queue.release_maintenance_lock()
+        self.last_cleaned_at = now()
+
     def set_shutdown_requested_date(self) -> None:
         # Called from the SIGTERM handler: raising here would raise inside the running task.
         try:
@@ -119,17 +171,56 @@ class OutageAware:
         time.sleep(2.0)
 
 
+class OneLineOutage(logging.Filter):
+    """Turn a log record carrying a Redis outage's traceback into one line with the reason.
+
+    RQ's loop logs "found an unhandled exception, quitting..." with the traceback for any error
+    between tasks (its suspension check, its state writes...); for an outage, the worker is
+    started again once Redis answers (cli.run_worker), so the traceback is noise in the log.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, OUTAGE):
+            record.msg, record.args = f"{record.getMessage()} (Redis unreachable: {reason(error)})", ()
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 class ForkingWorker(OutageAware, Worker):
     """RQ's forking worker with short heartbeats and Celery's rule for a horse that died."""
 
     job_class = TaskJob
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not any(isinstance(existing, OneLineOutage) for existing in self.log.filters):
+            self.log.addFilter(OneLineOutage())
 
     def work(self, burst: bool = False, *args: Any, **kwargs: Any) -> bool:
         self.control_wanted = not burst
         return super().work(burst, *args, **kwargs)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
-        return HEARTBEAT_TTL
+        return math.ceil(heartbeat_timing()[1])
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        # RQ sets IDLE right after a task; Redis going away at that moment made RQ's loop quit
+        # with a traceback ("found an unhandled exception"). The state is cosmetic: the next
+        # dequeue waits the outage out, and the state is written again with the next task.
+        try:
+            super().set_state(state, pipeline=pipeline)
+        except OUTAGE as exc:
+            self._state = state
+            self.log.warning("Worker %s: could not record its state %r, Redis unreachable (%s)",
+                             self.name, state, reason(exc))
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        # Also called right after each task: the same moment, the same cure as set_state.
+        try:
+            super().heartbeat(timeout, pipeline=pipeline)
+        except OUTAGE as exc:
+            self.log.warning("Worker %s: heartbeat failed, Redis unreachable (%s)", self.name, reason(exc))
 
     def handle_work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
         if job.timeout and job.timeout > 0 and job.started_at is not None:
@@ -166,9 +257,11 @@ class Slot:
         self.hard_limit = context.Value("d", 0.0, lock=False)
         self.stopping = context.Value("i", 0, lock=False)
         self.worker_name = context.Array("c", 64, lock=False)
+        self.claim = context.Array("c", 128, lock=False)  # the running task's entry, <job id>:<execution id>
 
-    def begin(self, job: Job) -> None:
+    def begin(self, job: Job, execution_id: str = "") -> None:
         self.stopping.value = 0
+        self.claim.value = f"{job.id}:{execution_id}".encode()[:127] if execution_id else b""
         hard = Envelope.options_of(job).get("time_limit")
         hard = worker_state.time_limits.get(Envelope.name_of(job), (hard,))[0]  # the time_limit command's
         self.hard_limit.value = float(hard or 0)
@@ -177,11 +270,16 @@ class Slot:
 
     def end(self) -> None:
         self.job_id.value = b""
+        self.claim.value = b""
         self.started.value = 0.0
 
     @property
     def current(self) -> str | None:
         return self.job_id.value.decode() or None
+
+    @property
+    def current_claim(self) -> str | None:
+        return self.claim.value.decode() or None
 
 
 class InProcessWorker(OutageAware, SimpleWorker):
@@ -195,7 +293,7 @@ class InProcessWorker(OutageAware, SimpleWorker):
     job_class = TaskJob
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
-        return HEARTBEAT_TTL
+        return math.ceil(heartbeat_timing()[1])
 
     def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """Stop the running task (RQ's stop-job command, ``revoke(terminate=True)``).

@@ -15,6 +15,7 @@ RQ's per-task bookkeeping takes about 60 Redis commands; this takes about ten.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -33,14 +34,15 @@ from rq.utils import utcformat
 from rq.worker import WorkerStatus
 
 from .. import keys, scripts, states
+from ..backends.redis import Claim, hold_claim, release_claim
 from ..protocol import EXECUTE_TASK, REVOKED_FIELD, Envelope
 from ..serialization import scrub
 from ..stats import TaskStats
-from .classes import HEARTBEAT_INTERVAL, HEARTBEAT_TTL, InProcessWorker
+from .classes import InProcessWorker, heartbeat_timing
 from .guard import refuse
 from .job import failure_text, requeue_delay, retry_delay, run_job
 from .reach import MAX_WAIT, OUTAGE, Throttle, reason, sleep_unless
-from .recovery import recover_lost_job
+from .recovery import Sweeper, recover_lost_job, with_claim
 
 #: How often a supervised work process checks that its supervisor still lives (seconds).
 PARENT_CHECK_INTERVAL = 1.0
@@ -66,6 +68,7 @@ class LeanWorker(InProcessWorker):
         self._finish = self.connection.register_script(scripts.FINISH_SUCCESS)
         self._beat_script = self.connection.register_script(scripts.BEAT)
         self._running: tuple[Job, str] | None = None
+        self._task_active = False  # the task's own code is running (not yet its outcome being recorded)
         self._claiming = False
         # Set once the loop has ended: StopRequested raised into the teardown (while it waits for
         # the scheduler's process) would kill the process with a traceback half-way through it.
@@ -74,6 +77,9 @@ class LeanWorker(InProcessWorker):
         self._stats = TaskStats()
         # Each queue's started registry, by queue key: RQ makes a registry object per access.
         self._started_keys = {queue.key: queue.started_job_registry.key for queue in self.queues}
+        self.beat_interval, self.beat_ttl = heartbeat_timing()
+        # Every worker sweeps for dead workers' tasks on each beat (see recovery.Sweeper).
+        self._sweeper = Sweeper(self.connection, [queue.name for queue in self.queues], grace=self.beat_ttl)
 
     def _shutdown(self) -> None:
         # RQ raises StopRequested from the signal handler when the worker is not BUSY. Between
@@ -158,7 +164,7 @@ class LeanWorker(InProcessWorker):
     def _claim_once(self, timeout: int | None) -> tuple[Job, Queue, str] | None:
         execution_id = uuid.uuid4().hex[:12]
         moment, stamp = _rq_now()
-        score = int(moment.timestamp()) + HEARTBEAT_TTL
+        score = round(moment.timestamp() + self.beat_ttl, 3)
         queue_keys = [queue.key for queue in self._ordered_queues]
         registries = [self._started_keys[key] for key in queue_keys]
         self._claiming = True
@@ -206,7 +212,7 @@ class LeanWorker(InProcessWorker):
 
         def claim_popped() -> Any:
             moment, stamp = _rq_now()
-            score = int(moment.timestamp()) + HEARTBEAT_TTL
+            score = round(moment.timestamp() + self.beat_ttl, 3)
             started = keys.started(keys.queue_name(queue_key))
             return self._claim_given(keys=[queue_key, intermediate or queue_key, started, keys.job(job_id.decode())],
                                      args=[job_id, self.name, stamp, score, execution_id, lrem,
@@ -222,22 +228,31 @@ class LeanWorker(InProcessWorker):
         self._state = WorkerStatus.BUSY
         self._claiming = False
         self._running = (job, execution_id)
+        entry = f"{job.id}:{execution_id}"
+        # Every state this task writes from now on is fenced with its claim (see scripts.FENCED_STORE).
+        hold_claim(job.id, Claim(keys.started(job.origin), entry, job.key, execution_id))
         if self.slot is not None:
-            self.slot.begin(job)
+            self.slot.begin(job, execution_id)
         started = time.monotonic()
         pipe = self.connection.pipeline(transaction=False)
         token = _current_job.set(job)
         outcome_name = "failed"
         try:
-            record, argument, outcome_name = self._run(job, pipe)
+            self._task_active = True
+            try:
+                record, argument, outcome_name = self._run(job, pipe)
+            finally:
+                self._task_active = False  # from here on a missing claim means "finished" too
             self._until_redis(record, job, queue, execution_id, argument)
         except BaseException:
             # A forced stop (SystemExit, KeyboardInterrupt) is no outcome of the task: it stays
             # STARTED, and the worker-lost rule applies (the supervisor, or RQ's maintenance).
             if self.slot is None:
-                self._until_redis(recover_lost_job, self.connection, job.id, "Worker stopped by force")
+                self._until_redis(lambda: recover_lost_job(self.connection, job.id, "Worker stopped by force",
+                                                           entry=entry))
             raise
         finally:
+            release_claim(job.id)
             _current_job.reset(token)
             elapsed = time.monotonic() - started
             self._done["working_time"] += elapsed
@@ -316,9 +331,11 @@ class LeanWorker(InProcessWorker):
                 job.set_status(JobStatus.STOPPED, pipeline=pipe)
 
         if not self._if_still_ours(queue, job, execution_id, write) and task_pipe.command_stack:
+            # Not ours any more. The task's state writes are fenced by themselves: refused if the
+            # recovery rule gave the task to another run, written if Redis lost the job altogether.
             queued = list(task_pipe.command_stack)
             try:
-                task_pipe.execute()  # not ours any more, but the task's own outcome is still its outcome
+                task_pipe.execute()
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 task_pipe.command_stack = queued  # _until_redis calls us again
                 raise
@@ -341,31 +358,24 @@ class LeanWorker(InProcessWorker):
     def _if_still_ours(self, queue: Queue, job: Job, execution_id: str, write: Any) -> bool:
         """Take the job out of the started registry and ``write`` its outcome, atomically, once.
 
-        Once only: if the entry is gone, maintenance took the job for abandoned, or this is a
-        replay after a lost reply; writing again would queue a retry twice or undo that decision.
+        Once only: if the entry is gone, the recovery rule took the job for abandoned, or this is
+        a replay after a lost reply; writing again would queue a retry twice or undo that decision.
         """
-        key, member = queue.started_job_registry.key, f"{job.id}:{execution_id}"
-        while True:
-            with self.connection.pipeline() as pipe:
-                try:
-                    pipe.watch(key)
-                    if pipe.zscore(key, member) is None:
-                        self.log.warning("Worker %s: job %s is no longer ours; its outcome is not written again",
-                                         self.name, job.id)
-                        return False
-                    pipe.multi()
-                    pipe.zrem(key, member)
-                    write(pipe)
-                    pipe.execute()
-                    return True
-                except redis.exceptions.WatchError:
-                    continue  # another worker changed the registry meanwhile: look again
+        if with_claim(self.connection, queue.started_job_registry.key, f"{job.id}:{execution_id}", write):
+            return True
+        self.log.warning("Worker %s: job %s is no longer ours; its outcome is not written", self.name, job.id)
+        return False
 
     # -- the timer -----------------------------------------------------------------------------
     def _beat_forever(self, stop: threading.Event) -> None:
+        """Beat for the worker and its running task, from a thread: a task busy on the CPU still beats."""
         next_beat = 0.0
+        # Sweep only after a full heartbeat TTL of talking to Redis: after an outage (or Redis
+        # out of memory) every worker's entries have gone stale together, and each must get the
+        # chance to beat again before any is taken for dead.
+        reachable_since = time.monotonic()
         say = Throttle(self.log)
-        while not stop.wait(0 if not next_beat else PARENT_CHECK_INTERVAL):
+        while not stop.wait(0 if not next_beat else min(PARENT_CHECK_INTERVAL, self.beat_interval)):
             if self.slot is not None and os.getppid() != self.slot.supervisor:
                 # The supervisor died (kill -9): stop after the running task rather than work on
                 # unsupervised; its tasks' time limits and recovery depended on it.
@@ -376,28 +386,63 @@ class LeanWorker(InProcessWorker):
                 continue
             try:
                 self._beat_once()
-                next_beat = time.monotonic() + HEARTBEAT_INTERVAL
+                next_beat = time.monotonic() + self.beat_interval
                 say.clear()
+                if time.monotonic() - reachable_since >= self.beat_ttl:
+                    self._sweeper.sweep()
             except redis.exceptions.RedisError as exc:
-                # Soon again: a running task's entry expires HEARTBEAT_TTL after its last beat.
+                # Soon again: a running task's entry expires beat_ttl after its last beat.
                 say(logging.WARNING, "failing", "Worker %s: heartbeat failed (%s); will retry", self.name, reason(exc))
                 next_beat = time.monotonic() + 0.5
+                reachable_since = next_beat
 
     def _beat_once(self) -> None:
         running = self._running
         with self.connection.pipeline(transaction=False) as pipe:
-            self.heartbeat(HEARTBEAT_INTERVAL + HEARTBEAT_TTL, pipeline=pipe)
+            pipe.exists(self.key)
+            self.heartbeat(math.ceil(self.beat_interval + self.beat_ttl), pipeline=pipe)
             if running is not None:
                 job, execution_id = running
-                score = int(time.time()) + HEARTBEAT_TTL
+                score = round(time.time() + self.beat_ttl, 3)
                 # Only while the entry is still ours: a finished (or deleted) job is not revived.
                 pipe.evalsha(self._beat_script.sha, 2, keys.started(job.origin), job.key, f"{job.id}:{execution_id}",
                              score, utcformat(datetime.now(timezone.utc)))
             self._add_counters(pipe)
             try:
-                pipe.execute()
+                replies = pipe.execute()
             except redis.exceptions.NoScriptError:  # first beat, or Redis restarted: load it for next time
                 self.connection.script_load(scripts.BEAT)
+                return
+        if not replies[0]:
+            self._register_again()
+        if running is not None and replies[4] == 0 and self._task_active and self._running is running:
+            self._lost_claim(*running)
+
+    def _register_again(self) -> None:
+        """Our registration expired (the worker was frozen, or cut off from Redis): count us again.
+
+        Without it the worker takes tasks while ``/healthz`` and the dashboard do not see it.
+        """
+        self.log.warning("Worker %s: its registration had expired (frozen or cut off); registering again",
+                         self.name)
+        self.connection.delete(self.key)  # the beat just made a bare one
+        self.register_birth()
+        self.set_state(self._state)
+
+    def _lost_claim(self, job: Job, execution_id: str) -> None:
+        """The running task is no longer ours: its heartbeat expired and the recovery rule handed it on.
+
+        Its writes are refused by the fence anyway; stop this copy so it does no more work (and
+        no more side effects) than it must. A supervised work process dies and its supervisor,
+        finding the claim gone, leaves the task alone and starts a fresh process; alone
+        (``-P solo``), the task is interrupted with :class:`Terminated`.
+        """
+        self.log.error("Worker %s: lost task %s to the recovery rule (no heartbeat for %.0f s: frozen or cut off); "
+                       "stopping this copy, its outcome will not be written", self.name, job.id, self.beat_ttl)
+        if self.slot is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        else:
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
 
     def _add_counters(self, pipe: Any) -> None:
         self._stats.flush(pipe)

@@ -42,6 +42,7 @@ from .recovery import (
     remove_from_started,
     store_time_limit_failure,
     time_limit_error,
+    with_claim,
 )
 
 logger = logging.getLogger("app.celery_compat.worker")
@@ -198,32 +199,36 @@ class Supervisor:
             os.kill(child.process.pid, signal.SIGKILL)
 
     def _after_exit(self, child: Child, exitcode: int | None) -> None:
-        job_id = child.slot.current
+        job_id, claim = child.slot.current, child.slot.current_claim
         stopping, hard_limit = child.slot.stopping.value, child.slot.hard_limit.value
         worker_name = child.slot.worker_name.value.decode()
         child.slot.end()
         if not job_id and exitcode == 0 and self.stopping_since is not None and not self.forced:
             return  # a warm stop between tasks: it ran nothing, and it starts no task once asked to stop
         if job_id and stopping:
-            self.pending.append(lambda: self._mark_stopped(job_id))
+            self.pending.append(lambda: self._mark_stopped(job_id, claim))
         elif job_id and hard_limit < 0:
-            self.pending.append(lambda: self._mark_time_limit(job_id))
+            self.pending.append(lambda: self._mark_time_limit(job_id, claim))
         else:
             # Whatever the exit code (a forced stop exits 0 too): recover the task it ran, and any
             # it had claimed but not begun (it may die between taking a task and writing its slot).
             signum = -exitcode if exitcode and exitcode < 0 else None
             reason = f"signal {signum} ({signal.Signals(signum).name})" if signum else f"exit code {exitcode}"
-            self.pending.append(lambda: self._recover(job_id, worker_name, reason))
+            self.pending.append(lambda: self._recover(job_id, claim, worker_name, reason))
         self._run_pending()
 
-    def _recover(self, job_id: str | None, worker_name: str, reason: str) -> None:
+    def _recover(self, job_id: str | None, claim: str | None, worker_name: str, reason: str) -> None:
+        # Through the dead run's claim only: if the task was meanwhile taken from it (the process
+        # froze past its heartbeat, or stopped its copy on finding it lost), it is not touched.
         if job_id:
             recover_lost_job(self.app.connection, job_id, f"Worker exited prematurely: {reason} Job: {job_id}.",
-                             app=self.app)
-        for claimed in set(self._claimed_by(worker_name)) - {job_id}:
+                             app=self.app, entry=claim)
+        for entry in set(self._claimed_by(worker_name)) - {claim}:
             # Claimed, never begun: it did not run, so it goes back whatever its options.
-            recover_lost_job(self.app.connection, claimed, f"Claimed by a worker that exited ({reason})",
-                             app=self.app, never_started=True)
+            claimed = entry.split(":", 1)[0]
+            if claimed != job_id:
+                recover_lost_job(self.app.connection, claimed, f"Claimed by a worker that exited ({reason})",
+                                 app=self.app, never_started=True, entry=entry)
 
     def _run_pending(self) -> None:
         """Do the recoveries owed; one that meets a Redis outage waits for the next round."""
@@ -239,49 +244,60 @@ class Supervisor:
                 self.say.clear()
 
     def _claimed_by(self, worker_name: str) -> list[str]:
-        """Ids of started tasks whose job names ``worker_name`` as the worker running them."""
+        """Started-registry entries (claims) of tasks whose job names ``worker_name`` as the worker running them."""
         if not worker_name:
             return []
         connection = self.app.connection
-        entries = [entry for name in self.queue_names for entry in connection.zrange(keys.started(name), 0, -1)]
-        job_ids = list({entry.decode().split(":", 1)[0] for entry in entries})
-        if not job_ids:
+        entries = [entry.decode() for name in self.queue_names
+                   for entry in connection.zrange(keys.started(name), 0, -1)]
+        if not entries:
             return []
         with connection.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.hget(keys.job(job_id), "worker_name")
+            for entry in entries:
+                pipe.hget(keys.job(entry.split(":", 1)[0]), "worker_name")
             owners = pipe.execute()
         mine = worker_name.encode()
-        return [job_id for job_id, owner in zip(job_ids, owners, strict=True) if owner == mine]
+        return [entry for entry, owner in zip(entries, owners, strict=True) if owner == mine]
 
     def _fetch_started(self, job_id: str) -> Job | None:
         job = Job.fetch(job_id, connection=self.app.connection, serializer=JSONSerializer)
         return job if job.get_status(refresh=False) == JobStatus.STARTED else None
 
-    def _close_failed(self, job: Job, status: JobStatus, exc_string: str, time_limit: bool = False) -> None:
-        # One transaction: a client that sees the task's FAILURE also sees RQ's FAILED.
+    def _close_failed(self, job: Job, claim: str | None, status: JobStatus, exc_string: str,
+                      time_limit: bool = False) -> None:
+        # One transaction: a client that sees the task's FAILURE also sees RQ's FAILED. Through
+        # the dead run's claim: a task taken from it meanwhile belongs to its new run.
         connection = self.app.connection
-        with connection.pipeline() as pipe:
+
+        def write(pipe: Any) -> None:
             if time_limit:
                 store_time_limit_failure(job, connection, app=self.app, pipeline=pipe)
-            remove_from_started(connection, job, pipe)
             record_job_failure(job, exc_string, pipe)
             if status != JobStatus.FAILED:
                 job.set_status(status, pipeline=pipe)
-            pipe.execute()
+
+        if claim:
+            if not with_claim(connection, keys.started(job.origin), claim, write):
+                return  # the run is no longer ours to close: its new run decides what follows
+        else:
+            with connection.pipeline() as pipe:
+                remove_from_started(connection, job, pipe)
+                write(pipe)
+                pipe.execute()
         if time_limit:
             fail_what_follows(job, time_limit_error(job), connection, self.app)
 
-    def _mark_stopped(self, job_id: str) -> None:
+    def _mark_stopped(self, job_id: str, claim: str | None = None) -> None:
         job = self._fetch_started(job_id)
         if job is not None:
-            self._close_failed(job, JobStatus.STOPPED, "Stopped by revoke(terminate=True)")
+            self._close_failed(job, claim, JobStatus.STOPPED, "Stopped by revoke(terminate=True)")
         logger.info("supervisor: task %s terminated by revoke; worker replaced", job_id)
 
-    def _mark_time_limit(self, job_id: str) -> None:
+    def _mark_time_limit(self, job_id: str, claim: str | None = None) -> None:
         job = self._fetch_started(job_id)
         if job is not None:
-            self._close_failed(job, JobStatus.FAILED, "TimeLimitExceeded: killed by the supervisor", time_limit=True)
+            self._close_failed(job, claim, JobStatus.FAILED, "TimeLimitExceeded: killed by the supervisor",
+                               time_limit=True)
 
 
 def child_main(app: Any, options: Any, slot: Slot, index: int, make_worker: Any) -> None:

@@ -14,8 +14,10 @@ abandoned-job cleanup (any worker, the stock ``rq worker`` included), through th
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
+from redis.exceptions import WatchError
 from rq.exceptions import AbandonedJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
@@ -23,7 +25,7 @@ from rq.queue import Queue
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from .. import states
+from .. import keys, scripts, states
 from .._state import find_registered
 from ..app.base import current_app
 from ..app.chords import fail_followers
@@ -72,36 +74,161 @@ def remove_from_started(connection: Any, job: Job, pipeline: Any) -> None:
         pipeline.zrem(key, *entries)
 
 
-def recover_lost_job(connection: Any, job_id: str, reason: str, app: Any = None, never_started: bool = False) -> str:
+def with_claim(connection: Any, registry: str, entry: str, write: Any, expired_by: float | None = None) -> bool:
+    """Take the claim ``entry`` out of the started ``registry`` and ``write``, atomically, if it still holds.
+
+    This is the fence: whoever removes a claim decides the task's fate, exactly once. A worker
+    finishing its task, the supervisor of a dead work process and the sweep of expired
+    heartbeats all come through here (or through a script doing the same), so two of them can
+    never both act on one run. ``expired_by``: act only if the entry's heartbeat is older than
+    that (a beat that came meanwhile keeps the task with its worker). ``write`` is called with
+    the transaction's pipeline before the removal, so fenced stores in it still see the claim;
+    it may be called again after a conflict, so it only queues commands.
+    """
+    while True:
+        with connection.pipeline() as pipe:
+            try:
+                pipe.watch(registry)
+                score = pipe.zscore(registry, entry)
+                if score is None or (expired_by is not None and score > expired_by):
+                    return False
+                pipe.multi()
+                write(pipe)
+                pipe.zrem(registry, entry)
+                pipe.execute()
+                return True
+            except WatchError:
+                continue  # the registry changed (another claim or finish): look again
+
+
+def _rule_writes(app: Any, job: Job, reason: str, never_started: bool) -> tuple[str, Any]:
+    """Celery's rule for a lost task, decided once: (``requeued``/``failed``, a function queueing its writes)."""
+    queue = Queue(job.origin, connection=job.connection, serializer=JSONSerializer)
+    if never_started or _may_requeue(app, job):
+        if not never_started:
+            count_redelivery(job)  # once, before any retry of the transaction
+        return "requeued", lambda pipe: queue._enqueue_job(job, pipeline=pipe)
+
+    def fail(pipe: Any) -> None:
+        app.backend.store_result(job.id, WorkerLostError(reason), states.FAILURE, None, pipeline=pipe)
+        record_job_failure(job, f"WorkerLostError: {reason}", pipe)
+
+    return "failed", fail
+
+
+def _log_rule(job: Job, outcome: str, reason: str) -> None:
+    if outcome == "requeued":
+        count = int(Envelope.options_of(job).get("redelivered") or 0)
+        logger.warning("Task %s[%s] re-queued after its worker died (%s); redelivery %d",
+                       Envelope.name_of(job), job.id, reason, count)
+    else:
+        logger.error("Task %s[%s] failed: worker lost (%s)", Envelope.name_of(job), job.id, reason)
+
+
+def recover_lost_job(connection: Any, job_id: str, reason: str, app: Any = None, never_started: bool = False,
+                     entry: str | None = None, expired_by: float | None = None) -> str:
     """Re-queue or fail a job whose work process died; returns ``requeued``, ``failed`` or ``done``.
 
     ``never_started``: the job was claimed but its task never began, so it is re-queued whatever
-    its options, and that is not counted as a redelivery.
+    its options, and that is not counted as a redelivery. ``entry``: the dead run's claim
+    (``<job id>:<execution id>``); only if it still holds is anything done, so a run that another
+    worker has meanwhile taken over is left alone. Without it (RQ's forking worker), every
+    started entry of the job is taken.
     """
     app = app or current_app()
     try:
         job = Job.fetch(job_id, connection=connection, serializer=JSONSerializer)
     except NoSuchJobError:
         return "done"
-    if job.get_status(refresh=False) != JobStatus.STARTED:
+    if entry is None and job.get_status(refresh=False) != JobStatus.STARTED:
         return "done"  # it ended, or RQ already handled it
-    queue = Queue(job.origin, connection=connection, serializer=JSONSerializer)
-    with connection.pipeline() as pipe:
-        remove_from_started(connection, job, pipe)
-        if never_started or _may_requeue(app, job):
-            count = int(Envelope.options_of(job).get("redelivered") or 0) if never_started else count_redelivery(job)
-            queue._enqueue_job(job, pipeline=pipe)
+    outcome, writes = _rule_writes(app, job, reason, never_started)
+    if entry is not None:
+        if not with_claim(connection, keys.started(job.origin), entry, writes, expired_by):
+            return "done"
+    else:
+        with connection.pipeline() as pipe:
+            remove_from_started(connection, job, pipe)
+            writes(pipe)
             pipe.execute()
-            logger.warning("Task %s[%s] re-queued after its worker died (%s); redelivery %d",
-                           Envelope.name_of(job), job.id, reason, count)
-            return "requeued"
-        error = WorkerLostError(reason)
-        app.backend.store_result(job.id, error, states.FAILURE, None, pipeline=pipe)
-        record_job_failure(job, f"WorkerLostError: {reason}", pipe)
-        pipe.execute()
-    fail_what_follows(job, error, connection, app)
-    logger.error("Task %s[%s] failed: worker lost (%s)", Envelope.name_of(job), job.id, reason)
-    return "failed"
+    if outcome == "failed":
+        fail_what_follows(job, WorkerLostError(reason), connection, app)
+    _log_rule(job, outcome, reason)
+    return outcome
+
+
+def reap_expired(connection: Any, queue_name: str, app: Any = None, now: float | None = None) -> list[str]:
+    """Recover every task of ``queue_name`` whose heartbeat expired (its whole worker died or froze).
+
+    Each is taken through its claim, atomically, so it is recovered once even when several
+    workers sweep at the same moment, and never while its worker's beat is still fresh.
+    Returns the ids recovered.
+    """
+    now = time.time() if now is None else now
+    registry = keys.started(queue_name)
+    recovered = []
+    for raw in connection.zrangebyscore(registry, 0, now):
+        entry = raw.decode()
+        job_id = entry.split(":", 1)[0]
+        outcome = recover_lost_job(connection, job_id, f"Worker exited prematurely: heartbeat lost. Job: {job_id}.",
+                                   app=app, entry=entry, expired_by=now)
+        if outcome == "done":
+            # No such job any more, or the claim changed hands: drop a leftover entry only if still expired.
+            with_claim(connection, registry, entry, lambda pipe: None, expired_by=now)
+            continue
+        recovered.append(job_id)
+    return recovered
+
+
+def rescue_stuck(connection: Any, queue_key: str, job_id: str) -> bool:
+    """Put a job id stuck in RQ's intermediate list back at the front of its queue.
+
+    Its worker died between RQ's blocking pop and the claim, so the task never began: it goes
+    back whatever its options (the recovery rule for a task that never started), and no state
+    needs writing (a queued task reads PENDING, as it should).
+    """
+    rescued = connection.eval(scripts.RESCUE_STUCK, 2, keys.intermediate(queue_key), queue_key, job_id)
+    if rescued:
+        logger.warning("Task %s put back in its queue: its worker died between taking it and starting it", job_id)
+    return bool(rescued)
+
+
+class Sweeper:
+    """What every lean worker does on each heartbeat: recover the tasks of dead workers.
+
+    * a started entry whose heartbeat expired: its worker died or froze; the recovery rule
+      applies through the claim (:func:`reap_expired`);
+    * an id left in RQ's intermediate list (single-queue blocking pop) by a worker that died
+      before claiming it: seen there on two sweeps at least ``grace`` seconds apart, it goes
+      back to its queue (:func:`rescue_stuck`); a live worker that claims it meanwhile finds it
+      gone and leaves it (CLAIM_GIVEN).
+    """
+
+    def __init__(self, connection: Any, queue_names: list[str], grace: float, app: Any = None) -> None:
+        self.connection = connection
+        self.queue_names = queue_names
+        self.grace = grace
+        self.app = app
+        self.stuck_since: dict[tuple[str, str], float] = {}
+
+    def sweep(self) -> None:
+        for name in self.queue_names:
+            reap_expired(self.connection, name, app=self.app)
+        self._rescue()
+
+    def _rescue(self) -> None:
+        moment = time.monotonic()
+        seen: dict[tuple[str, str], float] = {}
+        for name in self.queue_names:
+            queue_key = keys.queue(name)
+            for raw in self.connection.lrange(keys.intermediate(queue_key), 0, -1):
+                spot = (queue_key, raw.decode())
+                first = self.stuck_since.get(spot, moment)
+                if moment - first >= self.grace:
+                    rescue_stuck(self.connection, queue_key, spot[1])
+                else:
+                    seen[spot] = first
+        self.stuck_since = seen
 
 
 def store_time_limit_failure(job: Job, connection: Any, app: Any = None, pipeline: Any = None) -> None:
