@@ -169,7 +169,13 @@ class AsyncResult:
     def revoke(self, connection: Any = None, terminate: bool = False, signal: Any = None,
                wait: bool = False, timeout: float | None = None) -> None:
         self._cache = None
-        self.app.control.revoke(self.id, terminate=terminate, signal=signal)
+        self.app.control.revoke(self.id, terminate=terminate, signal=signal, reply=wait, timeout=timeout)
+
+    def revoke_by_stamped_headers(self, headers: dict, connection: Any = None, terminate: bool = False,
+                                  signal: Any = None, wait: bool = False, timeout: float | None = None) -> None:
+        """Tell the workers to discard every task stamped with these headers (Celery's, through control)."""
+        self.app.control.revoke_by_stamped_headers(headers, terminate=terminate, signal=signal,
+                                                   reply=wait, timeout=timeout)
 
     def as_tuple(self) -> tuple:
         return ((self.id, self.parent and self.parent.as_tuple()), None)

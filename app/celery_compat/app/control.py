@@ -114,9 +114,11 @@ class Control:
         return replies
 
     def _live_nodes(self, connection: Any, destination: Sequence[str] | None) -> set[str]:
-        """Node names of the listening workers (those the destination names, if it names some)."""
-        names = {name.decode() for name in connection.zrangebyscore(keys.CONTROL_NODES, time.time(), "+inf")}
-        return names & set(destination) if destination else names
+        """The nodes to wait for: those the destination names (as in Celery, until the timeout:
+        a node need not be a listed worker, beat's is not), else every listening worker."""
+        if destination:
+            return set(destination)
+        return {name.decode() for name in connection.zrangebyscore(keys.CONTROL_NODES, time.time(), "+inf")}
 
     # -- revoking and purging --------------------------------------------------------------------
     def revoke(self, task_id: str | list[str], destination: Sequence[str] | None = None, terminate: bool = False,
