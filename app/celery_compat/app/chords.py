@@ -119,7 +119,7 @@ def _call_errbacks(app: Any, body: Signature, exc: BaseException, extra: list | 
     for errback in errbacks:
         errback = signature(errback, app=app)
         try:
-            if _takes_request(errback):
+            if errback_takes_request(errback.type, errback):
                 errback(request, exc, None)  # an immutable errback keeps only its own arguments
             else:
                 queued.append(errback)
@@ -131,9 +131,12 @@ def _call_errbacks(app: Any, body: Signature, exc: BaseException, extra: list | 
     return [sent.as_tuple()]
 
 
-def _takes_request(errback: Signature) -> bool:
-    """Celery's arity rule: more than one positional parameter left means ``(request, exc, traceback)``."""
-    task = errback.type
+def errback_takes_request(task: Any, errback: Any) -> bool:
+    """Celery's arity rule: more than one positional parameter left means ``(request, exc, traceback)``.
+
+    Such an errback is called in place; bound tasks are always queued (Celery's workaround so
+    that errbacks can retry).
+    """
     if getattr(task, "bind", False):
         return False
     try:

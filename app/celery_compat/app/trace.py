@@ -10,7 +10,6 @@ worker side maps it to RQ's form once, in whichever worker class runs the job
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import random
@@ -34,7 +33,7 @@ from ..exceptions import (
 )
 from ..result import EagerResult
 from ..serialization import scrub, to_wire
-from .chords import chord_part_return, fail_steps
+from .chords import chord_part_return, errback_takes_request, fail_steps
 from .limits import time_limits
 
 if TYPE_CHECKING:
@@ -220,28 +219,11 @@ def _store_failure(task: Task, request: Context, exc: Exception, traceback: str 
 def _call_errback(task: Task, request: Context, errback: Any, exc: Exception, einfo: ExceptionInfo) -> None:
     """Celery's rule: an errback still taking (request, exc, traceback) runs here; others are queued with the id."""
     errback_task = errback.type
-    if _errback_runs_inline(errback_task, errback):
+    if errback_takes_request(errback_task, errback):
         # Called as Celery calls the signature: an immutable errback keeps only its own arguments.
         _safely(errback, request, exc, einfo.traceback)
     else:
         errback.apply_async((request.id,))
-
-
-def _errback_runs_inline(errback_task: Task, errback: Any) -> bool:
-    # Celery counts the positional parameters the failure still has to fill; bound tasks are
-    # always queued (Celery's workaround so that errbacks can retry).
-    if getattr(errback_task, "bind", False):
-        return False
-    try:
-        spec = inspect.getfullargspec(errback_task.run)
-    except TypeError:
-        return False
-    if spec.varargs:
-        return True
-    remaining = list(spec.args)
-    if not errback.immutable:
-        remaining = [name for name in remaining[len(errback.args):] if name not in errback.kwargs]
-    return len(remaining) > 1
 
 
 def _handle_reject(task: Task, request: Context, reject: Reject, store: bool) -> Outcome:
