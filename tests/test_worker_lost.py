@@ -56,11 +56,16 @@ def test_any_other_task_fails_with_worker_lost_and_stays_in_the_failed_registry(
 
 
 def test_a_task_that_kills_its_worker_every_time_ends_as_failure(celery_app, worker_process, redis_conn):
-    worker_process("-P", "prefork", "-c", "1")
+    worker = worker_process("-P", "prefork", "-c", "1")
     result = compat_tasks.kills_its_worker.delay("suicidal")
     with pytest.raises(WorkerLostError):
         result.get(timeout=60)
     assert len(started_pids(redis_conn, "suicidal")) == 4  # the first run and three redeliveries
+    # And a stop that comes while the supervisor replaces the last dead process still stops it
+    asked = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=30) == 0
+    assert time.monotonic() - asked < 10
 
 
 def test_a_whole_worker_killed_is_noticed_by_another_worker_within_a_minute(

@@ -142,6 +142,7 @@ class OutageAware:
         for queue in self.queues:
             if not queue.acquire_maintenance_lock():
                 continue  # another worker is at it
+            self.log.info("Worker %s: cleaning registries for queue: %s", self.name, queue.name)  # RQ's line
             options = {"name": queue.name, "connection": queue.connection, "job_class": queue.job_class,
                        "serializer": queue.serializer}
             for registry in (FinishedJobRegistry, FailedJobRegistry, DeferredJobRegistry, ReadyJobRegistry):

@@ -86,14 +86,16 @@ class Supervisor:
     def start_child(self, child: Child) -> None:
         child.slot.end()
         child.restart_at, child.started_at = None, time.monotonic()
-        child.process = self.context.Process(target=self.run_child, args=(child.slot, child.index),
-                                             name=f"worker-{child.index}", daemon=False)
         # A stop signal between the fork and the child's own handler would run our handler, inherited,
-        # in the child: the stop is lost there and the child works on until it is killed. Blocked
-        # across the fork, it waits in the child until child_main is ready for it.
+        # in the child, and the stop would be lost there; one handled here while the child is being
+        # made would miss it (it is not alive yet). Blocked meanwhile, a stop waits for both to be ready.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
+            child.process = self.context.Process(target=self.run_child, args=(child.slot, child.index),
+                                                 name=f"worker-{child.index}", daemon=False)
             child.process.start()
+            if self.stopping_since is not None:  # asked to stop while deciding to start it
+                os.kill(child.process.pid, signal.SIGTERM)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
@@ -153,7 +155,9 @@ class Supervisor:
         for child in self.children:
             process = child.process
             if process is None:
-                if child.restart_at is not None and time.monotonic() >= child.restart_at:
+                if self.stopping_since is not None:
+                    child.restart_at = None  # a restart held back by a backoff is dropped: we are stopping
+                elif child.restart_at is not None and time.monotonic() >= child.restart_at:
                     self.start_child(child)
                 continue
             if process.is_alive():
