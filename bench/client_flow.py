@@ -47,8 +47,7 @@ def run_flow(system: str, url: str, conn: redis.Redis, tasks: int) -> dict:
     """Tasks/s of delay-all-then-get-each, new connections per task, and get() on finished tasks."""
     kind, commands = SYSTEMS[system]
     conn.flushdb()
-    workers = Workers(kind, commands, url)
-    try:
+    with Workers(kind, commands, url) as workers:
         workers.wait_ready(conn, 2)
         delay = submitter(kind, url)
         delay(-1).get(timeout=30)  # the client's own connections are opened once, before timing
@@ -66,15 +65,12 @@ def run_flow(system: str, url: str, conn: redis.Redis, tasks: int) -> dict:
             result.get(timeout=10)
         get_us = (time.perf_counter() - started) / len(fresh) * 1e6
         return {"rate": tasks / elapsed, "connections": new_connections / tasks, "get_us": get_us}
-    finally:
-        workers.stop()
 
 
 def run_latency(system: str, url: str, conn: redis.Redis, count: int) -> float:
     kind, commands = IDLE[system]
     conn.flushdb()
-    workers = Workers(kind, commands, url)
-    try:
+    with Workers(kind, commands, url) as workers:
         workers.wait_ready(conn, 1)
         delay = submitter(kind, url)
         samples = []
@@ -84,8 +80,6 @@ def run_latency(system: str, url: str, conn: redis.Redis, count: int) -> float:
             if i >= 10:  # warm-up
                 samples.append((time.perf_counter() - started) * 1000)
         return statistics.median(samples)
-    finally:
-        workers.stop()
 
 
 def main(argv: list[str] | None = None) -> None:

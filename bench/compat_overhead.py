@@ -57,6 +57,17 @@ def run_on_own_redis(report: Callable[[EmbeddedRedis, argparse.Namespace], None]
             server.stop()
 
 
+def stop_processes(processes: list[subprocess.Popen], timeout: float = 30) -> None:
+    """Terminate the processes a bench started, then kill the process group of any still running."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+
+
 def commands_processed(conn: redis.Redis) -> int:
     stats = conn.info("commandstats")
     return sum(value["calls"] for key, value in stats.items() if key not in ("cmdstat_info", "cmdstat_flushdb"))

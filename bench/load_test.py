@@ -31,6 +31,7 @@ import redis
 
 from app.embedded_redis import EmbeddedRedis, free_port
 from app.tasks.ping import count_key, runs_key
+from bench.compat_overhead import stop_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -122,13 +123,7 @@ def run(tasks: int = 10_000, clients: int = 8, workdir: str | None = None, timeo
             "not_success": sum(count for state, count in states.items() if state != "SUCCESS"), "states": states,
         }
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
+        stop_processes(processes)
         server.stop()
 
 

@@ -41,7 +41,7 @@ from rq import Queue, Worker
 from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
-from bench.compat_overhead import commands_processed, median_range, run_on_own_redis
+from bench.compat_overhead import commands_processed, median_range, run_on_own_redis, stop_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -151,13 +151,7 @@ class Processes:
         raise RuntimeError(f"{self.system.label}: work processes did not start")
 
     def __exit__(self, *exc: object) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
+        stop_processes(self.processes)
 
 
 def drain(system: System, url: str, tasks: int) -> dict[str, float]:

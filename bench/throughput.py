@@ -33,7 +33,7 @@ from rq import Queue, Worker
 from rq.registry import FinishedJobRegistry
 from rq.serializers import JSONSerializer
 
-from bench.compat_overhead import commands_processed, median_range, run_on_own_redis
+from bench.compat_overhead import commands_processed, median_range, run_on_own_redis, stop_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -88,13 +88,13 @@ class Workers:
         raise RuntimeError(f"{self.kind} workers did not start")
 
     def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
+        stop_processes(self.processes)
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def submitter(kind: str, url: str):
@@ -126,8 +126,7 @@ def all_done(kind: str, conn: redis.Redis, ids: list[str]) -> bool:
 def run_throughput(label: str, url: str, conn: redis.Redis, tasks: int) -> tuple[float, float]:
     kind, commands = SYSTEMS[label]
     conn.flushdb()
-    workers = Workers(kind, commands, url)
-    try:
+    with Workers(kind, commands, url) as workers:
         workers.wait_ready(conn, 2)
         submit = submitter(kind, url)
         before = commands_processed(conn)
@@ -140,15 +139,12 @@ def run_throughput(label: str, url: str, conn: redis.Redis, tasks: int) -> tuple
         polls = elapsed / 0.01
         per_task = (commands_processed(conn) - before - polls) / tasks
         return tasks / elapsed, per_task
-    finally:
-        workers.stop()
 
 
 def run_latency(label: str, url: str, conn: redis.Redis, count: int) -> float:
     kind, commands = LATENCY[label]
     conn.flushdb()
-    workers = Workers(kind, commands, url)
-    try:
+    with Workers(kind, commands, url) as workers:
         workers.wait_ready(conn, 1)
         submit = submitter(kind, url)
         samples = []
@@ -162,15 +158,12 @@ def run_latency(label: str, url: str, conn: redis.Redis, count: int) -> float:
             if i >= 10:  # warm-up
                 samples.append((time.perf_counter() - started) * 1000)
         return statistics.median(samples)
-    finally:
-        workers.stop()
 
 
 def run_memory(url: str, conn: redis.Redis, tasks: int) -> list[float]:
     conn.flushdb()
-    workers = Workers("ours", ours("-c", "1"), url)
     rss = []
-    try:
+    with Workers("ours", ours("-c", "1"), url) as workers:
         workers.wait_ready(conn, 1)
         child = int(Worker.all(connection=conn)[0].pid)
         submit = submitter("ours", url)
@@ -182,8 +175,6 @@ def run_memory(url: str, conn: redis.Redis, tasks: int) -> list[float]:
             rss.append(_rss_mb(child))
             conn.delete(*(f"celery-task-meta-{task_id}" for task_id in pipe_ids))
         return rss
-    finally:
-        workers.stop()
 
 
 def _rss_mb(pid: int) -> float:

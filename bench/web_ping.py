@@ -29,7 +29,7 @@ from pathlib import Path
 
 import redis
 
-from bench.compat_overhead import commands_processed, median_range, run_on_own_redis
+from bench.compat_overhead import commands_processed, median_range, run_on_own_redis, stop_processes
 from bench.load_test import _wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,11 +129,7 @@ def run_gunicorn(server, options: argparse.Namespace) -> None:
         print(json.dumps({"web_ping_per_s": rates, "refused": refused, "web_cpu_us": web_cpu,
                           "redis_cpu_us": redis_cpu, "commands": commands}))
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
+        stop_processes([process])
 
 
 def run_profile(server, options: argparse.Namespace) -> None:

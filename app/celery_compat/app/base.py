@@ -339,12 +339,13 @@ class Celery:
         hard_limit = options_meta.get("time_limit")
         expires_s = self.backend.expires
         envelope = Envelope(name, wire_args, wire_kwargs, options_meta)
+        arguments = _describe(wire_args, wire_kwargs)
         job_options = {
             "args": envelope.job_args(),
             "timeout": int(hard_limit) + 1 if hard_limit else -1,
             "result_ttl": 0 if ignore_result else (expires_s or -1),
             "failure_ttl": max(expires_s, 7 * 86400),
-            "description": f"{shadow or name}({_describe(wire_args, wire_kwargs)})",
+            "description": f"{shadow or name}({arguments})",
             "job_id": task_id,
             "meta": envelope.job_meta(),
             # RQ calls it when maintenance finds the task abandoned by a dead worker (recovery.py).
@@ -361,7 +362,7 @@ class Celery:
             rq_queue.schedule_job(job, _whole_second_after(datetime.fromisoformat(eta)), pipeline=pipe)
         else:
             self._enqueue(rq_queue, job_options, pipe)
-        self._index(pipe, task_id, shadow or name, queue_name, _describe(wire_args, wire_kwargs))
+        self._index(pipe, task_id, shadow or name, queue_name, arguments)
         if pipeline is None:
             pipe.execute()
         if signals.after_task_publish.receivers:
@@ -377,18 +378,15 @@ class Celery:
             result._subscribed = True
         return result
 
-    def _enqueue(self, queue: Queue, job_options: dict, pipeline: Any = None) -> None:
-        """Write the job ``Queue.enqueue_call(**job_options)`` would, in one Lua call, without an rq Job."""
+    def _enqueue(self, queue: Queue, job_options: dict, pipeline: Any) -> None:
+        """Queue on ``pipeline`` the job ``Queue.enqueue_call(**job_options)`` would write, as one Lua call."""
         job_id = job_options["job_id"]
         fields = job_hash(queue.name, job_options["args"], job_options["meta"], job_options["description"],
                           job_options["timeout"], job_options["result_ttl"], job_options["failure_ttl"], self.now())
         keys = [queue.redis_queues_keys, queue.key, keys_job(job_id)]
-        if pipeline is None:
-            self._enqueue_script(keys=keys, args=[0, job_id, *fields])
-        else:
-            # EVAL, not EVALSHA: inside a caller's transaction a script Redis forgot (after a
-            # restart) would fail alone while the rest of the transaction is applied.
-            pipeline.eval(ENQUEUE, len(keys), *keys, 0, job_id, *fields)
+        # EVAL, not EVALSHA: inside a transaction a script Redis forgot (after a restart) would
+        # fail alone while the rest of the transaction is applied.
+        pipeline.eval(ENQUEUE, len(keys), *keys, 0, job_id, *fields)
 
     def _index(self, pipe: Any, task_id: str, name: str, queue_name: str, arguments: str) -> None:
         """Add the task to the index monitors list (keys.TASKS), trimmed by age and count: one command."""
@@ -398,14 +396,6 @@ class Celery:
         self._index_sends = sends = self.__dict__.get("_index_sends", 0) + 1
         index_task(pipe, task_id, name, queue_name, arguments, keep, int(self.conf.task_index_max_tasks),
                    trim=sends % every == 1 % every)
-
-    @property
-    def _enqueue_script(self) -> Any:
-        connection = self.connection
-        script = self.__dict__.get("_enqueue_script_obj")
-        if script is None or script.registered_client is not connection:
-            script = self.__dict__["_enqueue_script_obj"] = connection.register_script(ENQUEUE)
-        return script
 
     def _message_options(self, task: Task | None, name: str, eta: Any, countdown: Any, expires: Any,
                          time_limit: Any, soft_time_limit: Any, ignore_result: bool, link: Any, link_error: Any,
