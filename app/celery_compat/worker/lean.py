@@ -26,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import redis
+from rq import worker_registration
 from rq.exceptions import StopRequested
 from rq.job import Job, JobStatus, _current_job
 from rq.job_lifecycle import record_job_failure
@@ -399,8 +400,13 @@ class LeanWorker(InProcessWorker):
     def _beat_once(self) -> None:
         running = self._running
         with self.connection.pipeline(transaction=False) as pipe:
-            pipe.exists(self.key)
+            # Registered means a hash with a birth (RQ's set_state, each idle wait, re-creates a
+            # bare one) and a name in RQ's set of workers (maintenance may have dropped it while
+            # the hash was gone, even after a re-registration raced it).
+            pipe.hexists(self.key, "birth")
+            pipe.sismember(worker_registration.REDIS_WORKER_KEYS, self.key)
             self.heartbeat(math.ceil(self.beat_interval + self.beat_ttl), pipeline=pipe)
+            beat_at = len(pipe)
             if running is not None:
                 job, execution_id = running
                 score = round(time.time() + self.beat_ttl, 3)
@@ -413,9 +419,9 @@ class LeanWorker(InProcessWorker):
             except redis.exceptions.NoScriptError:  # first beat, or Redis restarted: load it for next time
                 self.connection.script_load(scripts.BEAT)
                 return
-        if not replies[0]:
+        if not (replies[0] and replies[1]):
             self._register_again()
-        if running is not None and replies[4] == 0 and self._task_active and self._running is running:
+        if running is not None and replies[beat_at] == 0 and self._task_active and self._running is running:
             self._lost_claim(*running)
 
     def _register_again(self) -> None:
@@ -425,7 +431,7 @@ class LeanWorker(InProcessWorker):
         """
         self.log.warning("Worker %s: its registration had expired (frozen or cut off); registering again",
                          self.name)
-        self.connection.delete(self.key)  # the beat just made a bare one
+        self.connection.delete(self.key)  # the beat (or an idle set_state) made a bare one
         self.register_birth()
         self.set_state(self._state)
 
