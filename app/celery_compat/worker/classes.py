@@ -57,11 +57,29 @@ def heartbeat_timing(app: Any = None) -> tuple[float, float]:
     return interval, ttl
 
 
+#: The signals that stop a process of ours (blocked across forks until the child's handlers are ready).
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
 class QuietScheduler(RQScheduler):
     """RQ's scheduler process, ending with one line instead of a traceback when Redis goes away.
 
     The worker's maintenance starts it again (it takes the lock anew) once Redis is back.
     """
+
+    def start(self) -> Any:
+        # Stop signals wait across the fork until the scheduler's own handlers are in place: one
+        # that came before would run the worker's inherited handler there and be lost, and the
+        # worker's teardown would then wait for ever in its join of the scheduler.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return super().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def _install_signal_handlers(self) -> None:
+        super()._install_signal_handlers()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by start() across the fork
 
     def work(self) -> None:
         # RQ's scheduler runs in a child of its worker; if that worker is killed (-9), nothing

@@ -32,7 +32,7 @@ from rq.serializers import JSONSerializer
 
 from .. import keys
 from ..utils.nodenames import default_nodename
-from .classes import InProcessWorker, Slot
+from .classes import STOP_SIGNALS, InProcessWorker, Slot
 from .hosts import SupervisorHost
 from .pidbox import start_control
 from .reach import EXIT_NO_REDIS, FIRST_WAIT, MAX_WAIT, OUTAGE, Throttle, reason, sleep_unless, wait_for_redis
@@ -52,7 +52,6 @@ HARD_LIMIT_GRACE = 2.0
 POLL_SECONDS = 0.2
 #: A child that dies sooner than this after starting, with no task, is restarted after a backoff.
 QUICK_DEATH_SECONDS = 5.0
-STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 class Child:
