@@ -66,3 +66,9 @@ def busy(self, seconds: float) -> int:
         loops += sum(range(1000)) and 1
     _count(DONE, self.request.id)
     return loops
+
+
+@app.task
+def fails() -> None:
+    """Always fails: its errbacks and its chain's failure follow."""
+    raise ValueError("fails on purpose")

@@ -14,11 +14,14 @@ import signal
 import threading
 import time
 
+import pytest
 from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from app.celery_compat import keys, states
+from app.celery_compat._state import Context
+from app.celery_compat.app.trace import trace_task
 from app.celery_compat.backends.redis import hold_claim, release_claim
 from app.celery_compat.worker.recovery import reap_expired
 from tests import chaos_tasks, compat_tasks
@@ -59,6 +62,38 @@ def test_a_worker_whose_redis_lost_everything_still_stores_its_outcome(chaos_app
         assert status(chaos_app, "t-amnesia") == states.SUCCESS
     finally:
         release_claim("t-amnesia")
+
+
+def _run_with_follow_ups(connection, task_id: str, fail: bool = False):
+    """Run chaos_tasks' task in this process as a worker would, with a callback, an errback and a next step."""
+    request = Context(id=task_id, args=[], kwargs={}, called_directly=False, retries=0,
+                      delivery_info={"routing_key": "celery"},
+                      callbacks=[chaos_tasks.counted.si()], errbacks=[chaos_tasks.counted.si()],
+                      chain=[chaos_tasks.counted.si()], connection=connection)
+    task = chaos_tasks.fails if fail else chaos_tasks.counted
+    return trace_task(task, request, [], {}, store=True)
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["success", "failure"])
+def test_a_run_that_lost_its_claim_sends_nothing_that_follows_its_task(chaos_app, redis_conn, fail):
+    # Given a run whose claim the recovery rule took (the task went to another worker)
+    claim = claim_on(redis_conn, "t-stale")
+    hold_claim("t-stale", claim)
+    redis_conn.zrem(claim.registry, claim.entry)
+    try:
+        # When the run ends, with callbacks, errbacks and a next chain step to send
+        _run_with_follow_ups(redis_conn, "t-stale", fail)
+    finally:
+        release_claim("t-stale")
+    # Then it sends none of them: the run that holds the task now sends them, once
+    assert redis_conn.llen(keys.queue("celery")) == 0
+    # While a run that still holds its claim sends them
+    hold_claim("t-live", claim_on(redis_conn, "t-live"))
+    try:
+        _run_with_follow_ups(redis_conn, "t-live", fail)
+    finally:
+        release_claim("t-live")
+    assert redis_conn.llen(keys.queue("celery")) >= 1
 
 
 def test_a_final_state_is_never_followed_by_an_earlier_one_of_the_same_run(chaos_app, redis_conn):

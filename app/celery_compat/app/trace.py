@@ -167,7 +167,15 @@ def _handle_success(task: Task, request: Context, retval: Any, store: bool) -> O
             return _handle_failure(task, request, exc, store)
     _safely(task.on_success, retval, request.id, request.args, request.kwargs)
     signals.task_success.send(sender=task, result=retval)
-    # What follows a success must reach Redis even through an outage, or a chain or chord stops.
+    if _still_ours(task, request):
+        _send_follow_ups(task, request, retval)
+    if request.chord:  # counted once per leaf whichever run counts it: no fence needed
+        task.backend.retrying(chord_part_return, task, request)
+    return Outcome(states.SUCCESS, retval)
+
+
+def _send_follow_ups(task: Task, request: Context, retval: Any) -> None:
+    # What follows a success must reach Redis even through an outage, or a chain stops.
     retrying = task.backend.retrying
     for callback in request.callbacks or ():
         sig = signature(callback, app=task.app)
@@ -177,9 +185,17 @@ def _handle_success(task: Task, request: Context, retval: Any, store: bool) -> O
         next_step, rest = request.chain[0], request.chain[1:]
         retrying(send_step, signature(next_step, app=task.app), (retval,), {}, chain=rest, parent_id=request.id,
                  root_id=request.root_id or request.id)
-    if request.chord:
-        retrying(chord_part_return, task, request)
-    return Outcome(states.SUCCESS, retval)
+
+
+def _still_ours(task: Task, request: Context) -> bool:
+    """Whether this run may send what follows its task (see RedisBackend.claim_holds)."""
+    if not (request.callbacks or request.errbacks or request.chain) or request.is_eager:
+        return True  # nothing to send: no round trip
+    if task.backend.claim_holds(request.id, request.connection):
+        return True
+    logger.warning("Task %s[%s]: this run lost its claim (the task went to another worker); "
+                   "its callbacks and next steps are left to that run", task.name, request.id)
+    return False
 
 
 def _handle_failure(task: Task, request: Context, exc: Exception, store: bool) -> Outcome:
@@ -191,10 +207,11 @@ def _handle_failure(task: Task, request: Context, exc: Exception, store: bool) -
     _safely(task.on_failure, exc, request.id, request.args, request.kwargs, einfo)
     signals.task_failure.send(sender=task, task_id=request.id, exception=exc, args=request.args,
                               kwargs=request.kwargs, traceback=exc.__traceback__, einfo=einfo)
-    for errback in request.errbacks or ():
-        _call_errback(task, request, signature(errback, app=task.app), exc, einfo)
-    if request.chain:
-        task.backend.retrying(fail_steps, task, request.chain, exc, einfo.traceback, request.connection)
+    if _still_ours(task, request):
+        for errback in request.errbacks or ():
+            _call_errback(task, request, signature(errback, app=task.app), exc, einfo)
+        if request.chain:
+            task.backend.retrying(fail_steps, task, request.chain, exc, einfo.traceback, request.connection)
     if request.chord:
         task.backend.retrying(chord_part_return, task, request)
     return Outcome(states.FAILURE, exc, einfo.traceback)
@@ -241,10 +258,11 @@ def _handle_reject(task: Task, request: Context, reject: Reject, store: bool) ->
     einfo = ExceptionInfo(reject)
     signals.task_failure.send(sender=task, task_id=request.id, exception=reject, args=request.args,
                               kwargs=request.kwargs, traceback=reject.__traceback__, einfo=einfo)
-    for errback in request.errbacks or ():
-        _call_errback(task, request, signature(errback, app=task.app), reject, einfo)
-    if request.chain:
-        task.backend.retrying(fail_steps, task, request.chain, reject, None, request.connection)
+    if _still_ours(task, request):
+        for errback in request.errbacks or ():
+            _call_errback(task, request, signature(errback, app=task.app), reject, einfo)
+        if request.chain:
+            task.backend.retrying(fail_steps, task, request.chain, reject, None, request.connection)
     if request.chord:
         task.backend.retrying(chord_part_return, task, request)
     return Outcome(states.REJECTED, reject, einfo.traceback)

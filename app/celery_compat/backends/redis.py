@@ -182,6 +182,29 @@ class RedisBackend(BaseKeyValueStoreBackend):
         if pipeline is None:
             self._execute(pipe)
 
+    def claim_holds(self, task_id: str, connection: Redis | None = None) -> bool:
+        """False once the claim this process holds on the task was taken by the recovery rule.
+
+        What a run sends after its task (callbacks, the chain's next step, errbacks) is not a
+        state write, so FENCED_STORE cannot refuse it: a stale run (frozen past its heartbeat,
+        then resumed before its next beat noticed) asks here first, or the callback of a task
+        that was handed to another worker would run twice. Same rule as FENCED_STORE: a claim
+        whose job is gone altogether (Redis lost its data) still holds. True with no claim held.
+        """
+        claim = _claims.get(task_id)
+        if claim is None:
+            return True
+        conn = connection or self.app.connection
+
+        def read() -> list:
+            pipe = conn.pipeline(transaction=False)
+            pipe.zscore(claim.registry, claim.entry)
+            pipe.exists(claim.job_key)
+            return pipe.execute()
+
+        score, job_exists = self.retrying(read)
+        return score is not None or not job_exists
+
     def retrying(self, action: Any, *args: Any, **kwargs: Any) -> Any:
         """Call ``action``, riding out an outage as ``_execute`` does (with ``result_backend_always_retry``)."""
         conf = self.app.conf
