@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from rq import Worker, registry
 
 from app.celery_compat import keys
+from app.celery_compat.app.amqp import Priorities
 from app.celery_compat.stats import read_stats
 
 #: RQ's registries of a queue, as RQ's own key templates (RQ_KEY_PREFIX applies), by the state they count.
@@ -31,22 +32,31 @@ REGISTRIES = {
 class RedisCollector:
     """A Prometheus collector reading the queues and the workers' stats from Redis at scrape time."""
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, priorities: Priorities | None = None) -> None:
         self.connection = connection
+        self.priorities = priorities or Priorities()
 
-    def collect(self) -> Iterator[Any]:
-        queues = sorted(keys.queue_name(key.decode()) for key in self.connection.smembers(keys.QUEUES))
+    def _counts(self) -> dict[str, list[int]]:
+        """Per queue: its length and registry sizes, summed over its priority lists (RQ queues of their own)."""
+        lists = sorted(keys.queue_name(key.decode()) for key in self.connection.smembers(keys.QUEUES))
         with self.connection.pipeline(transaction=False) as pipe:
-            for name in queues:
+            for name in lists:
                 pipe.llen(keys.queue(name))
                 for template in REGISTRIES.values():
                     pipe.zcard(template.format(name))
             counts = pipe.execute()
+        step = 1 + len(REGISTRIES)
+        by_queue: dict[str, list[int]] = {}
+        for index, name in enumerate(lists):
+            row = counts[index * step:(index + 1) * step]
+            total = by_queue.setdefault(self.priorities.queue_of(name), [0] * step)
+            total[:] = [a + b for a, b in zip(total, row, strict=True)]
+        return dict(sorted(by_queue.items()))
+
+    def collect(self) -> Iterator[Any]:
         length = GaugeMetricFamily("jobs_queue_length", "Tasks waiting in a queue.", labels=["queue"])
         by_state = GaugeMetricFamily("jobs_tasks", "Tasks in each state, per queue.", labels=["queue", "state"])
-        step = 1 + len(REGISTRIES)
-        for index, name in enumerate(queues):
-            row = counts[index * step:(index + 1) * step]
+        for name, row in self._counts().items():
             length.add_metric([name], row[0])
             by_state.add_metric([name, "queued"], row[0])
             for state, count in zip(REGISTRIES, row[1:], strict=True):
@@ -71,8 +81,8 @@ class RedisCollector:
                                     value=max(0.0, time.time() - stats["last_dequeued_at"]))
 
 
-def render(connection: Any) -> bytes:
-    """The metrics page for ``connection``'s Redis."""
+def render(connection: Any, priorities: Priorities | None = None) -> bytes:
+    """The metrics page for ``connection``'s Redis (``priorities``: how its queues' lists are named)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(connection))
+    registry.register(RedisCollector(connection, priorities))
     return generate_latest(registry)

@@ -254,3 +254,24 @@ def unstorable(self, where):
     if where == "exception":
         raise ValueError(text)
     return text
+
+
+# -- priorities (tests/test_compat_priority.py) ----------------------------------------------------
+@app.task(priority=3)
+def remember_at_three(value, key):
+    """A task whose own ``priority`` is 3."""
+    record(key, value)
+
+
+@app.task
+def held(key, seconds=30):
+    """Keep the worker busy until the test pushes to ``record:<key>``."""
+    redis.Redis.from_url(app.broker_url).blpop([f"record:{key}"], seconds)
+
+
+@app.task(bind=True, max_retries=1)
+def retry_once(self, value, key):
+    """Record ``value:<retries>:<priority>``, and ask to run again once, at once."""
+    record(key, f"{value}:{self.request.retries}:{self.request.delivery_info.get('priority')}")
+    if not self.request.retries:
+        raise self.retry(countdown=0)

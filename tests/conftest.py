@@ -168,14 +168,12 @@ def chaos_app(redis_url: str, redis_conn: redis.Redis):
 @pytest.fixture
 def burst_worker(celery_app):
     """Drain queues in this process with the worker class `python worker.py -P solo --burst` runs."""
-    from rq.queue import Queue
     from rq.serializers import JSONSerializer
 
-    from app.celery_compat.worker import LeanWorker, TaskJob
+    from app.celery_compat.worker import LeanWorker, rq_queues
 
     def drain(*queue_names: str, with_scheduler: bool = False) -> None:
-        queues = [Queue(name, connection=celery_app.connection, serializer=JSONSerializer, job_class=TaskJob)
-                  for name in queue_names or (celery_app.conf.task_default_queue,)]
+        queues = rq_queues(celery_app, list(queue_names or (celery_app.conf.task_default_queue,)))
         worker = LeanWorker(queues, connection=celery_app.connection, serializer=JSONSerializer)
         worker.work(burst=True, with_scheduler=with_scheduler, logging_level="WARNING")
 

@@ -131,6 +131,19 @@ def queue_name(queue_key: str) -> str:
     return queue_key.removeprefix(QUEUE_PREFIX)
 
 
+#: Between a queue's name and a priority step in the name of that step's list (``default:3``);
+#: ``broker_transport_options["sep"]`` replaces it (kombu's own is ``"\x06\x16"``).
+PRIORITY_SEP = ":"
+
+
+def priority_queue(name: str, step: int, sep: str = PRIORITY_SEP) -> str:
+    """The RQ queue holding ``name``'s tasks of priority step ``step``: the queue itself for step 0.
+
+    Each step is an RQ queue of its own (see README, Priorities), so its key is ``queue(...)`` of this.
+    """
+    return f"{name}{sep}{step}" if step else name
+
+
 def started(queue_name: str) -> str:
     """The queue's started registry (RQ's ``wip``), as ``StartedJobRegistry(name).key``."""
     return StartedJobRegistry.key_template.format(queue_name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.metrics import render
@@ -13,4 +13,6 @@ bp = Blueprint("metrics", __name__)
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    return Response(render(get_redis()), content_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
+    priorities = current_app.extensions["celery"].amqp.priorities
+    return Response(render(get_redis(), priorities), content_type=CONTENT_TYPE_LATEST,
+                    headers={"Cache-Control": "no-store"})

@@ -75,8 +75,16 @@ def check_submit() -> None:
             raise RateLimited(f"Too many submits: at most {limit.count} per {limit.period:g} s. "
                               f"Try again in {wait} s.", wait)
     bound = int(config.get("MAX_QUEUED_TASKS") or 0)
-    if bound and conn.llen(Queue.redis_queue_namespace_prefix + config["QUEUE"]) >= bound:
+    if bound and _waiting(conn, config["QUEUE"]) >= bound:
         raise RateLimited(f"{bound} tasks are already waiting. Try again in a minute.", QUEUE_FULL_RETRY_AFTER)
+
+
+def _waiting(conn: Any, queue: str) -> int:
+    """Tasks waiting in ``queue``, of every priority (each priority step is a list of its own)."""
+    with conn.pipeline(transaction=False) as pipe:
+        for list_name in current_app.extensions["celery"].amqp.priorities.lists(queue):
+            pipe.llen(Queue.redis_queue_namespace_prefix + list_name)
+        return sum(pipe.execute())
 
 
 def rate_limited(exc: RateLimited) -> tuple[Response | str, int, dict[str, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from bisect import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,11 +17,70 @@ from typing import Any
 
 from rq.job import JobStatus
 
+from .. import keys
 from ..protocol import EXECUTE_TASK, FAILURE_CALLBACK
 
 #: Payloads longer than this are zlib-compressed as RQ does; shorter ones gain nothing from it and
 #: a zlib stream costs more than the rest of the send.
 COMPRESS_ABOVE = 512
+
+
+#: kombu's Redis transport: a priority goes to the highest of these steps not above it.
+PRIORITY_STEPS = (0, 3, 6, 9)
+#: kombu's bounds: a priority outside them is clamped (``Channel.min_priority``/``max_priority``).
+MIN_PRIORITY, MAX_PRIORITY = 0, 9
+
+
+@dataclass(frozen=True)
+class Priorities:
+    """Celery-on-Redis priorities: one list (an RQ queue of its own) per step, 0 the most urgent.
+
+    As kombu's Redis transport: a task of priority ``n`` (clamped to 0..9) waits in the list of
+    ``steps[bisect(steps, n) - 1]``; step 0's list is the queue itself, so a task without a
+    priority costs what it did. Workers pop priority-major: every queue's step-0 list, then every
+    queue's step-3 list, and so on (kombu's BRPOP key order).
+    """
+
+    steps: tuple[int, ...] = PRIORITY_STEPS
+    sep: str = keys.PRIORITY_SEP
+
+    @classmethod
+    def of(cls, conf: Any) -> Priorities:
+        """The app's, from ``broker_transport_options`` (``priority_steps``, ``sep``) as Celery reads them."""
+        options = conf.get("broker_transport_options") or {}
+        steps = tuple(sorted({int(step) for step in options.get("priority_steps") or PRIORITY_STEPS} | {0}))
+        return cls(steps, str(options.get("sep") or keys.PRIORITY_SEP))
+
+    def step(self, priority: Any) -> int:
+        """The step a priority goes to; no priority is 0, the most urgent on Redis."""
+        if priority is None:
+            return 0
+        clamped = max(MIN_PRIORITY, min(int(priority), MAX_PRIORITY))
+        return self.steps[bisect(self.steps, clamped) - 1]
+
+    def queue(self, name: str, priority: Any = None) -> str:
+        """The name of the RQ queue a task for ``name`` with ``priority`` waits in."""
+        return keys.priority_queue(name, self.step(priority), self.sep)
+
+    def lists(self, name: str) -> list[str]:
+        """Every list of queue ``name``, step 0 (the queue itself) first."""
+        return [keys.priority_queue(name, step, self.sep) for step in self.steps]
+
+    def consume_order(self, names: Iterable[str]) -> list[str]:
+        """The lists a worker of ``names`` pops, priority-major."""
+        names = list(dict.fromkeys(names))
+        return [keys.priority_queue(name, step, self.sep) for step in self.steps for name in names]
+
+    def queue_of(self, list_name: str) -> str:
+        """The queue a list belongs to: ``default:3`` -> ``default``; any other name is a queue."""
+        name, sep, step = list_name.rpartition(self.sep)
+        if sep and name and step.isdigit() and int(step) in self.steps and int(step):
+            return name
+        return list_name
+
+    def queues_of(self, list_names: Iterable[str]) -> list[str]:
+        """The queues of these lists, each once, in order."""
+        return list(dict.fromkeys(self.queue_of(name) for name in list_names))
 
 
 @dataclass(frozen=True)
@@ -62,6 +122,11 @@ class AMQP:
         for name in sorted(self.used):
             queues.setdefault(name, QueueSpec(name, routing_key=name))
         return queues
+
+    @property
+    def priorities(self) -> Priorities:
+        """The priority steps and list names of this app's queues (see :class:`Priorities`)."""
+        return Priorities.of(self.app.conf)
 
     @property
     def default_queue(self) -> Any:

@@ -155,7 +155,8 @@ class Celery:
             options = dict(self.conf.broker_transport_options or {})
             options.setdefault("socket_connect_timeout", 5)
             options.setdefault("health_check_interval", 30)
-            options.pop("visibility_timeout", None)
+            for kombu_only in ("visibility_timeout", "priority_steps", "sep"):  # the transport's, not the client's
+                options.pop(kombu_only, None)
             if url.startswith("sentinel://"):
                 self._connection = sentinel_master(url, options)
             else:
@@ -169,12 +170,14 @@ class Celery:
 
     connection_for_read = connection_for_write
 
-    def queue(self, name: str) -> Queue:
-        """The RQ queue called ``name`` on this app's Redis, with JSON jobs."""
+    def queue(self, name: str, priority: int | None = None) -> Queue:
+        """The RQ queue called ``name`` on this app's Redis, with JSON jobs; with ``priority``, the list
+        of ``name`` that priority waits in (one RQ queue per step, see :class:`.amqp.Priorities`)."""
         connection = self.connection
-        queue = self._queues.get(name)
+        list_name = name if priority is None else self.amqp.priorities.queue(name, priority)
+        queue = self._queues.get(list_name)
         if queue is None:
-            queue = self._queues[name] = Queue(name, connection=connection, serializer=JSONSerializer)
+            queue = self._queues[list_name] = Queue(list_name, connection=connection, serializer=JSONSerializer)
             self.amqp.used.add(name)
         return queue
 
@@ -355,7 +358,7 @@ class Celery:
             signals.before_task_publish.send(
                 sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="", routing_key=queue_name,
                 headers={"id": task_id, "task": name, **stamp_headers}, properties={}, declare=[], retry_policy=None)
-        rq_queue = self.queue(queue_name)
+        rq_queue = self.queue(queue_name, options_meta.get("priority"))
         pipe = pipeline if pipeline is not None else self.connection.pipeline()
         if eta is not None:
             job = rq_queue.create_job(EXECUTE_TASK, status=JobStatus.SCHEDULED, **job_options)

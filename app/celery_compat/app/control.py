@@ -183,11 +183,8 @@ class Control:
                               arguments={"headers": headers, "terminate": terminate, "signal": signal}, **kwargs)
 
     def purge(self) -> int:
-        """Delete every waiting task in the app's default queue; return how many there were."""
-        queue = self.app.queue(self.app.conf.task_default_queue)
-        count = queue.count
-        queue.empty()
-        return count
+        """Delete every waiting task in the app's default queue, of every priority; return how many there were."""
+        return purge_queue(self.app, self.app.conf.task_default_queue)
 
     discard_all = purge
 
@@ -346,3 +343,13 @@ class Inspect:
 
     def objgraph(self, type: str = "Request", n: int = 200, max_depth: int = 10) -> dict | None:  # noqa: A002
         return self._request("objgraph", num=n, max_depth=max_depth, type=type)
+
+
+def purge_queue(app: Any, name: str) -> int:
+    """Empty all of queue ``name``'s priority lists (their jobs deleted, as RQ's ``empty``); return the count."""
+    count = 0
+    for step in app.amqp.priorities.steps:
+        queue = app.queue(name, step)
+        count += queue.count
+        queue.empty()
+    return count

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from ..app.base import Celery
+from ..app.control import purge_queue
 from .base import UsageError, command_parser
 
 #: Celery's exit code when no worker replies (EX_UNAVAILABLE).
@@ -127,9 +128,7 @@ def purge_command(options: argparse.Namespace, app: Celery) -> int:
             return 1
     purged = 0
     for name in names:
-        queue = app.queue(name)
-        purged += queue.count
-        queue.empty()
+        purged += purge_queue(app, name)
     print(f"Purged {purged} message{'s' if purged != 1 else ''} from {len(names)} known task "
           f"queue{'s' if len(names) != 1 else ''}.")
     return 0

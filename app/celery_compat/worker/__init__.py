@@ -27,6 +27,7 @@ from .cli import load_app as load_app
 from .cli import main as main
 from .cli import make_worker as make_worker
 from .cli import queue_names as queue_names
+from .cli import rq_queues as rq_queues
 from .cli import run_processes as run_processes
 from .cli import run_worker as run_worker
 from .guard import RefusedJob as RefusedJob
@@ -36,7 +37,7 @@ from .pool import Supervisor as Supervisor
 from .pool import child_main as child_main
 
 __all__ = [
-    "main", "build_parser", "load_app", "queue_names", "make_worker", "run_worker", "run_processes",
+    "main", "build_parser", "load_app", "queue_names", "rq_queues", "make_worker", "run_worker", "run_processes",
     "POOLS", "WORKER_TTL", "MAINTENANCE_INTERVAL", "HEARTBEAT_INTERVAL", "HEARTBEAT_TTL",
     "LeanWorker", "InProcessWorker", "ForkingWorker", "Slot", "Supervisor", "child_main", "raise_terminated",
     "TaskJob", "RefusedJob",

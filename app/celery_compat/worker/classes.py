@@ -122,7 +122,9 @@ class OutageAware:
         # Listening before RQ registers the worker: one seen as started also answers app.control.
         if self.control_wanted and self.answers_control and getattr(self, "slot", None) is None:
             pool = "solo" if isinstance(self, SimpleWorker) else "fork"
-            self.control_node = start_control(current_app(), self.name, WorkersHost(self.name, [self], pool))
+            app = current_app()
+            host = WorkersHost(self.name, [self], pool, priorities=app.amqp.priorities)
+            self.control_node = start_control(app, self.name, host)
         super().bootstrap(*args, **kwargs)  # type: ignore[misc]
 
     def teardown(self) -> None:

@@ -110,11 +110,16 @@ def queue_names(options: argparse.Namespace, app: Celery) -> list[str]:
     return [name for name in names or [app.conf.task_default_queue] if name not in excluded]
 
 
+def rq_queues(app: Celery, names: list[str]) -> list[Queue]:
+    """The RQ queues a worker of ``names`` pops, in order: each queue's priority lists, priority-major."""
+    # TaskJob: the worker runs only the adapter's entry point, whatever a job hash names.
+    return [Queue(name, connection=app.connection, serializer=JSONSerializer, job_class=TaskJob)
+            for name in app.amqp.priorities.consume_order(names)]
+
+
 def make_worker(app: Celery, options: argparse.Namespace, index: int = 0) -> Any:
     """One RQ worker of the chosen pool's class, on the app's queues, with JSON jobs."""
-    # TaskJob: the worker runs only the adapter's entry point, whatever a job hash names.
-    queues = [Queue(name, connection=app.connection, serializer=JSONSerializer, job_class=TaskJob)
-              for name in queue_names(options, app)]
+    queues = rq_queues(app, queue_names(options, app))
     name = options.hostname and (f"{options.hostname}-{index}" if options.concurrency > 1 else options.hostname)
     return POOLS[options.pool](
         queues, connection=app.connection, serializer=JSONSerializer, name=name or default_name(index),

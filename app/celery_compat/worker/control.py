@@ -26,6 +26,7 @@ from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 from rq.serializers import JSONSerializer
 
+from ..app.amqp import Priorities
 from ..app.config import DEFAULTS
 from ..protocol import Envelope
 from ..redaction import redact_url
@@ -109,9 +110,12 @@ def request_info(task_id: str, name: str, args: Any, kwargs: Any, queue: str | N
             "worker_pid": pid}
 
 
-def job_info(job: Job, hostname: str, time_start: float | None, pid: int | None) -> dict:
+def job_info(job: Job, hostname: str, time_start: float | None, pid: int | None,
+             priorities: Priorities | None = None) -> dict:
+    """The task as Celery describes it; its routing key is its queue, not the priority list it waited in."""
     envelope = Envelope.of(job)
-    return request_info(job.id, envelope.name, from_wire(envelope.args), from_wire(envelope.kwargs), job.origin,
+    queue = (priorities or Priorities()).queue_of(job.origin)
+    return request_info(job.id, envelope.name, from_wire(envelope.args), from_wire(envelope.kwargs), queue,
                         envelope.options.get("priority"), hostname, time_start, pid)
 
 
@@ -160,12 +164,13 @@ def scheduled(state: ControlState, safe: Any = None, **kwargs: Any) -> list[dict
     They wait in Redis, not in a worker: every worker of the queue lists them.
     """
     connection = state.app.connection
-    job_ids = [job_id for queue in state.host.queues()
-               for job_id in ScheduledJobRegistry(queue, connection=connection, serializer=JSONSerializer)
+    priorities = state.app.amqp.priorities
+    job_ids = [job_id for list_name in priorities.consume_order(state.host.queues())
+               for job_id in ScheduledJobRegistry(list_name, connection=connection, serializer=JSONSerializer)
                .get_job_ids()]
     answer = []
     for job in _fetch_jobs(connection, job_ids):
-        info = job_info(job, state.hostname, None, None)
+        info = job_info(job, state.hostname, None, None, priorities)
         answer.append({"eta": Envelope.options_of(job).get("eta"), "priority": ETA_TIMER_PRIORITY, "request": info})
     return answer
 

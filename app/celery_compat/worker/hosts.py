@@ -20,6 +20,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
+from ..app.amqp import Priorities
 from . import state as worker_state
 from .control import job_info
 
@@ -42,11 +43,12 @@ class WorkersHost:
     """RQ workers of this process, one task at a time each."""
 
     def __init__(self, hostname: str, workers: list[Any], implementation: str = "solo",
-                 stop: Callable[[], None] | None = None) -> None:
+                 stop: Callable[[], None] | None = None, priorities: Priorities | None = None) -> None:
         self.hostname = hostname
         self.workers = workers
         self.implementation = implementation
         self._stop = stop
+        self.priorities = priorities or Priorities()
 
     def active(self) -> list[dict]:
         running = []
@@ -56,11 +58,12 @@ class WorkersHost:
                 pid = getattr(worker, "horse_pid", 0) or os.getpid()  # -P fork runs it in a work horse
                 running.append((job_id, None, pid))
         connection = self.workers[0].connection if self.workers else None
-        return [job_info(job, self.hostname, _started_at(job) or started, pid)
+        return [job_info(job, self.hostname, _started_at(job) or started, pid, self.priorities)
                 for job, started, pid in _running_jobs(connection, running)] if running else []
 
     def queues(self) -> list[str]:
-        return [queue.name for queue in self.workers[0].queues] if self.workers else []
+        """The queues consumed, each once: the workers pop each one's priority lists."""
+        return self.priorities.queues_of(queue.name for queue in self.workers[0].queues) if self.workers else []
 
     def processes(self) -> list[int]:
         return [os.getpid()]
@@ -72,18 +75,23 @@ class WorkersHost:
         return dict(worker_state.total_count)
 
     def add_queue(self, name: str) -> None:
-        for worker in self.workers:
-            queue = Queue(name, connection=worker.connection, serializer=JSONSerializer, job_class=worker.job_class)
-            worker.queues = [*worker.queues, queue]
-            worker._ordered_queues = [*worker._ordered_queues, queue]
-            started = getattr(worker, "_started_keys", None)
-            if started is not None:  # the lean worker's claim script names each queue's registry
-                started[queue.key] = queue.started_job_registry.key
+        self._set_queues([*self.queues(), name])
 
     def cancel_queue(self, name: str) -> None:
+        self._set_queues([queue for queue in self.queues() if queue != name])
+
+    def _set_queues(self, names: list[str]) -> None:
+        """Pop ``names``' priority lists, priority-major, from the next task on."""
+        order = self.priorities.consume_order(names)
         for worker in self.workers:
-            worker.queues = [queue for queue in worker.queues if queue.name != name]
-            worker._ordered_queues = [queue for queue in worker._ordered_queues if queue.name != name]
+            known = {queue.name: queue for queue in worker.queues}
+            queues = [known.get(list_name) or Queue(list_name, connection=worker.connection,
+                                                    serializer=JSONSerializer, job_class=worker.job_class)
+                      for list_name in order]
+            worker.queues, worker._ordered_queues = queues, list(queues)
+            started = getattr(worker, "_started_keys", None)
+            if started is not None:  # the lean worker's claim script names each queue's registry
+                started.update({queue.key: queue.started_job_registry.key for queue in queues})
 
     def changed(self) -> None:
         """A command changed the app's tasks: the workers here read them at each task already."""
@@ -120,7 +128,7 @@ class SupervisorHost:
                    if child.process is not None and child.slot.current]
         if not running:
             return []
-        return [job_info(job, self.hostname, started, pid)
+        return [job_info(job, self.hostname, started, pid, self.supervisor.app.amqp.priorities)
                 for job, started, pid in _running_jobs(self.supervisor.app.connection, running)]
 
     def queues(self) -> list[str]:

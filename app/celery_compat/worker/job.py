@@ -139,7 +139,8 @@ def _request_for(job: Job, name: str, args: list, kwargs: dict, options: dict, c
         # A requeue travels as an RQ retry (it counts in number_of_retries) but is no Celery retry.
         id=job.id, task=name, args=args, kwargs=kwargs, retries=max(0, (job.number_of_retries or 0) - requeued),
         is_eager=False, called_directly=False, hostname=HOSTNAME, connection=connection,
-        delivery_info={"exchange": "", "routing_key": job.origin, "priority": priority, "redelivered": bool(requeued)},
+        delivery_info={"exchange": "", "routing_key": current_app().amqp.priorities.queue_of(job.origin),
+                       "priority": priority, "redelivered": bool(requeued)},
         eta=options.get("eta"), expires=options.get("expires"), priority=priority, properties=properties,
         headers=options.get("headers"), correlation_id=job.id, reply_to=properties.get("reply_to"),
         replaced_task_nesting=int(options.get("replaced_task_nesting") or 0),

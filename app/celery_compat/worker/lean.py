@@ -195,8 +195,9 @@ class LeanWorker(InProcessWorker):
         return job, queue, execution_id
 
     def _wait_and_claim(self, queue_keys: list[str], timeout: int, execution_id: str) -> Any:
-        # A blocking pop, as RQ's own: with one queue the id waits in RQ's intermediate list
-        # (which RQ's maintenance sweeps) until the claim script takes it out.
+        # A blocking pop, as RQ's own: with one list the id waits in RQ's intermediate list
+        # (which RQ's maintenance sweeps) until the claim script takes it out. A queue's priority
+        # lists are several lists, popped in the order given (priority-major, amqp.Priorities).
         if len(queue_keys) == 1:
             intermediate = keys.intermediate(queue_keys[0])
             job_id = self.connection.blmove(queue_keys[0], intermediate, timeout, "LEFT", "RIGHT")

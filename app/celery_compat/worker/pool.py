@@ -251,7 +251,7 @@ class Supervisor:
         if not worker_name:
             return []
         connection = self.app.connection
-        entries = [entry.decode() for name in self.queue_names
+        entries = [entry.decode() for name in self.app.amqp.priorities.consume_order(self.queue_names)
                    for entry in connection.zrange(keys.started(name), 0, -1)]
         if not entries:
             return []

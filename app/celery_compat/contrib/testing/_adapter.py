@@ -10,6 +10,7 @@ from rq.serializers import JSONSerializer as JSONSerializer
 
 from ... import _state
 from ...worker import LeanWorker as LeanWorker
+from ...worker import rq_queues as rq_queues
 from ...worker.hosts import WorkersHost as WorkersHost
 from ...worker.pidbox import start_control as start_control
 

@@ -30,7 +30,7 @@ from ... import Celery
 from ...exceptions import Terminated
 from ...signals import Signal
 from ...utils.nodenames import anon_nodename as anon_nodename
-from ._adapter import JSONSerializer, LeanWorker, RQScheduler, WorkersHost, start_control
+from ._adapter import JSONSerializer, LeanWorker, RQScheduler, WorkersHost, rq_queues, start_control
 from .tasks import ping
 
 WORKER_LOGLEVEL = os.environ.get("WORKER_LOGLEVEL", "error")
@@ -167,7 +167,7 @@ class TestWorkController:
 
     def _make_worker(self, index: int) -> ThreadWorker:
         name = self.hostname if self.concurrency == 1 else f"{self.hostname}-{index}"
-        worker = ThreadWorker([self.app.queue(q) for q in self.queues], connection=self.app.connection,
+        worker = ThreadWorker(rq_queues(self.app, self.queues), connection=self.app.connection,
                               serializer=JSONSerializer, name=name)
         worker.on_ready = self._one_ready
         return worker
@@ -199,7 +199,8 @@ class TestWorkController:
             self.threads.append(thread)
             thread.start()
         # Threads, whatever pool was asked; a shutdown command stops them, never the test process.
-        host = WorkersHost(self.hostname, self.workers, "solo", stop=self._stop_soon)
+        host = WorkersHost(self.hostname, self.workers, "solo", stop=self._stop_soon,
+                           priorities=self.app.amqp.priorities)
         self.control = start_control(self.app, self.hostname, host)
 
     def ensure_started(self, timeout: float = 30.0) -> None:
