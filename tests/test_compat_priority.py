@@ -82,6 +82,28 @@ def test_a_worker_of_two_queues_pops_priority_major(celery_app, worker_process, 
     assert ran(redis_conn, "order") == ["a0", "b0", "b3", "a9"]
 
 
+def blocked_commands(redis_conn) -> list[str]:
+    """The commands Redis's clients are blocked in now (CLIENT LIST's ``cmd`` of blocked clients)."""
+    return [client["cmd"] for client in redis_conn.client_list() if "b" in client.get("flags", "")]
+
+
+@pytest.mark.parametrize("pool", ["prefork", "solo"])
+def test_an_idle_worker_of_several_lists_never_pops_an_id_it_has_not_parked(celery_app, worker_process,
+                                                                             redis_conn, pool):
+    # Given an idle worker of two queues, each with its priority lists
+    worker_process("-P", pool, "-c", "1", "-Q", "a,b")
+    wait_for(lambda: "blmove" in blocked_commands(redis_conn), timeout=TIMEOUT,
+             describe=lambda: str(blocked_commands(redis_conn)))
+    # Then it waits with a blocking move into RQ's intermediate list, never a blocking pop (an id
+    # popped by a process that dies before its claim would be in no list and no registry)
+    for _ in range(20):
+        assert "blpop" not in blocked_commands(redis_conn)
+    # And a task sent to any other list still starts within a moment
+    for value, priority, queue in [("b9", 9, "b"), ("a3", 3, "a"), ("b0", None, "b")]:
+        send(value, value, priority, queue)
+        wait_for(lambda value=value: ran(redis_conn, value) == [value], timeout=2)
+
+
 def test_the_default_priority_and_the_tasks_own_apply_when_a_send_gives_none(celery_app, burst_worker, redis_conn):
     # Given task_default_priority 9, and a task whose own priority is 3
     celery_app.conf.task_default_priority = 9

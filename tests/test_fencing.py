@@ -194,7 +194,9 @@ def test_a_task_stuck_between_pop_and_claim_goes_back_to_its_queue(chaos_app, wo
     # Then the task runs (within a few seconds, not RQ's minute, and never as a FAILED job in RQ alone)
     assert result.get(timeout=20) == result.id
     assert runs(redis_conn, result.id) == 1
-    assert Job.fetch(result.id, connection=redis_conn, serializer=JSONSerializer).get_status() == "finished"
+    # (RQ's bookkeeping follows the published SUCCESS in the same pipeline, one command later)
+    wait_for(lambda: Job.fetch(result.id, connection=redis_conn, serializer=JSONSerializer).get_status() == "finished",
+             timeout=5)
 
 
 def test_a_busy_cpu_task_is_not_taken_for_abandoned(chaos_app, worker_process, redis_conn):

@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     # task keeps beating; a dead worker's tasks are recovered within ttl + interval.
     "worker_heartbeat_interval": 2.0,
     "worker_heartbeat_ttl": 7.0,
+    "worker_idle_poll_interval": 0.1,
     "task_ignore_result": False,
     "task_store_errors_even_if_ignored": False,
     "task_default_rate_limit": None,

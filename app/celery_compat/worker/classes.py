@@ -57,6 +57,18 @@ def heartbeat_timing(app: Any = None) -> tuple[float, float]:
     return interval, ttl
 
 
+#: Seconds an idle worker consuming several lists (priority lists, more queues) blocks on the
+#: first before it looks at all of them (``worker_idle_poll_interval`` overrides it): the longest
+#: an idle worker takes to start a task that is not on its first list.
+IDLE_POLL_INTERVAL = 0.1
+
+
+def idle_poll_interval(app: Any = None) -> float:
+    """How long an idle worker with several lists blocks on its first one at a time (see lean._wait_and_claim)."""
+    value = (app or current_app()).conf.get("worker_idle_poll_interval")
+    return IDLE_POLL_INTERVAL if value is None else max(float(value), 0.01)
+
+
 #: The signals that stop a process of ours (blocked across forks until the child's handlers are ready).
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 

@@ -39,7 +39,7 @@ from ..backends.redis import Claim, hold_claim, release_claim
 from ..protocol import EXECUTE_TASK, REVOKED_FIELD, Envelope
 from ..serialization import scrub
 from ..stats import TaskStats
-from .classes import InProcessWorker, heartbeat_timing
+from .classes import InProcessWorker, heartbeat_timing, idle_poll_interval
 from .guard import refuse
 from .job import failure_text, requeue_delay, retry_delay, run_job
 from .reach import MAX_WAIT, OUTAGE, Throttle, reason, sleep_unless
@@ -79,6 +79,7 @@ class LeanWorker(InProcessWorker):
         # Each queue's started registry, by queue key: RQ makes a registry object per access.
         self._started_keys = {queue.key: queue.started_job_registry.key for queue in self.queues}
         self.beat_interval, self.beat_ttl = heartbeat_timing()
+        self.idle_poll_interval = idle_poll_interval()
         # Every worker sweeps for dead workers' tasks on each beat (see recovery.Sweeper).
         self._sweeper = Sweeper(self.connection, [queue.name for queue in self.queues], grace=self.beat_ttl)
 
@@ -164,16 +165,10 @@ class LeanWorker(InProcessWorker):
 
     def _claim_once(self, timeout: int | None) -> tuple[Job, Queue, str] | None:
         execution_id = uuid.uuid4().hex[:12]
-        moment, stamp = _rq_now()
-        score = round(moment.timestamp() + self.beat_ttl, 3)
+        moment = datetime.now(timezone.utc)
         queue_keys = [queue.key for queue in self._ordered_queues]
-        registries = [self._started_keys[key] for key in queue_keys]
-        self._claiming = True
-        claimed = self._claim_next(keys=queue_keys + registries,
-                                   args=[self.name, stamp, score, execution_id, keys.JOB_PREFIX,
-                                         *keys.REVOKED_PREFIXES])
+        claimed = self._claim_from_lists(queue_keys, execution_id)
         if claimed is None:
-            self._claiming = False
             if timeout is None or self._stop_requested:
                 # Burst mode and the queues are empty, or a stop came during the claim: without
                 # this check the worker would block in the pop below for the whole timeout.
@@ -194,20 +189,39 @@ class LeanWorker(InProcessWorker):
         queue = next(q for q in self._ordered_queues if q.key == queue_key.decode())
         return job, queue, execution_id
 
+    def _claim_from_lists(self, queue_keys: list[str], execution_id: str) -> Any:
+        """Pop the first id of the first non-empty list and mark it started, in one script; or None."""
+        moment, stamp = _rq_now()
+        score = round(moment.timestamp() + self.beat_ttl, 3)
+        registries = [self._started_keys[key] for key in queue_keys]
+        self._claiming = True
+        claimed = self._claim_next(keys=queue_keys + registries,
+                                   args=[self.name, stamp, score, execution_id, keys.JOB_PREFIX,
+                                         *keys.REVOKED_PREFIXES])
+        if claimed is None:
+            self._claiming = False
+        return claimed
+
     def _wait_and_claim(self, queue_keys: list[str], timeout: int, execution_id: str) -> Any:
-        # A blocking pop, as RQ's own: with one list the id waits in RQ's intermediate list
-        # (which RQ's maintenance sweeps) until the claim script takes it out. A queue's priority
-        # lists are several lists, popped in the order given (priority-major, amqp.Priorities).
-        if len(queue_keys) == 1:
-            intermediate = keys.intermediate(queue_keys[0])
-            job_id = self.connection.blmove(queue_keys[0], intermediate, timeout, "LEFT", "RIGHT")
-            queue_key, lrem = queue_keys[0], "1"
-        else:
-            popped = self.connection.blpop(queue_keys, timeout)
-            job_id = popped and popped[1]
-            queue_key, intermediate, lrem = (popped[0].decode() if popped else None), None, "0"
-        if not job_id:
-            return None
+        # A blocking move, as RQ's own: the id waits in RQ's intermediate list (which the
+        # heartbeat sweep rescues) until the claim script takes it out, so a worker that dies in
+        # between loses nothing. Redis has no blocking move from several lists (a blocking pop
+        # would hand the id to this process alone): with several (a queue's priority lists, more
+        # queues), the wait blocks on the first only, a short while at a time, and between waits
+        # claims from all of them in priority-major order with the claim script.
+        intermediate = keys.intermediate(queue_keys[0])
+        deadline = time.monotonic() + timeout
+        while True:
+            wait = timeout if len(queue_keys) == 1 else min(self.idle_poll_interval, timeout)
+            job_id = self.connection.blmove(queue_keys[0], intermediate, wait, "LEFT", "RIGHT")
+            if job_id:
+                break
+            if len(queue_keys) == 1 or self._stop_requested:
+                return None
+            claimed = self._claim_from_lists(queue_keys, execution_id)
+            if claimed is not None or self._stop_requested or time.monotonic() >= deadline:
+                return claimed
+        queue_key, lrem = queue_keys[0], "1"
         # The id is out of its queue now: claim it even if Redis fails or a stop arrives
         # meanwhile, or no queue and no registry would hold it any more.
         self._claiming = True
@@ -216,7 +230,7 @@ class LeanWorker(InProcessWorker):
             moment, stamp = _rq_now()
             score = round(moment.timestamp() + self.beat_ttl, 3)
             started = keys.started(keys.queue_name(queue_key))
-            return self._claim_given(keys=[queue_key, intermediate or queue_key, started, keys.job(job_id.decode())],
+            return self._claim_given(keys=[queue_key, intermediate, started, keys.job(job_id.decode())],
                                      args=[job_id, self.name, stamp, score, execution_id, lrem,
                                            *keys.REVOKED_PREFIXES])
 
