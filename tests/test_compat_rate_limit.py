@@ -13,10 +13,11 @@ import signal
 
 import pytest
 from rq.job import Job
-from rq.registry import ScheduledJobRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
 
 from app.celery_compat.contrib.testing.worker import start_worker
+from app.celery_compat.worker.rate_limits import rate
 from tests import compat_tasks
 from tests.support import wait_for
 from tests.support_chaos import children_of, gone
@@ -35,6 +36,20 @@ def starts(redis_conn, key: str) -> list[tuple[float, str]]:
 
 def span(records: list[tuple[float, str]]) -> float:
     return records[-1][0] - records[0][0]
+
+
+@pytest.mark.parametrize(("limit", "per_second"), [
+    ("10/s", 10.0), ("10", 10.0), ("120/m", 2.0), ("3600/h", 1.0), ("0.5/s", 0.5), (5, 5.0), (0.25, 0.25),
+    (None, 0.0), (0, 0.0), ("", 0.0),
+])
+def test_a_rate_is_read_as_celery_reads_it(limit, per_second):
+    assert rate(limit) == pytest.approx(per_second)
+
+
+@pytest.mark.parametrize("limit", ["2/fortnight", "many/s", "1/d"])
+def test_a_malformed_rate_is_a_value_error(limit):
+    with pytest.raises(ValueError):
+        rate(limit)
 
 
 def test_a_limited_task_is_spaced_on_a_prefork_worker_while_an_unlimited_one_runs(celery_app, worker_process,
@@ -156,3 +171,18 @@ def test_a_held_task_survives_its_worker_killed(celery_app, worker_process, redi
     assert [result.get(timeout=TIMEOUT) for result in results] == [None] * 3
     first, second, third = (moment for moment, _ in starts(redis_conn, "sparse"))
     assert (second - first, third - first) >= (1.0, 3.0)
+
+
+def test_a_task_waiting_for_its_slot_in_a_killed_work_process_runs_later(celery_app, worker_process, redis_conn):
+    # Given a work process waiting in its slot (under a second away) for the second of two tasks
+    supervisor = worker_process("-P", "prefork", "-c", "1", "-n", "waiting@test")
+    results = [compat_tasks.slow_paced.delay("waiting") for _ in range(2)]
+    started_registry = StartedJobRegistry("celery", connection=redis_conn)
+    wait_for(lambda: starts(redis_conn, "waiting") and results[1].id in started_registry.get_job_ids(),
+             timeout=TIMEOUT, interval=0.01)
+    # When that work process is killed with -9
+    os.kill(children_of(supervisor.pid)[0], signal.SIGKILL)
+    # Then the task goes back to its queue and runs in the work process started in its place
+    assert [result.get(timeout=TIMEOUT) for result in results] == [None] * 2
+    first, second = (moment for moment, _ in starts(redis_conn, "waiting"))
+    assert second - first >= 1.0 - SLACK
