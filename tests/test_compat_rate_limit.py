@@ -113,6 +113,16 @@ def test_two_worker_nodes_each_get_their_own_rate(celery_app, worker_process, re
     assert abs(by_node["left@test"][0][0] - by_node["right@test"][0][0]) < 0.4
 
 
+def test_a_burst_worker_waits_for_the_slots_of_what_it_drains(celery_app, burst_worker, redis_conn):
+    # Given three tasks limited to one every two seconds, queued
+    results = [compat_tasks.sparse.delay("burst") for _ in range(3)]
+    # When a burst worker drains the queue
+    burst_worker()
+    # Then it ran them all before leaving, at their slots (it did not put any back for later)
+    assert [result.state for result in results] == ["SUCCESS"] * 3
+    assert span(starts(redis_conn, "burst")) >= 4.0 - SLACK
+
+
 @pytest.mark.parametrize(("disabled", "spread"), [(False, True), (True, False)])
 def test_worker_disable_rate_limits_turns_them_off(celery_app, redis_conn, disabled, spread):
     # Given a test worker with two threads, rate limits enabled or not

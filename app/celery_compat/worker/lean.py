@@ -119,6 +119,7 @@ class LeanWorker(InProcessWorker):
         stop_beating = threading.Event()
         completed = 0
         self._rates = RateLimits(current_app(), self.connection, self.node_name or self.name)
+        self._burst = burst
         try:
             # In the try: its first look at the supervisor may stop us (SIGTERM) while it starts.
             threading.Thread(target=self._beat_forever, args=(stop_beating,), name="heartbeat", daemon=True).start()
@@ -238,14 +239,15 @@ class LeanWorker(InProcessWorker):
 
         Before the task is begun (no slot written, no time limit running): a near slot is waited
         for here, still claimed (a stop waits for it, as between claim and start); a later one
-        sends the task back to RQ's scheduled registry, as a ``countdown`` would, uncounted.
+        sends the task back to RQ's scheduled registry, as a ``countdown`` would, uncounted. A
+        ``--burst`` worker waits for every slot: it is there to drain its queues, and would leave.
         """
         interval = self._rates.interval(job)
         if not interval:
             return False
         slot = self._until_redis(self._rates.slot, job, interval)
         wait = slot - time.time()
-        if wait <= WAIT_IN_WORKER:
+        if wait <= WAIT_IN_WORKER or self._burst:
             if wait > 0:
                 time.sleep(wait)
             return False
