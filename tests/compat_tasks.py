@@ -10,6 +10,7 @@ import os
 import time
 
 import redis
+from rq import get_current_job
 
 from app.celery_compat import Celery, Task
 from app.celery_compat.exceptions import SoftTimeLimitExceeded
@@ -275,3 +276,31 @@ def retry_once(self, value, key):
     record(key, f"{value}:{self.request.retries}:{self.request.delivery_info.get('priority')}")
     if not self.request.retries:
         raise self.retry(countdown=0)
+
+
+# -- rate limits (test_compat_rate_limit.py): each records "<start time> <RQ worker name>" -------
+def _record_start(key: str) -> None:
+    job = get_current_job()
+    record(key, f"{time.time():.6f} {job.worker_name if job is not None else '-'}")
+
+
+@app.task(rate_limit="2/s")
+def paced(key, seconds=0.0):
+    _record_start(key)
+    time.sleep(seconds)
+
+
+@app.task(rate_limit="1/s")
+def slow_paced(key, seconds=0.0):
+    _record_start(key)
+    time.sleep(seconds)
+
+
+@app.task(rate_limit="30/m")
+def sparse(key):
+    _record_start(key)
+
+
+@app.task
+def unpaced(key):
+    _record_start(key)

@@ -82,6 +82,15 @@ class StateLog:
             self._pubsub.close()
 
 
+def gone(pid: int) -> bool:
+    """Ended, or a zombie nobody reaped yet (a container's PID 1 may reap late)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
 def children_of(pid: int) -> list[int]:
     """The live child processes of ``pid`` (a worker's supervisor: its work processes), from /proc."""
     children = []

@@ -6,18 +6,9 @@ import os
 import signal
 
 from tests.support import wait_for
-from tests.support_chaos import children_of
+from tests.support_chaos import children_of, gone
 
 LOCK = "rq:scheduler-lock:celery"
-
-
-def gone(pid: int) -> bool:
-    """Ended, or a zombie nobody reaped yet (a container's PID 1 may reap late)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except OSError:
-        return True
 
 
 def test_the_scheduler_of_a_killed_work_process_stops_and_frees_its_lock(celery_app, worker_process, redis_conn):

@@ -18,7 +18,7 @@ from __future__ import annotations
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.queue import Queue
-from rq.registry import StartedJobRegistry
+from rq.registry import ScheduledJobRegistry, StartedJobRegistry
 
 META_PREFIX = "celery-task-meta-"
 TASKSET_PREFIX = "celery-taskset-meta-"
@@ -41,6 +41,9 @@ CONTROL_NODES = f"{OURS}control-nodes"
 #: The index of sent tasks (a sorted set by send time), and its per-name and per-queue parts.
 TASKS = f"{OURS}tasks"
 TASK_INFO_PREFIX = f"{OURS}task:"
+#: Rate limits, per worker node and task name: the next free start slot, and the tasks held until theirs.
+RATE_PREFIX = f"{OURS}rate:"
+RATE_HELD_PREFIX = f"{OURS}rate-held:"
 
 
 def meta(task_id: str) -> str:
@@ -110,6 +113,16 @@ def task_info(task_id: str) -> str:
     return f"{TASK_INFO_PREFIX}{task_id}"
 
 
+def rate_bucket(node: str, task_name: str) -> str:
+    """When the next task of ``task_name`` may start on worker node ``node`` (epoch seconds; absent: now)."""
+    return f"{RATE_PREFIX}{node}:{task_name}"
+
+
+def rate_held(node: str, task_name: str) -> str:
+    """Tasks of ``task_name`` that ``node`` put back until their slot: a hash of job id -> slot."""
+    return f"{RATE_HELD_PREFIX}{node}:{task_name}"
+
+
 # -- RQ's, from RQ -------------------------------------------------------------------------------
 def job(job_id: str) -> str:
     return Job.key_for(job_id)
@@ -147,6 +160,11 @@ def priority_queue(name: str, step: int, sep: str = PRIORITY_SEP) -> str:
 def started(queue_name: str) -> str:
     """The queue's started registry (RQ's ``wip``), as ``StartedJobRegistry(name).key``."""
     return StartedJobRegistry.key_template.format(queue_name)
+
+
+def scheduled(queue_name: str) -> str:
+    """The queue's scheduled registry (tasks waiting for a time), as ``ScheduledJobRegistry(name).key``."""
+    return ScheduledJobRegistry.key_template.format(queue_name)
 
 
 def intermediate(queue_key: str) -> str:

@@ -235,3 +235,23 @@ if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
 redis.call('LPUSH', KEYS[2], ARGV[1])
 return 1
 """
+
+#: A task's start slot under its rate limit (Celery's token bucket of capacity 1, as a "next free
+#: slot": GCRA). The bucket holds the time from which the next task may start; each task takes
+#: max(that, now) and moves it one interval on, so tasks start evenly spaced and an idle bucket
+#: lets the next one start at once. A task held earlier by this node (put back until its slot)
+#: is in the held hash: it takes the slot it was given, and is not charged again.
+#: KEYS: the node's bucket for the task's name, the node's held hash for it.
+#: ARGV: the job id, now (epoch seconds), the interval (seconds). Returns the slot (epoch seconds).
+RATE_SLOT = """
+local held = redis.call('HGET', KEYS[2], ARGV[1])
+if held then
+    redis.call('HDEL', KEYS[2], ARGV[1])
+    return held
+end
+local now, every = tonumber(ARGV[2]), tonumber(ARGV[3])
+local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
+-- The key lives until the bucket is full again: then its absence means the same thing.
+redis.call('SET', KEYS[1], string.format('%.6f', slot + every), 'PX', math.ceil((slot + every - now) * 1000) + 1000)
+return string.format('%.6f', slot)
+"""

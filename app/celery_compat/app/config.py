@@ -67,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "worker_concurrency": None,
     "worker_prefetch_multiplier": 4,
     "worker_max_tasks_per_child": None,
+    "worker_disable_rate_limits": False,
     "worker_hijack_root_logger": True,
     "broker_connection_retry_on_startup": True,
     "broker_transport_options": {},
@@ -102,6 +103,8 @@ OLD_NAMES = {
     "CELERYBEAT_MAX_LOOP_INTERVAL": "beat_max_loop_interval",
     "CELERY_IMPORTS": "imports",
     "CELERY_IGNORE_RESULT": "task_ignore_result",
+    "CELERY_DEFAULT_RATE_LIMIT": "task_default_rate_limit",
+    "CELERY_DISABLE_RATE_LIMITS": "worker_disable_rate_limits",
 }
 
 _SERIALIZER_KEYS = ("task_serializer", "result_serializer")

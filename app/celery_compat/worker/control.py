@@ -31,6 +31,7 @@ from ..app.config import DEFAULTS
 from ..protocol import Envelope
 from ..redaction import redact_url
 from ..serialization import from_wire
+from . import rate_limits as rates
 from . import state as worker_state
 
 logger = logging.getLogger("app.celery_compat.worker")
@@ -295,13 +296,27 @@ def revoke_by_stamped_headers(state: ControlState, headers: dict | None = None, 
 
 @control_command()
 def rate_limit(state: ControlState, task_name: str = "", rate_limit: Any = None, **kwargs: Any) -> dict:
-    """Set a task's ``rate_limit`` in this worker, as Celery's command does."""
+    """Set a task's ``rate_limit`` in this worker, as Celery's command does.
+
+    Every work process gets it (a prefork worker's are replaced), then the node's bucket starts
+    afresh and the tasks it held come back now, to be charged at the new rate.
+    """
+    try:
+        rates.rate(rate_limit)
+    except ValueError as exc:
+        return {"error": f"Invalid rate limit string: {exc!r}"}
     task = state.app.tasks.get(task_name)
     if task is None:
-        return {"error": f"unknown task {task_name}"}
+        logger.error("Rate limit attempt for unknown task %s", task_name)
+        return {"error": "unknown task"}
     task.rate_limit = rate_limit
     state.host.changed()
-    return {"ok": "rate limit disabled successfully" if not rate_limit else "new rate limit set successfully"}
+    rates.reset(state.app.connection, state.hostname, task_name, state.host.queues())
+    if not rate_limit:
+        logger.info("Rate limits disabled for tasks of type %s", task_name)
+        return {"ok": "rate limit disabled successfully"}
+    logger.info("New rate limit for tasks of type %s: %s.", task_name, rate_limit)
+    return {"ok": "new rate limit set successfully"}
 
 
 @control_command()

@@ -35,6 +35,7 @@ from rq.utils import utcformat
 from rq.worker import WorkerStatus
 
 from .. import keys, scripts, states
+from .._state import current_app
 from ..backends.redis import Claim, hold_claim, release_claim
 from ..protocol import EXECUTE_TASK, REVOKED_FIELD, Envelope
 from ..serialization import scrub
@@ -42,6 +43,7 @@ from ..stats import TaskStats
 from .classes import InProcessWorker, heartbeat_timing, idle_poll_interval
 from .guard import refuse
 from .job import failure_text, requeue_delay, retry_delay, run_job
+from .rate_limits import WAIT_IN_WORKER, RateLimits
 from .reach import MAX_WAIT, OUTAGE, Throttle, reason, sleep_unless
 from .recovery import Sweeper, recover_lost_job, with_claim
 
@@ -61,6 +63,9 @@ class LeanWorker(InProcessWorker):
 
     #: Set by a supervised child's early SIGTERM handler (see pool.child_main).
     stop_early: threading.Event | None = None
+    #: The worker node this worker is part of, whose rate limits it shares (see rate_limits):
+    #: the prefork supervisor's, the test worker's; alone, the worker is its own node.
+    node_name: str | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -114,6 +119,8 @@ class LeanWorker(InProcessWorker):
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         stop_beating = threading.Event()
         completed = 0
+        self._rates = RateLimits(current_app(), self.connection, self.node_name or self.name)
+        self._burst = burst
         try:
             # In the try: its first look at the supervisor may stop us (SIGTERM) while it starts.
             threading.Thread(target=self._beat_forever, args=(stop_beating,), name="heartbeat", daemon=True).start()
@@ -124,6 +131,8 @@ class LeanWorker(InProcessWorker):
                 if claimed is None:
                     if burst:
                         break
+                    continue
+                if self._over_rate(*claimed):
                     continue
                 self._perform(*claimed)
                 completed += 1
@@ -238,6 +247,37 @@ class LeanWorker(InProcessWorker):
         if claimed is None:
             self._claiming = False
         return claimed
+
+    # -- rate limits ---------------------------------------------------------------------------
+    def _over_rate(self, job: Job, queue: Queue, execution_id: str) -> bool:
+        """Hold a claimed task until its slot under its task's rate limit; True when it was put back.
+
+        Before the task is begun (no slot written, no time limit running): a near slot is waited
+        for here, still claimed (a stop waits for it, as between claim and start); a later one
+        sends the task back to RQ's scheduled registry, as a ``countdown`` would, uncounted. A
+        ``--burst`` worker waits for every slot: it is there to drain its queues, and would leave.
+        """
+        interval = self._rates.interval(job)
+        if not interval:
+            return False
+        slot = self._until_redis(self._rates.slot, job, interval)
+        wait = slot - time.time()
+        if wait <= WAIT_IN_WORKER or self._burst:
+            if wait > 0:
+                time.sleep(wait)
+            return False
+        self._until_redis(self._put_back, job, queue, execution_id, slot)
+        self._claiming = False
+        return True
+
+    def _put_back(self, job: Job, queue: Queue, execution_id: str, slot: float) -> None:
+        def write(pipe: Any) -> None:
+            queue.schedule_job(job, datetime.fromtimestamp(slot, timezone.utc), pipeline=pipe)
+            self._rates.remember(pipe, job, slot)
+
+        if self._if_still_ours(queue, job, execution_id, write):
+            self.log.info("Task %s[%s] held by its rate limit for %.1f s", Envelope.name_of(job), job.id,
+                          slot - time.time())
 
     # -- one task ------------------------------------------------------------------------------
     def _perform(self, job: Job, queue: Queue, execution_id: str) -> None:

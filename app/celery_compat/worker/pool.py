@@ -346,6 +346,7 @@ def _work(worker: Any, options: Any, slot: Slot, stop_early: threading.Event) ->
     if not isinstance(worker, InProcessWorker):
         raise TypeError(f"the prefork pool runs InProcessWorker children, not {type(worker).__name__}")
     worker.slot = slot
+    worker.node_name = default_nodename(getattr(options, "hostname", None))  # the supervisor's: its rate limits
     slot.worker_name.value = worker.name.encode()[:63]
     worker.work(burst=options.burst, logging_level=options.loglevel.upper(),
                 with_scheduler=not options.without_scheduler, max_jobs=options.max_tasks_per_child)

@@ -169,6 +169,7 @@ class TestWorkController:
         name = self.hostname if self.concurrency == 1 else f"{self.hostname}-{index}"
         worker = ThreadWorker(rq_queues(self.app, self.queues), connection=self.app.connection,
                               serializer=JSONSerializer, name=name)
+        worker.node_name = self.hostname  # its threads are one node, sharing its rate limits
         worker.on_ready = self._one_ready
         return worker
 
