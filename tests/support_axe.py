@@ -40,7 +40,6 @@ PAGES: dict[str, AxePage] = {
     "task-success": AxePage("/tasks/{SUCCESS}", "#task"),
     "task-failure": AxePage("/tasks/{FAILURE}", "#task"),
     "task-revoked": AxePage("/tasks/{REVOKED}", "#task"),
-    "task-edit-refused": AxePage("/tasks/{FAILURE}#edit", "#task"),
     "bulk-retry": AxePage("/tasks/bulk/retry", "#bulk-form"),
     "mail": AxePage("/mail"),
     "not-found": AxePage("/tasks/no-such-task"),
