@@ -34,6 +34,17 @@ def _filters(query: Query) -> dict[str, str]:
     return {name: value for name, value in values.items() if value}
 
 
+#: What a retry's page calls its tasks when the filter names one retryable state.
+RETRYING = {"FAILURE": "failed", "REVOKED": "cancelled"}
+
+
+def _words(action: str, query: Query) -> dict[str, str]:
+    words = dict(WORDING[action])
+    if action == bulk.RETRY:
+        words["what"] = RETRYING.get(bulk.scope(action, query).state or "", words["what"])
+    return words
+
+
 def _check(action: str) -> None:
     if action not in bulk.ACTIONS:
         abort(404, description=f"No bulk action is called {action!r}.")
@@ -45,7 +56,7 @@ def confirm(action: str) -> str:
     _check(action)
     query, before = _query(request.args)
     batch = bulk.plan(action, query, before)
-    return render_template("bulk.html", action=action, words=WORDING[action], filters=_filters(query),
+    return render_template("bulk.html", action=action, words=_words(action, query), filters=_filters(query),
                            scope=bulk.scope(action, query), count=len(batch.task_ids), more=batch.more,
                            cursor=before, batch_size=bulk.BATCH, summary=None, form=FlaskForm(formdata=None))
 
@@ -56,7 +67,7 @@ def act(action: str) -> str:
     _check(action)
     query, before = _query(request.form)
     summary = bulk.run(action, query, before)
-    return render_template("bulk.html", action=action, words=WORDING[action], filters=_filters(query),
+    return render_template("bulk.html", action=action, words=_words(action, query), filters=_filters(query),
                            scope=bulk.scope(action, query), count=len(summary.done), more=summary.more,
                            cursor=summary.more, batch_size=bulk.BATCH, summary=summary,
                            form=FlaskForm(formdata=None))
