@@ -11,6 +11,7 @@ from app.celery_compat.result import AsyncResult
 from app.web import bulk
 from app.web.history import Query
 from tests import compat_tasks
+from tests.support_gunicorn import BASIC, PRODUCTION_SETTINGS
 
 
 def _text(response) -> str:
@@ -110,3 +111,18 @@ def test_a_retry_over_a_state_that_cannot_be_retried_counts_nothing(client, cele
 def test_an_unknown_bulk_action_is_a_404(client):
     assert client.get("/tasks/bulk/delete").status_code == 404
     assert client.post("/tasks/bulk/delete").status_code == 404
+
+
+def test_a_bulk_action_needs_the_forms_csrf_token(make_app, redis_url, celery_app, burst_worker, redis_conn):
+    # Given failed tasks and the app with CSRF protection on, as in production
+    _failed(burst_worker, 2)
+    client = make_app(redis_url).test_client()
+    # When the retry is posted without the confirmation form's token, it is refused and nothing is sent
+    assert client.post("/tasks/bulk/retry", data={}).status_code == 400
+    assert _sent_count(redis_conn, "tests.compat_tasks.fail") == 2
+
+
+def test_outside_development_the_bulk_pages_need_credentials(make_app, redis_url, redis_conn):
+    client = make_app(redis_url, **PRODUCTION_SETTINGS).test_client()
+    assert client.get("/tasks/bulk/retry").status_code == 401
+    assert client.get("/tasks/bulk/retry", headers=BASIC).status_code == 200
