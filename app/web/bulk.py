@@ -75,7 +75,10 @@ def run(action: str, query: history.Query, before: float | None = None) -> Summa
     skipped: list[tuple[str, str]] = []
     for task_id in batch.task_ids:
         try:
-            cancel_task(task_id) if action == CANCEL else retry_task(task_id)
+            if action == CANCEL:
+                cancel_task(task_id)
+            else:
+                retry_task(task_id)
         except UnknownTask:
             skipped.append((task_id, "it is gone (expired)"))
         except Conflict as exc:
