@@ -82,3 +82,16 @@ def test_retry_with_edited_arguments_refuses_bad_json_then_sends_the_edited_task
     new_id = page.url.rsplit("/", 1)[-1]
     burst_worker()
     assert str(AsyncResult(new_id).info) == "edited"
+
+
+def test_on_a_phone_a_long_task_name_does_not_make_the_task_page_scroll_sideways(page, live_server, celery_app,
+                                                                                 burst_worker):
+    # Given a task whose name is a long dotted path, which retried twice
+    result = compat_tasks.always_retry.delay()
+    burst_worker()
+    # When its page is opened on a 390 px screen
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server.url}/tasks/{result.id}")
+    page.wait_for_selector("#timeline", timeout=DEADLINE_MS)
+    # Then the heading wraps instead of widening the page
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
