@@ -81,3 +81,12 @@ def test_on_a_phone_the_job_page_shows_the_whole_requeue_button(page, live_serve
     # Then the button is inside the screen, and nothing makes the page scroll sideways
     assert _inside_the_screen(button.bounding_box())
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+@pytest.mark.parametrize("name", [name for name in PAGES if not name.startswith("rq-")])
+def test_on_a_phone_none_of_our_pages_scrolls_sideways(name, page, live_server, tasks_in_each_state):
+    target = PAGES[name]
+    page.set_viewport_size(PHONE)
+    page.goto(live_server.url + target.path.format(**tasks_in_each_state))
+    page.wait_for_selector(target.ready, timeout=DEADLINE_MS)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
