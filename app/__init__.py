@@ -26,7 +26,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from flask_wtf.csrf import CSRFProtect
 
     from app import config, dashboard, redis
-    from app.web import api, auth, errors, events, health, metrics, pages, ratelimit, security
+    from app.web import api, auth, bulk_pages, errors, events, health, metrics, pages, ratelimit, security
 
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.from_mapping(config.load(test_config))
@@ -55,6 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app.url_map.converters["task_id"] = api.TaskIdConverter
     app.register_blueprint(pages.bp)
+    app.register_blueprint(bulk_pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from rq.job import Job, JobStatus
+from rq.registry import CanceledJobRegistry, FailedJobRegistry
 from rq.serializers import JSONSerializer
 
 from app.celery_compat import states
@@ -59,10 +60,14 @@ def test_revoke_with_terminate_stops_a_running_task(celery_app, worker_process, 
     wait_for(lambda: AsyncResult(result.id).state == states.STARTED, timeout=15)
     # When it is revoked with terminate=True
     result.revoke(terminate=True)
-    # Then it is REVOKED at once and RQ stopped its work horse
+    # Then it is REVOKED at once, and once its work horse is stopped RQ files its job as canceled
+    # (as a revoked waiting task's), not failed: rq-dashboard counts it under "Canceled"
     assert AsyncResult(result.id).state == states.REVOKED
     job = Job.fetch(result.id, connection=celery_app.connection, serializer=JSONSerializer)
-    wait_for(lambda: job.get_status(refresh=True) == JobStatus.STOPPED, timeout=15)
+    wait_for(lambda: job.get_status(refresh=True) == JobStatus.CANCELED, timeout=15)
+    options = {"connection": celery_app.connection, "serializer": JSONSerializer}
+    assert CanceledJobRegistry("celery", **options).get_job_ids() == [result.id]
+    assert FailedJobRegistry("celery", **options).get_job_ids() == []
     with pytest.raises(TaskRevokedError, match="terminated"):
         result.get(timeout=5)
 

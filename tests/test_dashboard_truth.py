@@ -186,3 +186,19 @@ def test_the_workers_page_in_a_browser_shows_the_task_a_worker_runs(live_server,
     link = page.wait_for_selector("tr[data-role=worker] a", timeout=DEADLINE_MS)
     assert "tracked(30)" in link.inner_text()
     result.revoke(terminate=True)
+
+
+def test_a_task_terminated_by_revoke_counts_as_canceled_not_failed(client, celery_app, worker_process):
+    # Given a prefork worker running a task
+    worker_process("-P", "prefork", "-c", "1")
+    result = compat_tasks.tracked.delay(30)
+    wait_for(lambda: AsyncResult(result.id).state == states.STARTED, timeout=DEADLINE_MS / 1000)
+    # When it is revoked with terminate=True
+    result.revoke(terminate=True)
+    # Then rq-dashboard's queue counts it under Canceled, and not under Failed
+
+    def counts() -> tuple[int, int]:
+        [queue] = [one for one in client.get("/rq/0/data/queues.json").get_json()["queues"] if one["name"] == "celery"]
+        return queue["canceled_job_registry_count"], queue["failed_job_registry_count"]
+
+    assert wait_for(lambda: counts() == (1, 0), timeout=DEADLINE_MS / 1000)

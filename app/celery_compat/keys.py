@@ -100,6 +100,16 @@ def beat_schedule() -> str:
     return f"{BEAT_PREFIX}schedule"
 
 
+def task_children(task_id: str) -> str:
+    """The ids of the tasks sent with ``task_id`` as their parent (a set, kept as long as the index)."""
+    return f"{TASK_INFO_PREFIX}{task_id}:children"
+
+
+def task_retries(task_id: str) -> str:
+    """Each retry of a task, in order: a list of JSON ``{"at", "retries", "reason"}`` the worker appends."""
+    return f"{TASK_INFO_PREFIX}{task_id}:retries"
+
+
 def tasks_by_name(name: str) -> str:
     return f"{TASKS}:name:{name}"
 

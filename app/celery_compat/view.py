@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from rq.exceptions import NoSuchJobError
@@ -40,6 +40,38 @@ class JobFacts:
     last_heartbeat: datetime | None
     worker: str | None
     redelivered: int
+    queue: str | None = None
+    parent_id: str | None = None
+    root_id: str | None = None
+    group_id: str | None = None
+    chord_body_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Retried:
+    """One retry of a task, as the worker noted it: when, which retry it was, and why."""
+
+    at: datetime
+    retries: int
+    reason: str
+
+
+def retries_of(connection: Any, task_id: str) -> list[Retried]:
+    """Each retry of the task, oldest first (empty for a task that never retried, or once they expired)."""
+    found = []
+    for raw in connection.lrange(keys.task_retries(task_id), 0, -1):
+        try:
+            entry = json.loads(raw)
+            found.append(Retried(datetime.fromtimestamp(float(entry["at"]), timezone.utc), int(entry["retries"]),
+                                 str(entry["reason"])))
+        except (ValueError, KeyError, TypeError):
+            continue  # written by something else: leave it out rather than fail the page
+    return found
+
+
+def children_of(connection: Any, task_id: str) -> list[str]:
+    """The ids of the tasks sent with this task as their parent (a chain's next step, a callback...)."""
+    return sorted(member.decode() for member in connection.smembers(keys.task_children(task_id)))
 
 
 def task_document(app: Any, task_id: str) -> dict[str, Any] | None:
@@ -230,13 +262,23 @@ def job_facts(app: Any, task_id: str) -> JobFacts | None:
     except (KeyError, ValueError, TypeError):
         envelope = None
     status = job.get_status(refresh=False)
+    options = Envelope.options_of(job)
     return JobFacts(
         name=envelope.name if envelope else None, args=envelope.args if envelope else None,
         kwargs=envelope.kwargs if envelope else None, status=getattr(status, "value", status),
         created_at=job.created_at, enqueued_at=job.enqueued_at, started_at=job.started_at,
         ended_at=job.ended_at, last_heartbeat=job.last_heartbeat, worker=job.worker_name,
-        redelivered=int(Envelope.options_of(job).get("redelivered") or 0),
+        redelivered=int(options.get("redelivered") or 0), queue=job.origin,
+        parent_id=options.get("parent_id"), root_id=options.get("root_id"),
+        group_id=options.get("group_id") or _chord(options).get("group_id"),
+        chord_body_id=((_chord(options).get("body") or {}).get("options") or {}).get("task_id"),
     )
+
+
+def _chord(options: dict[str, Any]) -> dict[str, Any]:
+    # A chord's header task carries the chord: its group and the body to run once all are done.
+    chord = options.get("chord")
+    return chord if isinstance(chord, dict) else {}
 
 
 class Subscription:

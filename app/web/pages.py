@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
@@ -10,7 +11,8 @@ from werkzeug.wrappers import Response
 
 from app.web import forms, ratelimit
 from app.web.actions import Conflict, cancel_task, retry_task
-from app.web.forms import EmailForm, InvalidForm, LongRunningForm
+from app.web.detail import task_detail
+from app.web.forms import MAX_JSON_DEPTH, EmailForm, InvalidForm, LongRunningForm, TooDeep, check_json_document
 from app.web.ratelimit import RateLimited
 from app.web.status import ALL_STATES, FINISHED_STATES, RETRYABLE_STATES, UnknownTask, task_page, task_status
 from app.web.submit import EMAIL, LONG_RUNNING, submit
@@ -74,20 +76,54 @@ def submit_email() -> Response | tuple[str, int]:
     return _index(email=form, status=422)
 
 
-@bp.get("/tasks/<task_id:task_id>")
-def task(task_id: str) -> str:
-    """The task's page: state, arguments, a live progress bar, then the result or the error."""
+def _task_page(task_id: str, edited: str | None = None, edit_errors: dict[str, str] | None = None) -> str:
     try:
         status = task_status(task_id)
     except UnknownTask:
         abort(404, description=f"No task has the id {task_id}.")
+    detail = task_detail(status)
+    if edited is not None:
+        detail["edit_arguments"] = edited  # what was typed stays, beside why it was refused
     return render_template(
         "task.html",
         task=status,
+        detail=detail,
+        edit_errors=edit_errors or {},
         finished=status["state"] in FINISHED_STATES,
         retryable=status["state"] in RETRYABLE_STATES,
         form=FlaskForm(formdata=None),
     )
+
+
+@bp.get("/tasks/<task_id:task_id>")
+def task(task_id: str) -> str:
+    """The task's page: state, arguments, a live progress bar, then the result or the error."""
+    return _task_page(task_id)
+
+
+@bp.post("/tasks/<task_id:task_id>/retry-edited")
+def retry_edited(task_id: str) -> Response | tuple[str, int]:
+    """Retry with edited arguments: the new task's page, or this page again (422) saying what is wrong."""
+    text = request.form.get("arguments", "")
+    try:
+        arguments = json.loads(text)
+        if not isinstance(arguments, dict):
+            raise InvalidForm({"arguments": "must be a JSON object, as shown before editing"})
+        check_json_document(arguments)
+        new_id = retry_task(task_id, arguments)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, InvalidForm and TooDeep are ValueErrors
+        if isinstance(exc, InvalidForm):
+            errors = exc.errors
+        elif isinstance(exc, TooDeep | RecursionError):
+            errors = {"arguments": f"nest deeper than {MAX_JSON_DEPTH} levels"}
+        else:
+            errors = {"arguments": f"are not valid JSON: {exc}"}
+        return _task_page(task_id, edited=text, edit_errors=errors), 422
+    except UnknownTask:
+        abort(404, description=f"No task has the id {task_id}.")
+    except Conflict as exc:
+        abort(409, description=str(exc).capitalize() + ".")
+    return redirect(url_for("pages.task", task_id=new_id), code=303)
 
 
 def _act(task_id: str, action: str) -> Response:

@@ -366,6 +366,8 @@ class Celery:
         else:
             self._enqueue(rq_queue, job_options, pipe)
         self._index(pipe, task_id, shadow or name, queue_name, arguments)
+        if options_meta.get("parent_id"):
+            self._index_child(pipe, options_meta["parent_id"], task_id)
         if pipeline is None:
             pipe.execute()
         if signals.after_task_publish.receivers:
@@ -399,6 +401,13 @@ class Celery:
         self._index_sends = sends = self.__dict__.get("_index_sends", 0) + 1
         index_task(pipe, task_id, name, queue_name, arguments, keep, int(self.conf.task_index_max_tasks),
                    trim=sends % every == 1 % every)
+
+    def _index_child(self, pipe: Any, parent_id: str, task_id: str) -> None:
+        """Note ``task_id`` among its parent's children, so the parent's page links to it (two commands)."""
+        keep = self.conf.task_index_expires or self.backend.expires or 86400
+        keep = int(keep.total_seconds()) if hasattr(keep, "total_seconds") else int(keep)
+        pipe.sadd(keys.task_children(parent_id), task_id)
+        pipe.expire(keys.task_children(parent_id), keep)
 
     def _message_options(self, task: Task | None, name: str, eta: Any, countdown: Any, expires: Any,
                          time_limit: Any, soft_time_limit: Any, ignore_result: bool, link: Any, link_error: Any,

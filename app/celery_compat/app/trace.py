@@ -275,6 +275,10 @@ def _handle_retry(task: Task, request: Context, retry: Retry, store: bool) -> Ou
     if store:
         task.backend.store_result(request.id, retry.exc, states.RETRY, einfo.traceback,
                                   connection=request.connection)
+        if not request.is_eager:
+            # The RETRY document is overwritten by the next run; monitors keep each retry's reason here.
+            reason = f"{type(retry.exc).__name__}: {retry.exc}" if retry.exc is not None else str(retry)
+            task.backend.note_retry(request.id, (request.retries or 0) + 1, reason, connection=request.connection)
     _safely(task.on_retry, retry.exc, request.id, request.args, request.kwargs, einfo)
     signals.task_retry.send(sender=task, request=request, reason=retry, einfo=einfo)
     return Outcome(states.RETRY, retry, einfo.traceback, retry)

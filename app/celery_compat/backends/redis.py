@@ -205,6 +205,17 @@ class RedisBackend(BaseKeyValueStoreBackend):
         score, job_exists = self.retrying(read)
         return score is not None or not job_exists
 
+    def note_retry(self, task_id: str, retries: int, reason: str, connection: Redis | None = None) -> None:
+        """Append one retry (its number, when, why) to the task's retry log, kept as long as its result."""
+        key = keys.task_retries(task_id)
+        # ASCII escapes: a reason holding a lone surrogate must not make the retry itself fail.
+        entry = json.dumps({"at": time.time(), "retries": retries, "reason": reason[:500]})
+        pipe = (connection or self.app.connection).pipeline(transaction=False)
+        pipe.rpush(key, entry)
+        pipe.ltrim(key, -100, -1)  # a task retried for ever keeps its last hundred reasons
+        pipe.expire(key, self.expires or 86400)
+        self._execute(pipe)
+
     def retrying(self, action: Any, *args: Any, **kwargs: Any) -> Any:
         """Call ``action``, riding out an outage as ``_execute`` does (with ``result_backend_always_retry``)."""
         conf = self.app.conf

@@ -32,6 +32,7 @@ from .._state import current_app
 from ..exceptions import Terminated
 from ..protocol import Envelope
 from . import state as worker_state
+from .canceled import file_terminated
 from .guard import TaskJob
 from .hosts import WorkersHost
 from .pidbox import ControlNode, start_control
@@ -275,7 +276,12 @@ class ForkingWorker(OutageAware, Worker):
                 self.cleanup_execution(job, pipeline=pipe, execution=execution)
                 pipe.execute()
             return
+        stopped = self._stopped_job_id == job.id  # RQ clears it while it files the job as stopped
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
+        if stopped:  # revoke(terminate=True): a canceled job, as a revoked waiting one
+            with self.connection.pipeline() as pipe:
+                file_terminated(job, pipe)
+                pipe.execute()
 
 
 class Slot:

@@ -40,6 +40,7 @@ from ..backends.redis import Claim, hold_claim, release_claim
 from ..protocol import EXECUTE_TASK, REVOKED_FIELD, Envelope
 from ..serialization import scrub
 from ..stats import TaskStats
+from .canceled import file_terminated
 from .classes import InProcessWorker, heartbeat_timing, idle_poll_interval
 from .guard import refuse
 from .job import failure_text, requeue_delay, retry_delay, run_job
@@ -383,8 +384,8 @@ class LeanWorker(InProcessWorker):
             for args, options in task_pipe.command_stack:
                 pipe.execute_command(*args, **options)
             record_job_failure(job, exc_string, pipe)
-            if stopped:
-                job.set_status(JobStatus.STOPPED, pipeline=pipe)
+            if stopped:  # revoke(terminate=True): a canceled job, as a revoked waiting one
+                file_terminated(job, pipe)
 
         if not self._if_still_ours(queue, job, execution_id, write) and task_pipe.command_stack:
             # Not ours any more. The task's state writes are fenced by themselves: refused if the

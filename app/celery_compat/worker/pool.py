@@ -32,6 +32,7 @@ from rq.serializers import JSONSerializer
 
 from .. import keys
 from ..utils.nodenames import default_nodename
+from .canceled import file_terminated
 from .classes import STOP_SIGNALS, InProcessWorker, Slot
 from .hosts import SupervisorHost
 from .pidbox import start_control
@@ -276,7 +277,9 @@ class Supervisor:
             if time_limit:
                 store_time_limit_failure(job, connection, app=self.app, pipeline=pipe)
             record_job_failure(job, exc_string, pipe)
-            if status != JobStatus.FAILED:
+            if status == JobStatus.STOPPED:  # revoke(terminate=True): a canceled job, as a revoked waiting one
+                file_terminated(job, pipe)
+            elif status != JobStatus.FAILED:
                 job.set_status(status, pipeline=pipe)
 
         if claim:

@@ -1,0 +1,73 @@
+"""The bulk action pages: a confirmation step that says how many tasks, then a summary of what was done."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, render_template, request
+from flask_wtf import FlaskForm
+
+from app.web import bulk, forms
+from app.web.forms import InvalidForm
+from app.web.history import Query
+
+bp = Blueprint("bulk", __name__)
+
+#: The words each action's pages use.
+WORDING = {
+    bulk.RETRY: {"verb": "Retry", "done": "retried", "what": "failed or cancelled"},
+    bulk.CANCEL: {"verb": "Cancel", "done": "cancelled", "what": "waiting or running"},
+}
+
+
+def _query(values: Any) -> tuple[Query, float | None]:
+    try:
+        query = forms.parse_task_query(values)
+    except InvalidForm as exc:
+        abort(400, description="; ".join(f"{name} {why}" for name, why in exc.errors.items()))
+    return query, query.before
+
+
+def _filters(query: Query) -> dict[str, str]:
+    """The list's filters as form fields, so the confirmation posts exactly what it counted."""
+    values = {"state": query.state, "name": query.name, "queue": query.queue, "q": query.search}
+    return {name: value for name, value in values.items() if value}
+
+
+#: What a retry's page calls its tasks when the filter names one retryable state.
+RETRYING = {"FAILURE": "failed", "REVOKED": "cancelled"}
+
+
+def _words(action: str, query: Query) -> dict[str, str]:
+    words = dict(WORDING[action])
+    if action == bulk.RETRY:
+        words["what"] = RETRYING.get(bulk.scope(action, query).state or "", words["what"])
+    return words
+
+
+def _check(action: str) -> None:
+    if action not in bulk.ACTIONS:
+        abort(404, description=f"No bulk action is called {action!r}.")
+
+
+@bp.get("/tasks/bulk/<action>")
+def confirm(action: str) -> str:
+    """The confirmation step: how many tasks the filter matches now, and a button that acts on them."""
+    _check(action)
+    query, before = _query(request.args)
+    batch = bulk.plan(action, query, before)
+    return render_template("bulk.html", action=action, words=_words(action, query), filters=_filters(query),
+                           scope=bulk.scope(action, query), count=len(batch.task_ids), more=batch.more,
+                           cursor=before, batch_size=bulk.BATCH, summary=None, form=FlaskForm(formdata=None))
+
+
+@bp.post("/tasks/bulk/<action>")
+def act(action: str) -> str:
+    """Act on one batch (CSRF checked by CSRFProtect), then say what was done and whether more remain."""
+    _check(action)
+    query, before = _query(request.form)
+    summary = bulk.run(action, query, before)
+    return render_template("bulk.html", action=action, words=_words(action, query), filters=_filters(query),
+                           scope=bulk.scope(action, query), count=len(summary.done), more=summary.more,
+                           cursor=summary.more, batch_size=bulk.BATCH, summary=summary,
+                           form=FlaskForm(formdata=None))
