@@ -15,7 +15,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.routing import BaseConverter
 
 from app.celery_compat import states
-from app.web import schemas
+from app.web import answers, schemas
 from app.web.actions import Conflict, cancel_task, retry_task
 from app.web.contract import Answer, Contract, MalformedRequest
 from app.web.events import stream_response
@@ -74,11 +74,11 @@ def conflict(exc: Conflict) -> tuple[Response, int]:
     return jsonify(error=str(exc)), 409
 
 
-_NOT_FOUND = Answer("No task has this id", schemas.Error)
+_NOT_FOUND = Answer("No task has this id", answers.Error)
 _SUBMITTED = {
-    202: Answer("Queued; poll its status at `url` (also the Location header)", schemas.Submitted, ("Location",)),
-    422: Answer("A field is missing, of the wrong type or out of range", schemas.ValidationErrors),
-    429: Answer("Over SUBMIT_RATE_LIMIT or MAX_QUEUED_TASKS; retry after Retry-After", schemas.RateLimitedError,
+    202: Answer("Queued; poll its status at `url` (also the Location header)", answers.Submitted, ("Location",)),
+    422: Answer("A field is missing, of the wrong type or out of range", answers.ValidationErrors),
+    429: Answer("Over SUBMIT_RATE_LIMIT or MAX_QUEUED_TASKS; retry after Retry-After", answers.RateLimitedError,
                 ("Retry-After",)),
 }
 
@@ -88,7 +88,7 @@ def _accepted(task_id: str) -> tuple[Response, int, dict[str, str]]:
     return jsonify(id=task_id, state=states.PENDING, url=url), 202, {"Location": url}
 
 
-@contract.route("GET", "/openapi.json", answers={200: Answer("This document (OpenAPI 3.1)", schemas.Document)})
+@contract.route("GET", "/openapi.json", answers={200: Answer("This document (OpenAPI 3.1)", answers.Document)})
 def openapi() -> Response:
     """The OpenAPI 3.1 description of this API."""
     return jsonify(openapi_document(contract, current_app.config))
@@ -116,8 +116,8 @@ def submit_ping(body: schemas.PingRequest) -> tuple[Response, int, dict[str, str
 
 
 @contract.route("GET", "/tasks", query=schemas.TaskQuery, answers={
-    200: Answer("A page of tasks, newest first", schemas.TaskPage),
-    422: Answer("A query parameter is invalid", schemas.ValidationErrors),
+    200: Answer("A page of tasks, newest first", answers.TaskPage),
+    422: Answer("A query parameter is invalid", answers.ValidationErrors),
 })
 def task_list(query: schemas.TaskQuery) -> tuple[Response, int, dict[str, str]]:
     """Recent tasks, newest first, from any producer.
@@ -133,7 +133,7 @@ def task_list(query: schemas.TaskQuery) -> tuple[Response, int, dict[str, str]]:
 
 
 @contract.route("GET", "/tasks/<task_id:task_id>", answers={
-    200: Answer("The task's status", schemas.TaskStatus), 404: _NOT_FOUND})
+    200: Answer("The task's status", answers.TaskStatus), 404: _NOT_FOUND})
 def task_status_view(task_id: str) -> tuple[Response, int, dict[str, str]]:
     """A task's state, progress, result or error."""
     # Polled every second or so: a cached answer would freeze the progress bar.
@@ -141,9 +141,9 @@ def task_status_view(task_id: str) -> tuple[Response, int, dict[str, str]]:
 
 
 @contract.route("POST", "/tasks/<task_id:task_id>/cancel", body=schemas.ActionRequest, answers={
-    202: Answer("Cancelled (or it finished in the meantime: `state` says which)", schemas.Cancelled),
+    202: Answer("Cancelled (or it finished in the meantime: `state` says which)", answers.Cancelled),
     404: _NOT_FOUND,
-    409: Answer("The task has already finished", schemas.Error),
+    409: Answer("The task has already finished", answers.Error),
 })
 def cancel(task_id: str, body: schemas.ActionRequest) -> tuple[Response, int, dict[str, str]]:
     """Stop a waiting or running task.
@@ -156,9 +156,9 @@ def cancel(task_id: str, body: schemas.ActionRequest) -> tuple[Response, int, di
 
 @contract.route("POST", "/tasks/<task_id:task_id>/retry", body=schemas.ActionRequest, answers={
     **_SUBMITTED,
-    202: Answer("The new task", schemas.Submitted, ("Location",)),
+    202: Answer("The new task", answers.Submitted, ("Location",)),
     404: _NOT_FOUND,
-    409: Answer("The task neither failed nor was cancelled", schemas.Error),
+    409: Answer("The task neither failed nor was cancelled", answers.Error),
 })
 def retry(task_id: str, body: schemas.ActionRequest) -> tuple[Response, int, dict[str, str]]:
     """Submit a failed or cancelled task again, as a new task.
@@ -170,10 +170,10 @@ def retry(task_id: str, body: schemas.ActionRequest) -> tuple[Response, int, dic
 
 @contract.route("GET", "/tasks/<task_id:task_id>/events", answers={
     200: Answer("The event stream: each event is one of these (`data` is JSON)", media_type="text/event-stream",
-                one_of=schemas.TASK_EVENTS),
+                one_of=answers.TASK_EVENTS),
     404: _NOT_FOUND,
     503: Answer("Redis is unreachable, or this process serves its most streams already: poll `poll` instead; "
-                "retry after Retry-After", schemas.StreamBusy, ("Retry-After",)),
+                "retry after Retry-After", answers.StreamBusy, ("Retry-After",)),
 })
 def task_events(task_id: str) -> Response | tuple[Response, int, dict[str, str]]:
     """Server-Sent Events: `status` at once and at each change, then `end` once the task finished.

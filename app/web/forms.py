@@ -47,27 +47,6 @@ def duration_error(value: Any) -> str | None:
     return None
 
 
-def parse_long_running(data: Mapping[str, Any]) -> int:
-    """Return the duration of a long-running task from a JSON object, or raise :class:`InvalidForm`."""
-    if "duration" not in data:
-        raise InvalidForm({"duration": "is required"})
-    error = duration_error(data["duration"])
-    if error:
-        raise InvalidForm({"duration": error})
-    return int(data["duration"])
-
-
-PING_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
-
-
-def parse_ping(data: Mapping[str, Any]) -> dict[str, str]:
-    """Return ``{"token"}`` of a ping task from a JSON object, or raise :class:`InvalidForm`."""
-    token = data.get("token")
-    if not isinstance(token, str) or not PING_TOKEN.fullmatch(token):
-        raise InvalidForm({"token": "is required: 1 to 100 letters, digits or . _ : -"})
-    return {"token": token}
-
-
 class EmailForm(FlaskForm):
     """The email form on the index page. Flask-WTF checks its CSRF token; the mail package checks the rest."""
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from app.config import DEVELOPMENT
+from app.web.answers import Error
 from app.web.contract import Answer, Contract, Operation
 
 REF = "#/components/schemas/{model}"
@@ -36,8 +37,6 @@ TASK_ID = {"type": "string", "pattern": "^(?!(?:long-running|email|ping)$)[A-Za-
 
 
 def _common(method: str) -> dict[int, Answer]:
-    from app.web.schemas import Error  # the models import the forms' bounds; kept out of import time here
-
     answers = {
         401: Answer("Outside development: no valid basic-auth login or bearer token", Error, ("WWW-Authenticate",)),
         405: Answer("Wrong method", Error, ("Allow",)),

@@ -1,19 +1,19 @@
-"""The JSON API's requests and answers as pydantic models: the API validates with them, and the
-OpenAPI document (:mod:`app.web.openapi`) is generated from them, so the two cannot drift apart.
+"""The JSON API's requests as pydantic models: the API validates with them, and the OpenAPI document
+(:mod:`app.web.openapi`) is generated from them, so the two cannot drift apart. The answers'
+models are in :mod:`app.web.answers`.
 
 Request fields check their rules in a ``BeforeValidator`` that reuses the rules the HTML forms
 and the mail task share (their messages included), then against the exact syntax the document
 states (``SUBJECT``, ``ADDRESS``, ...): whatever the document allows is accepted, whatever it
-refuses is refused. Answer models only describe; the views build their answers as before.
+refuses is refused.
 """
-
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Json, ValidationInfo
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from app.mail.validation import Limits, validate_email_request
@@ -23,13 +23,15 @@ from app.web.forms import (
     MAX_FILTER_LENGTH,
     MAX_PAGE_SIZE,
     MIN_DURATION,
-    PING_TOKEN,
     duration_error,
 )
+from app.web.status import ALL_STATES
 
-STATES = ("PENDING", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED")
+STATES = ALL_STATES
 #: A state to filter the task list by, or empty for any.
-StateFilter = Literal["", "PENDING", "STARTED", "PROGRESS", "RETRY", "SUCCESS", "FAILURE", "REVOKED"]
+StateFilter = Literal[("", *ALL_STATES)]
+#: A ping's token.
+TOKEN = r"^[A-Za-z0-9_.:-]{1,100}$"
 
 # The syntax the API documents, as ECMA-262 regular expressions that Python's re reads the same way.
 # An address is the plain ASCII form every mail system takes: letters, digits and . _ + - ' before
@@ -110,7 +112,7 @@ class LongRunningRequest(ApiModel):
 
 
 def _token(value: Any, info: ValidationInfo) -> str:
-    if not isinstance(value, str) or not PING_TOKEN.fullmatch(value):
+    if not isinstance(value, str) or not _matches(TOKEN, value):
         raise ValueError("is required: 1 to 100 letters, digits or . _ : -")
     return value
 
@@ -118,7 +120,7 @@ def _token(value: Any, info: ValidationInfo) -> str:
 class PingRequest(ApiModel):
     """Queue the smallest task, an end-to-end check."""
 
-    token: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+    token: Annotated[str, Field(pattern=TOKEN,
                                 description="batch:anything; the task records it as run"), _rule(_token)]
 
 
@@ -229,140 +231,3 @@ class TaskQuery(ApiModel):
     queue: Annotated[_Filter, Field(description="Only tasks sent to this queue")] = ""
     q: Annotated[_Filter, Field(description="Only tasks whose arguments contain this text (any case)")] = ""
     id: Annotated[_Filter, Field(description="Only the task with this id")] = ""
-
-
-# --- answers ----------------------------------------------------------------------------------------------
-
-class Document(BaseModel):
-    """An OpenAPI document."""
-
-    model_config = ConfigDict(extra="allow")
-
-    openapi: str
-    paths: dict[str, Any]
-
-
-class Error(BaseModel):
-    """Why a request was refused."""
-
-    error: str
-
-
-class RateLimitedError(Error):
-    """Over a submit bound; also in the Retry-After header."""
-
-    retry_after: int
-
-
-class StreamBusy(Error):
-    """Too many live streams here: poll ``poll`` instead."""
-
-    poll: str | None = None
-
-
-class ValidationErrors(BaseModel):
-    """Each field or query parameter in error, and why."""
-
-    errors: dict[str, str]
-
-
-class Submitted(BaseModel):
-    """A queued task: poll its status at ``url`` (also the Location header)."""
-
-    id: str
-    state: str
-    url: str
-
-
-class Cancelled(BaseModel):
-    """REVOKED, or the state it reached if it finished in the meantime."""
-
-    id: str
-    state: str
-
-
-class Progress(BaseModel):
-    current: int | float | None = None
-    total: int | float | None = None
-    percent: int | float | None = None
-
-
-class TaskError(BaseModel):
-    type: str
-    message: str
-    traceback: str | None
-
-
-class TaskStatus(BaseModel):
-    """Everything known about one task."""
-
-    id: str
-    kind: str | None = Field(description="long-running, email, ping, or another task's name")
-    arguments: dict[str, Any]
-    state: str = Field(description="A Celery state: " + ", ".join(STATES) + ", or a task's custom state")
-    progress: Progress | None
-    result: Any = Field(description="The task's return value once it succeeded, else null")
-    error: TaskError | None
-    created_at: str | None
-    started_at: str | None
-    finished_at: str | None
-    worker: str | None = Field(description="The RQ worker that ran it last")
-    last_heartbeat: str | None = Field(description="When that worker last said it was still running it")
-    redelivered: int = Field(description="How often it was run again after a worker died")
-
-
-class TaskSummary(BaseModel):
-    """One row of the task list."""
-
-    id: str
-    kind: str | None
-    name: str | None = Field(description="The task's registered name")
-    queue: str | None
-    arguments: str | None = Field(description="Its arguments, shortened")
-    state: str
-    progress: Progress | None
-    worker: str | None
-    retries: int
-    created_at: str | None
-    started_at: str | None
-    finished_at: str | None
-    runtime: float | None = Field(description="Seconds its last run took (so far)")
-    url: str
-
-
-class TaskPage(BaseModel):
-    """A page of tasks, newest first."""
-
-    tasks: list[TaskSummary]
-    next: str | None = Field(description="Pass as `cursor` for the next (older) page")
-    prev: str | None = Field(default=None, description="Pass as `after` for the previous (newer) page")
-
-
-class StatusEvent(BaseModel):
-    """``event: status``: the task's status, at once and at each change."""
-
-    event: Literal["status"]
-    data: Json[TaskStatus]
-    retry: int | None = None
-
-
-class EndState(BaseModel):
-    state: str
-
-
-class EndEvent(BaseModel):
-    """``event: end``: the task finished; the stream closes."""
-
-    event: Literal["end"]
-    data: Json[EndState]
-
-
-class UnavailableEvent(BaseModel):
-    """``event: unavailable``: Redis went away; the stream closes (poll the status instead)."""
-
-    event: Literal["unavailable"]
-    data: Json[Error]
-
-
-#: One event of a task's stream.
-TASK_EVENTS = (StatusEvent, EndEvent, UnavailableEvent)
