@@ -40,7 +40,7 @@ def test_every_check_schemathesis_has_is_run():
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_generated_request_finds_anything_with_all_checks(case, production_app):
     # Given any request the document allows, or one that breaks it on purpose, with a valid token
     # When it is sent to the app (no worker runs: tasks only queue)
