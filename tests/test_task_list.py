@@ -104,7 +104,8 @@ def test_the_list_and_its_page_stay_fast_with_ten_thousand_tasks(app, client, re
 @pytest.mark.parametrize(
     ("query", "field"),
     [("state=LOST", "state"), ("limit=0", "limit"), ("limit=101", "limit"), ("limit=ten", "limit"),
-     ("state=failure", "state"), ("cursor=yesterday", "cursor"), ("cursor=nan", "cursor"), ("cursor=", "cursor")],
+     ("state=failure", "state"), ("cursor=yesterday", "cursor"), ("cursor=nan", "cursor"), ("cursor=1_000", "cursor"),
+     ("cursor=%201", "cursor"), ("cursor=" + "9" * 400, "cursor")],
 )
 def test_invalid_list_parameters_are_a_422_naming_the_parameter(client, query, field):
     response = client.get(f"/api/tasks?{query}")
@@ -229,11 +230,24 @@ def test_the_list_page_links_older_and_newer_pages_keeping_the_filters(app, clie
     assert 'rel="next"' in older and 'rel="prev"' in older and older.count('href="/tasks/task-') == 10
 
 
-@pytest.mark.parametrize(("query", "field"), [("cursor=1&after=2", "after"), ("after=soon", "after"),
-                                                ("name=" + "x" * 201, "name")])
-def test_contradictory_or_oversized_list_parameters_are_a_422(client, query, field):
+@pytest.mark.parametrize(("query", "field"), [("after=soon", "after"), ("name=" + "x" * 201, "name"),
+                                                ("name=" + " " * 201, "name")])
+def test_malformed_or_oversized_list_parameters_are_a_422(client, query, field):
     response = client.get(f"/api/tasks?{query}")
     assert response.status_code == 422 and field in response.json["errors"]
+
+
+def test_with_both_cursors_the_older_page_wins_and_an_empty_cursor_means_none(app, client, redis_conn):
+    # Given 30 tasks, and the cursor of the second page of ten
+    fill(app, redis_conn, 30)
+    first = client.get("/api/tasks?limit=10").json
+    second = client.get(f"/api/tasks?limit=10&cursor={first['next']}").json
+    # When both cursors come (the document cannot forbid the pair), or empty ones (as the page's form sends)
+    both = client.get(f"/api/tasks?limit=10&cursor={first['next']}&after={second['next']}").json
+    empty = client.get("/api/tasks?limit=10&cursor=&after=").json
+    # Then `cursor` decides, and empty cursors read the newest page
+    assert [row["id"] for row in both["tasks"]] == [row["id"] for row in second["tasks"]]
+    assert [row["id"] for row in empty["tasks"]] == [row["id"] for row in first["tasks"]]
 
 
 # --- bounded retention ---------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The JSON API: submit tasks, read their status, follow it live, cancel or retry them, list them.
 
-Every endpoint is described by the OpenAPI document at ``/api/openapi.json`` (:mod:`app.web.openapi`).
+Each endpoint is one view declared with ``contract.route``: its request models (:mod:`app.web.schemas`)
+validate the body and the query string before it runs, and the OpenAPI document at
+``/api/openapi.json`` (:mod:`app.web.openapi`) is generated from the same declarations.
 POST requests carry a JSON body with ``Content-Type: application/json``; that is what exempts them
 from CSRF tokens, since a cross-site HTML form cannot send that content type. Any other POST must
 carry a CSRF token, as the pages' forms do.
@@ -8,22 +10,22 @@ carry a CSRF token, as the pages' forms do.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.routing import BaseConverter
 
 from app.celery_compat import states
-from app.web import forms
+from app.web import answers, schemas
 from app.web.actions import Conflict, cancel_task, retry_task
+from app.web.contract import Answer, Contract, MalformedRequest
 from app.web.events import stream_response
-from app.web.forms import InvalidForm
+from app.web.forms import InvalidForm, task_query
 from app.web.openapi import openapi_document
 from app.web.status import UnknownTask, task_page, task_status
 from app.web.submit import EMAIL, LONG_RUNNING, PING, submit
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+contract = Contract(bp)
 
 
 class TaskIdConverter(BaseConverter):
@@ -37,25 +39,6 @@ class TaskIdConverter(BaseConverter):
     regex = r"(?!(?:long-running|email|ping)(?:/|$))[A-Za-z0-9_-]+"
 
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-class MalformedRequest(ValueError):
-    """Raised when a request body is not a JSON object."""
-
-
-def _json_object() -> dict[str, Any]:
-    # silent: we word the 400 ourselves. The content type was checked by require_json_or_token.
-    try:
-        data = request.get_json(silent=True)
-    except RecursionError:  # the parser's own limit, near a thousand levels: not a ValueError, so not silenced
-        raise MalformedRequest(f"the request body nests deeper than {forms.MAX_JSON_DEPTH} levels") from None
-    if not isinstance(data, dict):
-        raise MalformedRequest("the request body must be a JSON object")
-    try:
-        forms.check_json_document(data)  # nesting (400), and text no UTF-8 can carry (422 naming the field)
-    except forms.TooDeep as exc:
-        raise MalformedRequest(str(exc)) from None
-    return data
 
 
 @bp.before_request
@@ -91,73 +74,110 @@ def conflict(exc: Conflict) -> tuple[Response, int]:
     return jsonify(error=str(exc)), 409
 
 
+_NOT_FOUND = Answer("No task has this id", answers.Error)
+_SUBMITTED = {
+    202: Answer("Queued; poll its status at `url` (also the Location header)", answers.Submitted, ("Location",)),
+    422: Answer("A field is missing, of the wrong type or out of range", answers.ValidationErrors),
+    429: Answer("Over SUBMIT_RATE_LIMIT or MAX_QUEUED_TASKS; retry after Retry-After", answers.RateLimitedError,
+                ("Retry-After",)),
+}
+
+
 def _accepted(task_id: str) -> tuple[Response, int, dict[str, str]]:
     url = url_for("api.task_status_view", task_id=task_id)
     return jsonify(id=task_id, state=states.PENDING, url=url), 202, {"Location": url}
 
 
-@bp.get("/openapi.json")
+@contract.route("GET", "/openapi.json", answers={200: Answer("This document (OpenAPI 3.1)", answers.Document)})
 def openapi() -> Response:
-    """The OpenAPI 3 description of this API."""
-    return jsonify(openapi_document(current_app.config))
+    """The OpenAPI 3.1 description of this API."""
+    return jsonify(openapi_document(contract, current_app.config))
 
 
-@bp.post("/tasks/long-running")
-def submit_long_running() -> tuple[Response, int, dict[str, str]]:
-    """Enqueue a long-running task of ``{"duration": seconds}``; answer 202 with its id and where to poll."""
-    duration = forms.parse_long_running(_json_object())
-    return _accepted(submit(LONG_RUNNING, {"duration": duration}))
+@contract.route("POST", "/tasks/long-running", body=schemas.LongRunningRequest, answers=_SUBMITTED)
+def submit_long_running(body: schemas.LongRunningRequest) -> tuple[Response, int, dict[str, str]]:
+    """Queue a task that works for `duration` seconds, reporting its progress."""
+    return _accepted(submit(LONG_RUNNING, {"duration": body.duration}))
 
 
-@bp.post("/tasks/email")
-def submit_email() -> tuple[Response, int, dict[str, str]]:
-    """Enqueue an email of ``{"to", "subject", "body"}``; answer 202 with its id and where to poll."""
-    return _accepted(submit(EMAIL, forms.parse_email(_json_object())))
+@contract.route("POST", "/tasks/email", body=schemas.EmailRequest, answers=_SUBMITTED)
+def submit_email(body: schemas.EmailRequest) -> tuple[Response, int, dict[str, str]]:
+    """Queue an email.
 
-
-@bp.post("/tasks/ping")
-def submit_ping() -> tuple[Response, int, dict[str, str]]:
-    """Enqueue the smallest task, ``{"token": "batch:n"}``: an end-to-end check, and the load test's task."""
-    return _accepted(submit(PING, forms.parse_ping(_json_object())))
-
-
-@bp.get("/tasks")
-def task_list() -> tuple[Response, int, dict[str, str]]:
-    """A page of the tasks, newest first: ``{"tasks": [...], "next": older cursor, "prev": newer cursor}``.
-
-    Filters: ``state``, ``name``, ``queue``, ``id``, ``q`` (text in the arguments); ``cursor=<next>``
-    goes to older tasks, ``after=<prev>`` to newer ones; null where there are none.
+    Addresses are checked as the mail task checks them, and must be plain ASCII addresses.
     """
-    rows, older, newer = task_page(forms.parse_task_query(request.args))
+    return _accepted(submit(EMAIL, body.model_dump()))
+
+
+@contract.route("POST", "/tasks/ping", body=schemas.PingRequest, answers=_SUBMITTED)
+def submit_ping(body: schemas.PingRequest) -> tuple[Response, int, dict[str, str]]:
+    """Queue the smallest task (an end-to-end check); it records its token and returns pong."""
+    return _accepted(submit(PING, body.model_dump()))
+
+
+@contract.route("GET", "/tasks", query=schemas.TaskQuery, answers={
+    200: Answer("A page of tasks, newest first", answers.TaskPage),
+    422: Answer("A query parameter is invalid", answers.ValidationErrors),
+})
+def task_list(query: schemas.TaskQuery) -> tuple[Response, int, dict[str, str]]:
+    """Recent tasks, newest first, from any producer.
+
+    Filters: `state`, `name`, `queue`, `id`, `q` (text in the arguments). `cursor=<next>` goes to
+    older tasks, `after=<prev>` to newer ones; `next` and `prev` are null where there are none.
+    """
+    rows, older, newer = task_page(task_query(query))
     for row in rows:
         row["url"] = url_for("api.task_status_view", task_id=row["id"])
     return jsonify(tasks=rows, next=None if older is None else repr(older),
                    prev=None if newer is None else repr(newer)), 200, NO_STORE
 
 
-@bp.get("/tasks/<task_id:task_id>")
+@contract.route("GET", "/tasks/<task_id:task_id>", answers={
+    200: Answer("The task's status", answers.TaskStatus), 404: _NOT_FOUND})
 def task_status_view(task_id: str) -> tuple[Response, int, dict[str, str]]:
-    """The task's status; ``404`` for an id nothing knows."""
+    """A task's state, progress, result or error."""
     # Polled every second or so: a cached answer would freeze the progress bar.
     return jsonify(task_status(task_id)), 200, NO_STORE
 
 
-@bp.post("/tasks/<task_id:task_id>/cancel")
-def cancel(task_id: str) -> tuple[Response, int, dict[str, str]]:
-    """Stop a waiting or running task (``202``); ``409`` once it has finished."""
+@contract.route("POST", "/tasks/<task_id:task_id>/cancel", body=schemas.ActionRequest, answers={
+    202: Answer("Cancelled (or it finished in the meantime: `state` says which)", answers.Cancelled),
+    404: _NOT_FOUND,
+    409: Answer("The task has already finished", answers.Error),
+})
+def cancel(task_id: str, body: schemas.ActionRequest) -> tuple[Response, int, dict[str, str]]:
+    """Stop a waiting or running task.
+
+    The body is `{}` (or empty, with Content-Type: application/json): the content type is what
+    shows the request is not a cross-site form.
+    """
     return jsonify(id=task_id, state=cancel_task(task_id)), 202, NO_STORE
 
 
-@bp.post("/tasks/<task_id:task_id>/retry")
-def retry(task_id: str) -> tuple[Response, int, dict[str, str]]:
-    """Submit a failed or cancelled task again, as a new task (``202``); ``409`` in any other state."""
+@contract.route("POST", "/tasks/<task_id:task_id>/retry", body=schemas.ActionRequest, answers={
+    **_SUBMITTED,
+    202: Answer("The new task", answers.Submitted, ("Location",)),
+    404: _NOT_FOUND,
+    409: Answer("The task neither failed nor was cancelled", answers.Error),
+})
+def retry(task_id: str, body: schemas.ActionRequest) -> tuple[Response, int, dict[str, str]]:
+    """Submit a failed or cancelled task again, as a new task.
+
+    The body is `{}` (or empty, with Content-Type: application/json), as for cancel.
+    """
     return _accepted(retry_task(task_id))
 
 
-@bp.get("/tasks/<task_id:task_id>/events")
+@contract.route("GET", "/tasks/<task_id:task_id>/events", answers={
+    200: Answer("The event stream: each event is one of these (`data` is JSON)", media_type="text/event-stream",
+                one_of=answers.TASK_EVENTS),
+    404: _NOT_FOUND,
+    503: Answer("Redis is unreachable, or this process serves its most streams already: poll `poll` instead; "
+                "retry after Retry-After", answers.StreamBusy, ("Retry-After",)),
+})
 def task_events(task_id: str) -> Response | tuple[Response, int, dict[str, str]]:
-    """``text/event-stream``: a ``status`` event at once and at each change, then ``end`` once finished.
+    """Server-Sent Events: `status` at once and at each change, then `end` once the task finished.
 
-    ``503`` with ``Retry-After`` when this server already serves its share of streams: poll instead.
+    A `retry` field comes with the first event; `unavailable` ends the stream if Redis goes away.
     """
     return stream_response(task_id)  # raises UnknownTask (404) before the stream starts

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -46,27 +45,6 @@ def duration_error(value: Any) -> str | None:
     if not MIN_DURATION <= value <= MAX_DURATION:
         return f"must be between {MIN_DURATION} and {MAX_DURATION}"
     return None
-
-
-def parse_long_running(data: Mapping[str, Any]) -> int:
-    """Return the duration of a long-running task from a JSON object, or raise :class:`InvalidForm`."""
-    if "duration" not in data:
-        raise InvalidForm({"duration": "is required"})
-    error = duration_error(data["duration"])
-    if error:
-        raise InvalidForm({"duration": error})
-    return int(data["duration"])
-
-
-PING_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
-
-
-def parse_ping(data: Mapping[str, Any]) -> dict[str, str]:
-    """Return ``{"token"}`` of a ping task from a JSON object, or raise :class:`InvalidForm`."""
-    token = data.get("token")
-    if not isinstance(token, str) or not PING_TOKEN.fullmatch(token):
-        raise InvalidForm({"token": "is required: 1 to 100 letters, digits or . _ : -"})
-    return {"token": token}
 
 
 class EmailForm(FlaskForm):
@@ -139,47 +117,25 @@ DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 
 
-def _cursor(args: Mapping[str, str], name: str, errors: dict[str, str]) -> float | None:
-    if name not in args:
-        return None
-    try:
-        cursor = float(args[name])
-    except ValueError:
-        cursor = math.nan
-    if not math.isfinite(cursor):
-        errors[name] = "must be the 'next' or 'prev' value of a previous page"
-    return cursor
-
-
 def parse_task_query(args: Mapping[str, str]) -> history.Query:
     """The task list's query string as a :class:`history.Query`, or raise :class:`InvalidForm`.
 
-    ``cursor`` (the previous page's ``next``) goes to older tasks, ``after`` (its ``prev``) to newer.
+    The rules are the API's model (:class:`app.web.schemas.TaskQuery`), so the page and the API
+    read a query alike. ``cursor`` (the previous page's ``next``) goes to older tasks, ``after``
+    (its ``prev``) to newer; an empty value means "any" or "none", as the list page's filters send it.
     """
-    from app.web.status import ALL_STATES
+    # Imported here: the model reads this module's bounds.
+    from app.web.contract import validate
+    from app.web.schemas import TaskQuery
 
-    errors: dict[str, str] = {}
-    # An empty value is "any", as the list page's filters send it.
-    state = args.get("state") or None
-    if state is not None and state not in ALL_STATES:
-        errors["state"] = f"must be one of {', '.join(ALL_STATES)}"
-    texts = {field: (args.get(field) or "").strip() or None for field in ("name", "queue", "id", "q")}
-    for field, text in texts.items():
-        if text is not None and len(text) > MAX_FILTER_LENGTH:
-            errors[field] = f"must be at most {MAX_FILTER_LENGTH} characters"
-    limit = DEFAULT_PAGE_SIZE
-    if "limit" in args:
-        try:
-            limit = int(args["limit"])
-        except ValueError:
-            errors["limit"] = "must be a whole number"
-        else:
-            if not 1 <= limit <= MAX_PAGE_SIZE:
-                errors["limit"] = f"must be between 1 and {MAX_PAGE_SIZE}"
-    before, after = _cursor(args, "cursor", errors), _cursor(args, "after", errors)
-    if before is not None and after is not None:
-        errors["after"] = "cannot be given with cursor: a page goes one way"
-    if errors:
-        raise InvalidForm(errors)
-    return history.Query(state=state, name=texts["name"], queue=texts["queue"], task_id=texts["id"],
-                         search=texts["q"], limit=limit, before=before, after=after)
+    to_dict = getattr(args, "to_dict", None)
+    return task_query(validate(TaskQuery, to_dict() if to_dict is not None else dict(args)))
+
+
+def task_query(query: Any) -> history.Query:
+    """The :class:`history.Query` of a valid :class:`app.web.schemas.TaskQuery`."""
+    texts = {field: getattr(query, field).strip() or None for field in ("name", "queue", "id", "q")}
+    before = float(query.cursor) if query.cursor else None
+    after = float(query.after) if query.after and before is None else None  # with both, cursor wins
+    return history.Query(state=query.state or None, name=texts["name"], queue=texts["queue"], task_id=texts["id"],
+                         search=texts["q"], limit=query.limit, before=before, after=after)
