@@ -8,7 +8,9 @@ from flask import current_app
 
 from app.celery_compat import view
 from app.celery_compat.result import AsyncResult
-from app.web.forms import InvalidForm, parse_email, parse_long_running
+from app.web.contract import validate
+from app.web.forms import InvalidForm, parse_email
+from app.web.schemas import LongRunningRequest
 from app.web.status import FINISHED_STATES, RETRYABLE_STATES, task_status
 from app.web.submit import EMAIL, LONG_RUNNING, submit
 
@@ -53,7 +55,7 @@ def retry_task(task_id: str, arguments: dict[str, Any] | None = None) -> str:
 def _checked(kind: str, arguments: dict[str, Any]) -> dict[str, Any]:
     # The same rules as the forms and the API: an edited retry is a new submission.
     if kind == LONG_RUNNING:
-        return {"duration": parse_long_running(arguments)}
+        return {"duration": validate(LongRunningRequest, arguments).duration}
     return parse_email(arguments)
 
 
