@@ -18,7 +18,16 @@ from __future__ import annotations
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.queue import Queue
-from rq.registry import StartedJobRegistry
+from rq.registry import (
+    CanceledJobRegistry,
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
+from rq.worker import Worker
+from rq.worker_registration import REDIS_WORKER_KEYS
 
 META_PREFIX = "celery-task-meta-"
 TASKSET_PREFIX = "celery-taskset-meta-"
@@ -41,6 +50,11 @@ CONTROL_NODES = f"{OURS}control-nodes"
 #: The index of sent tasks (a sorted set by send time), and its per-name and per-queue parts.
 TASKS = f"{OURS}tasks"
 TASK_INFO_PREFIX = f"{OURS}task:"
+#: What each listening worker node says of itself (host, pid, pool, its RQ workers), while it listens.
+NODE_PREFIX = f"{OURS}node:"
+#: The monitor's time series: task counters per time bucket, and queue lengths per minute.
+SERIES_PREFIX = f"{OURS}series:"
+QUEUE_LENGTHS_PREFIX = f"{OURS}queue-lengths:"
 
 
 def meta(task_id: str) -> str:
@@ -97,6 +111,31 @@ def beat_schedule() -> str:
     return f"{BEAT_PREFIX}schedule"
 
 
+def beat_entries() -> str:
+    """What beat runs: a hash of entry name -> JSON ``{"task", "schedule", "next_run_at", ...}``."""
+    return f"{BEAT_PREFIX}entries"
+
+
+def node(hostname: str) -> str:
+    """A listening worker node's description (a hash that expires unless the node lists itself again)."""
+    return f"{NODE_PREFIX}{hostname}"
+
+
+def series(step: int, start: int) -> str:
+    """The task counters of one time bucket (``step`` seconds from ``start``, epoch seconds)."""
+    return f"{SERIES_PREFIX}{step}:{start}"
+
+
+def queue_lengths(queue_name: str) -> str:
+    """A queue's length samples: a sorted set by minute of ``"<minute>:<queued>:<started>"``."""
+    return f"{QUEUE_LENGTHS_PREFIX}{queue_name}"
+
+
+def queue_sample_claim(minute: int) -> str:
+    """Taken by the one worker that samples the queue lengths for that minute."""
+    return f"{QUEUE_LENGTHS_PREFIX}claim:{minute}"
+
+
 def tasks_by_name(name: str) -> str:
     return f"{TASKS}:name:{name}"
 
@@ -131,9 +170,32 @@ def queue_name(queue_key: str) -> str:
     return queue_key.removeprefix(QUEUE_PREFIX)
 
 
+#: The set of every registered RQ worker's key.
+WORKERS = REDIS_WORKER_KEYS
+
+
+def worker(name: str) -> str:
+    """An RQ worker's hash: birth, last heartbeat, pid, queues, its counts."""
+    return f"{Worker.redis_worker_namespace_prefix}{name}"
+
+
+def worker_name(worker_key: str) -> str:
+    return worker_key.removeprefix(Worker.redis_worker_namespace_prefix)
+
+
 def started(queue_name: str) -> str:
     """The queue's started registry (RQ's ``wip``), as ``StartedJobRegistry(name).key``."""
     return StartedJobRegistry.key_template.format(queue_name)
+
+
+#: A queue's registries, by what they hold (RQ's sorted sets beside its list).
+REGISTRIES = {"started": StartedJobRegistry, "scheduled": ScheduledJobRegistry, "deferred": DeferredJobRegistry,
+              "failed": FailedJobRegistry, "finished": FinishedJobRegistry, "canceled": CanceledJobRegistry}
+
+
+def registry(kind: str, queue_name: str) -> str:
+    """The key of a queue's registry of one ``kind`` (see :data:`REGISTRIES`)."""
+    return REGISTRIES[kind].key_template.format(queue_name)
 
 
 def intermediate(queue_key: str) -> str:
