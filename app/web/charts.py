@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-WIDTH, HEIGHT = 600, 130
-LEFT, RIGHT, TOP, BOTTOM = 48, 596, 10, 110
+#: The plot area inside the SVG's 600 x 134 viewBox (templates/_monitor.html draws the axes there).
+LEFT, RIGHT, TOP, BOTTOM = 76, 596, 14, 110
 
 
 @dataclass(frozen=True)
