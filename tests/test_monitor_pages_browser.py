@@ -47,7 +47,7 @@ def confirm(page, verb: str) -> None:
     page.wait_for_selector("#confirm-form", timeout=DEADLINE_MS)
     assert page.get_by_role("heading", level=1).inner_text() == f"{verb}: {NODE}?"
     page.click("#confirm")
-    page.wait_for_url(re.compile(r"/workers\?"), timeout=DEADLINE_MS)
+    page.wait_for_selector("#done, #failed", timeout=DEADLINE_MS)
 
 
 def reload_until(page, predicate) -> None:

@@ -76,9 +76,9 @@ def test_shutdown_asks_to_confirm_then_stops_the_node_through_the_remote_control
     assert process.poll() is None
     # And once confirmed, the worker answers and exits
     response = client.post(f"/workers/{NODE}/shutdown")
-    assert response.status_code == 303 and "done=" in response.headers["Location"]
+    assert response.status_code == 303 and response.headers["Location"] == "/workers"
     assert process.wait(timeout=20) == 0
-    assert "shutting down" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert re.search(r'id="done">celery@[^:]+: shutting down<', client.get("/workers").get_data(as_text=True))
 
 
 def test_grow_and_shrink_change_the_prefork_pool_by_one_process(client, worker_process, redis_conn):
@@ -98,6 +98,23 @@ def test_grow_and_shrink_change_the_prefork_pool_by_one_process(client, worker_p
     assert "prefork, 1 process<" in node_card(client)
 
 
+def test_shrink_retires_an_idle_process_first_and_the_running_task_ends_normally(client, worker_process, redis_conn):
+    from app.celery_compat import keys
+    from tests import compat_tasks
+
+    # Given a prefork worker of two processes, one of them running a three-second task
+    worker_process("-P", "prefork", "-c", "2", workers=2)
+    result = compat_tasks.sleep.delay(3)
+    wait_for(lambda: result.id in node_card(client), timeout=15)
+    busy = redis_conn.hget(keys.job(result.id), "worker_name").decode()
+    # When the pool is shrunk by one
+    assert client.post(f"/workers/{NODE}/shrink").status_code == 303
+    # Then the idle process is the one that goes, and the task finishes where it ran
+    wait_for(lambda: Worker.count(connection=redis_conn) == 1, timeout=15)
+    assert [worker.name for worker in Worker.all(connection=redis_conn)] == [busy]
+    assert result.get(timeout=15) == 3
+
+
 def test_a_solo_worker_offers_no_pool_buttons_and_says_why_a_resize_failed(client, worker_process):
     # Given a solo worker (its pool has a fixed size)
     worker_process("-P", "solo")
@@ -106,9 +123,14 @@ def test_a_solo_worker_offers_no_pool_buttons_and_says_why_a_resize_failed(clien
     # Then its card has Shutdown only
     assert "Shut down" in card and "Add a process" not in card
     # And a grow sent anyway comes back with the worker's reason, not a silent success
-    response = client.post(f"/workers/{node}/grow")
-    assert "failed=" in response.headers["Location"]
-    assert "fixed size" in client.get(response.headers["Location"]).get_data(as_text=True)
+    assert client.post(f"/workers/{node}/grow").status_code == 303
+    assert re.search(r'id="failed">[^<]*: pool_grow: the solo pool has a fixed size', client.get("/workers").get_data(
+        as_text=True))
+
+
+def test_a_message_in_the_url_is_not_shown_as_an_answer(client, redis_conn):
+    page = client.get("/workers?done=All+workers+are+fine&failed=Call+555").get_data(as_text=True)
+    assert "All workers are fine" not in page and "Call 555" not in page
 
 
 def test_buttons_for_a_node_that_is_not_listening_or_an_unknown_action_are_404(client, redis_conn):

@@ -78,9 +78,10 @@ class Node:
 
     @property
     def state(self) -> str:
+        """busy (running a task), idle, or starting (listening, but no work process registered yet)."""
         if self.running:
             return "busy"
-        return "idle" if self.processes or self.controllable else "starting"
+        return "idle" if self.processes else "starting"
 
 
 def _text(value: bytes | None) -> str | None:
@@ -161,7 +162,9 @@ def nodes(conn: redis.Redis) -> list[Node]:
     """Every worker node, by name, with its processes and what they run now."""
     listings = _listed_nodes(conn)
     processes = _processes(conn)
-    queue_names = sorted({queue for _, queues in processes.values() for queue in queues})
+    # RQ's hash keeps the queues a worker started with; a node lists those add_consumer gave it since.
+    queue_names = sorted({queue for _, queues in processes.values() for queue in queues}
+                         | {queue for listing in listings for queue in json.loads(listing.get("queues") or "[]")})
     running = view.running_on(conn, queue_names)
     names = _task_names(conn, [task.task_id for task in running.values()])
     for worker, task in running.items():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from app.redis import get_redis
@@ -57,8 +57,7 @@ def monitor_iso(moment: datetime | str) -> str:
 @bp.get("/workers")
 def workers() -> str:
     """Every worker node: host, pid, pool, processes, running tasks, counts, last heartbeat."""
-    return render_template("workers.html", nodes=fleet.nodes(get_redis()), actions=ACTIONS,
-                           done=request.args.get("done"), failed=request.args.get("failed"))
+    return render_template("workers.html", nodes=fleet.nodes(get_redis()), actions=ACTIONS)
 
 
 def _action(name: str, node: str) -> Action:
@@ -84,11 +83,14 @@ def act(node: str, name: str) -> Response:
     replies = control.broadcast(action.command, arguments=dict(action.arguments), destination=[node],
                                 reply=True, timeout=REPLY_TIMEOUT) or []
     answer = next((reply[node] for reply in replies if node in reply), None)
+    # Flashed in the session, not put in the URL: a link could then make the page say anything.
     if answer is None:
-        return redirect(url_for("monitor.workers", failed=f"{node} did not answer {action.verb.lower()}"), code=303)
-    if "error" in answer:
-        return redirect(url_for("monitor.workers", failed=f"{node}: {answer['error']}"), code=303)
-    return redirect(url_for("monitor.workers", done=f"{node}: {answer.get('ok', 'done')}"), code=303)
+        flash(f"{node} did not answer ({action.verb.lower()}) within {REPLY_TIMEOUT:g} s", "failed")
+    elif "error" in answer:
+        flash(f"{node}: {answer['error']}", "failed")
+    else:
+        flash(f"{node}: {answer.get('ok', 'done')}", "done")
+    return redirect(url_for("monitor.workers"), code=303)
 
 
 @bp.get("/queues")

@@ -34,8 +34,10 @@ def dump_state(entry: ScheduleEntry) -> str:
 
 def describe(entry: ScheduleEntry) -> str:
     """What the monitor's Periodic page shows of an entry: its task, schedule, queue and next run (JSON)."""
-    remaining = entry.schedule.remaining_estimate(entry.last_run_at)
-    next_run = datetime.now(timezone.utc) + max(remaining, timedelta(0))
+    # is_due, not remaining_estimate: every schedule class has it (beat calls it), and it says
+    # "due now" for a run that is late, rather than a time in the past.
+    due, next_seconds = entry.is_due()
+    next_run = datetime.now(timezone.utc) + timedelta(seconds=0 if due else max(float(next_seconds), 0.0))
     return json.dumps({
         "task": entry.task, "schedule": str(entry.schedule), "queue": (entry.options or {}).get("queue"),
         "args": repr(list(entry.args or ()))[:200], "kwargs": repr(dict(entry.kwargs or {}))[:200],
