@@ -46,6 +46,8 @@ def confirm(page, verb: str) -> None:
     page.get_by_role("link", name=f"{verb}: {NODE}").click()
     page.wait_for_selector("#confirm-form", timeout=DEADLINE_MS)
     assert page.get_by_role("heading", level=1).inner_text() == f"{verb}: {NODE}?"
+    results = Axe().run(page)
+    assert results.violations_count == 0, results.generate_report()
     page.click("#confirm")
     page.wait_for_selector("#done, #failed", timeout=DEADLINE_MS)
 

@@ -125,6 +125,14 @@ def test_the_page_draws_a_queues_length_over_the_last_hour_and_day(client, redis
     assert client.get("/queues?window=year").status_code == 404
 
 
+def test_a_task_name_with_spaces_still_gets_valid_chart_ids(client, redis_conn):
+    counted = TaskSeries()
+    counted.observe("nightly report", 1.0, "succeeded")
+    flush(redis_conn, counted)
+    page = client.get("/queues").get_data(as_text=True)
+    assert 'id="throughput-nightly-report"' in page and 'aria-labelledby="throughput-nightly-report-label"' in page
+
+
 def test_with_nothing_run_the_page_says_so_and_metrics_still_answer(client, redis_conn):
     page = client.get("/queues").get_data(as_text=True)
     assert "No task ended in this window." in page and "No queue yet" in page

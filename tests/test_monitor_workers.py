@@ -133,6 +133,21 @@ def test_a_message_in_the_url_is_not_shown_as_an_answer(client, redis_conn):
     assert "All workers are fine" not in page and "Call 555" not in page
 
 
+def test_an_rq_worker_outside_any_node_is_shown_without_buttons(client, celery_app, redis_conn):
+    from rq.queue import Queue
+
+    from app.celery_compat.worker import LeanWorker
+
+    # Given a registered RQ worker that does not listen to the remote control (a plain `rq worker`)
+    worker = LeanWorker([Queue("celery", connection=redis_conn)], connection=redis_conn, name="plain@elsewhere")
+    worker.register_birth()
+    # Then it shows as a node of its own, with its pid and queue, and says why it has no buttons
+    card = node_card(client, "plain@elsewhere")
+    assert f"<dd>{worker.pid}</dd>" in card and "<dd>celery</dd>" in card and "rq, 1 process" in card
+    assert "Not listening to the remote control" in card and "Shut down" not in card
+    assert client.get("/workers/plain@elsewhere/shutdown").status_code == 404
+
+
 def test_buttons_for_a_node_that_is_not_listening_or_an_unknown_action_are_404(client, redis_conn):
     assert client.get(f"/workers/{NODE}/shutdown").status_code == 404
     assert client.post("/workers/celery@nowhere/shutdown").status_code == 404

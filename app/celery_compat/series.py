@@ -1,8 +1,8 @@
 """Time series for the monitor's graphs: tasks done and their run time per time bucket, and queue lengths.
 
 Workers count in memory and flush with their heartbeat (as :mod:`.stats` does), so a task costs no
-Redis command of its own: each flush adds, per task name seen, a few ``HINCRBY``\\s to the bucket
-of each resolution. Every bucket is one hash with a TTL, so the whole costs a bounded amount of
+Redis command of its own: each flush adds, per task name seen, a few increments to the bucket of
+each resolution. Every bucket is one hash with a TTL, so the whole costs a bounded amount of
 memory whatever the traffic:
 
 * ``hour``: one-minute buckets, kept two hours (the last hour's graph reads 60 hashes);

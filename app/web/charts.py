@@ -7,6 +7,7 @@ values as rows of a table, and every bar carries its value as a tooltip.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -72,4 +73,5 @@ def stacked(chart_id: str, title: str, starts: Sequence[int], values: Sequence[S
         if any(value > 0 for value in parts):
             rows.append((iso(start), [fmt(value) for value in parts]))
     first, last = (iso(starts[0]), iso(starts[-1])) if starts else ("", "")
-    return Chart(chart_id, title, kinds, bars, fmt(top), first, last, rows)
+    # An id has no spaces (a task or queue name may); the table and the title refer to it.
+    return Chart(re.sub(r"[^\w.-]", "-", chart_id), title, kinds, bars, fmt(top), first, last, rows)
