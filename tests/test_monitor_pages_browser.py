@@ -104,8 +104,8 @@ def test_the_queues_page_draws_throughput_run_time_and_length_graphs_with_their_
     assert add.locator("svg rect.bar-succeeded").count() >= 1
     assert re.search(r": 5 succeeded$", add.locator("svg rect.bar-succeeded title").first.text_content())
     # And the values read as a table once opened
-    add.locator("#throughput-tests\\.compat_tasks\\.add summary").click()
-    assert add.locator("#throughput-tests\\.compat_tasks\\.add table td").first.inner_text() == "5"
+    add.locator("details.values summary").click()
+    assert add.locator("details.values table td").first.inner_text() == "5"
     assert page.locator("#length-celery svg rect.bar-queued").count() == 1
     assert page.locator("tr[data-queue='celery'] .count-queued").inner_text() == "1"
     check_page(page, "queues")

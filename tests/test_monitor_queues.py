@@ -91,7 +91,7 @@ def test_a_worker_counts_its_tasks_for_the_graphs_and_the_page_draws_them(client
     assert '<figure class="chart" id="runtime-tests.compat_tasks.add">' in card
     # And their values are in a table too, for screen readers and for reading exact figures
     assert re.search(r'<tbody><tr><th scope="row"><time datetime="[^"]+"[^>]*>[^<]+</time></th>'
-                     r"<td>3</td><td>0</td><td>0</td></tr></tbody>", card)
+                     r"<td>3</td><td>0</td><td>0</td><td>\d\.\d{3} s</td></tr></tbody>", card)
     assert "1 ended, 1 failed" in page and 'bar bar-failed' in page
 
 

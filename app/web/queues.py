@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import redis
 
 from app.celery_compat import keys, series
-from app.web.charts import Chart, stacked
+from app.web.charts import Chart, iso, stacked
 
 #: What a queue's "length" is made of, in the order the page shows them.
 PARTS = ("queued", *keys.REGISTRIES)
@@ -33,6 +33,8 @@ class TaskCharts:
     mean_runtime: float | None
     throughput: Chart
     runtime: Chart
+    #: Both graphs' values, one row per bucket with tasks in it: (start, succeeded, failed, retried, mean run time).
+    rows: list[tuple[str, int, int, int, str]]
 
 
 def queue_names(conn: redis.Redis) -> list[str]:
@@ -89,6 +91,8 @@ def task_charts(conn: redis.Redis, window: str, now: float | None = None) -> lis
             runtime=stacked(f"runtime-{name}", f"{name}: mean run time (s)", starts,
                             [(point.mean_runtime or 0.0,) for point in points], ("runtime",),
                             fmt=_seconds),
+            rows=[(iso(point.start), point.succeeded, point.failed, point.retried, _seconds(point.mean_runtime))
+                  for point in points if point.mean_runtime is not None],
         ))
     return found
 
