@@ -26,7 +26,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from flask_wtf.csrf import CSRFProtect
 
     from app import config, dashboard, redis
-    from app.web import api, auth, bulk_pages, errors, events, health, metrics, pages, ratelimit, security
+    from app.web import api, auth, bulk_pages, errors, events, health, metrics, monitor, pages, ratelimit, security
 
     app = Flask(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.from_mapping(config.load(test_config))
@@ -59,6 +59,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(monitor.bp)
     if app.config["APP_ENV"] == config.DEVELOPMENT:
         # The caught mail may hold anything anyone typed; outside development there is no catcher anyway.
         from app.web import mail

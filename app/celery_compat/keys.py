@@ -18,7 +18,16 @@ from __future__ import annotations
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.queue import Queue
-from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+from rq.registry import (
+    CanceledJobRegistry,
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
+from rq.worker import Worker
+from rq.worker_registration import REDIS_WORKER_KEYS
 
 META_PREFIX = "celery-task-meta-"
 TASKSET_PREFIX = "celery-taskset-meta-"
@@ -44,6 +53,12 @@ TASK_INFO_PREFIX = f"{OURS}task:"
 #: Rate limits, per worker node and task name: the next free start slot, and the tasks held until theirs.
 RATE_PREFIX = f"{OURS}rate:"
 RATE_HELD_PREFIX = f"{OURS}rate-held:"
+
+#: What each listening worker node says of itself (host, pid, pool, its RQ workers), while it listens.
+NODE_PREFIX = f"{OURS}node:"
+#: The monitor's time series: task counters per time bucket, and queue lengths per minute.
+SERIES_PREFIX = f"{OURS}series:"
+QUEUE_LENGTHS_PREFIX = f"{OURS}queue-lengths:"
 
 
 def meta(task_id: str) -> str:
@@ -110,6 +125,31 @@ def task_retries(task_id: str) -> str:
     return f"{TASK_INFO_PREFIX}{task_id}:retries"
 
 
+def beat_entries() -> str:
+    """What beat runs: a hash of entry name -> JSON ``{"task", "schedule", "next_run_at", ...}``."""
+    return f"{BEAT_PREFIX}entries"
+
+
+def node(hostname: str) -> str:
+    """A listening worker node's description (a hash that expires unless the node lists itself again)."""
+    return f"{NODE_PREFIX}{hostname}"
+
+
+def series(step: int, start: int) -> str:
+    """The task counters of one time bucket (``step`` seconds from ``start``, epoch seconds)."""
+    return f"{SERIES_PREFIX}{step}:{start}"
+
+
+def queue_lengths(queue_name: str) -> str:
+    """A queue's length samples: a sorted set by minute of ``"<minute>:<queued>:<started>"``."""
+    return f"{QUEUE_LENGTHS_PREFIX}{queue_name}"
+
+
+def queue_sample_claim(minute: int) -> str:
+    """Taken by the one worker that samples the queue lengths for that minute."""
+    return f"{QUEUE_LENGTHS_PREFIX}claim:{minute}"
+
+
 def tasks_by_name(name: str) -> str:
     return f"{TASKS}:name:{name}"
 
@@ -167,6 +207,19 @@ def priority_queue(name: str, step: int, sep: str = PRIORITY_SEP) -> str:
     return f"{name}{sep}{step}" if step else name
 
 
+#: The set of every registered RQ worker's key.
+WORKERS = REDIS_WORKER_KEYS
+
+
+def worker(name: str) -> str:
+    """An RQ worker's hash: birth, last heartbeat, pid, queues, its counts."""
+    return f"{Worker.redis_worker_namespace_prefix}{name}"
+
+
+def worker_name(worker_key: str) -> str:
+    return worker_key.removeprefix(Worker.redis_worker_namespace_prefix)
+
+
 def started(queue_name: str) -> str:
     """The queue's started registry (RQ's ``wip``), as ``StartedJobRegistry(name).key``."""
     return StartedJobRegistry.key_template.format(queue_name)
@@ -175,6 +228,16 @@ def started(queue_name: str) -> str:
 def scheduled(queue_name: str) -> str:
     """The queue's scheduled registry (tasks waiting for a time), as ``ScheduledJobRegistry(name).key``."""
     return ScheduledJobRegistry.key_template.format(queue_name)
+
+
+#: A queue's registries, by what they hold (RQ's sorted sets beside its list).
+REGISTRIES = {"started": StartedJobRegistry, "scheduled": ScheduledJobRegistry, "deferred": DeferredJobRegistry,
+              "failed": FailedJobRegistry, "finished": FinishedJobRegistry, "canceled": CanceledJobRegistry}
+
+
+def registry(kind: str, queue_name: str) -> str:
+    """The key of a queue's registry of one ``kind`` (see :data:`REGISTRIES`)."""
+    return REGISTRIES[kind].key_template.format(queue_name)
 
 
 def intermediate(queue_key: str) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from redis.exceptions import WatchError
@@ -30,6 +30,19 @@ logger = logging.getLogger("app.celery_compat.beat")
 def dump_state(entry: ScheduleEntry) -> str:
     moment = maybe_make_aware(entry.last_run_at).astimezone(timezone.utc)
     return json.dumps({"last_run_at": moment.isoformat(), "total_run_count": entry.total_run_count})
+
+
+def describe(entry: ScheduleEntry) -> str:
+    """What the monitor's Periodic page shows of an entry: its task, schedule, queue and next run (JSON)."""
+    # is_due, not remaining_estimate: every schedule class has it (beat calls it), and it says
+    # "due now" for a run that is late, rather than a time in the past.
+    due, next_seconds = entry.is_due()
+    next_run = datetime.now(timezone.utc) + timedelta(seconds=0 if due else max(float(next_seconds), 0.0))
+    return json.dumps({
+        "task": entry.task, "schedule": str(entry.schedule), "queue": (entry.options or {}).get("queue"),
+        "args": repr(list(entry.args or ()))[:200], "kwargs": repr(dict(entry.kwargs or {}))[:200],
+        "next_run_at": next_run.isoformat(), "described_at": datetime.now(timezone.utc).isoformat(),
+    })
 
 
 def load_state(raw: bytes | str) -> tuple[datetime, int]:
@@ -79,8 +92,17 @@ class PersistentScheduler(Scheduler):
             gone = set(stored) - set(self.schedule)
             if gone:
                 pipe.hdel(self.key, *gone)
+            self._publish(pipe, connection.hkeys(keys.beat_entries()))
             pipe.execute()
         logger.debug("beat: schedule: %s", ", ".join(map(repr, self.schedule.values())) or "empty")
+
+    def _publish(self, pipe: Any, published: list[bytes]) -> None:
+        """Describe every entry for the monitor, and forget those no longer in ``beat_schedule``."""
+        if self.schedule:
+            pipe.hset(keys.beat_entries(), mapping={name: describe(entry) for name, entry in self.schedule.items()})
+        gone = {name.decode() for name in published} - set(self.schedule)
+        if gone:
+            pipe.hdel(keys.beat_entries(), *gone)
 
     def _adopt(self, entry: ScheduleEntry, raw: bytes | str) -> ScheduleEntry:
         last_run_at, total_run_count = load_state(raw)
@@ -96,6 +118,8 @@ class PersistentScheduler(Scheduler):
             self._sent_elsewhere.add(entry.name)
             new_entry = self._adopt(entry, stored)
         self.schedule[entry.name] = new_entry
+        # Its next run moved: the monitor's Periodic page reads it (one command per run).
+        self.app.connection.hset(keys.beat_entries(), entry.name, describe(new_entry))
         return new_entry
 
     def _claim(self, entry: ScheduleEntry, new_entry: ScheduleEntry) -> bytes | None:

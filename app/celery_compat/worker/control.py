@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import resource
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -234,6 +235,17 @@ def stats(state: ControlState, **kwargs: Any) -> dict:
                    "port": connection_kwargs.get("port"), "virtual_host": str(connection_kwargs.get("db") or 0),
                    "ssl": False, "connect_timeout": connection_kwargs.get("socket_connect_timeout")},
         "rusage": _rusage(),
+    }
+
+
+def node_info(state: ControlState) -> dict[str, str]:
+    """What a node lists of itself in Redis for the monitor: host, pid, pool, size, queues, its RQ workers."""
+    host = state.host
+    return {
+        "hostname": state.hostname, "host": socket.gethostname(), "pid": str(os.getpid()),
+        "pool": host.implementation, "concurrency": str(host.concurrency()),
+        "queues": json.dumps(host.queues()), "workers": json.dumps(host.worker_names()),
+        "started": repr(state.started),
     }
 
 

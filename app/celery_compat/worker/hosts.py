@@ -71,6 +71,10 @@ class WorkersHost:
     def concurrency(self) -> int:
         return len(self.workers)
 
+    def worker_names(self) -> list[str]:
+        """The RQ workers' names, whose hashes hold their heartbeats and counts."""
+        return [worker.name for worker in self.workers]
+
     def totals(self) -> dict[str, int]:
         return dict(worker_state.total_count)
 
@@ -140,6 +144,11 @@ class SupervisorHost:
     def concurrency(self) -> int:
         return len(self.supervisor.children)
 
+    def worker_names(self) -> list[str]:
+        """The work processes' RQ worker names (a starting one has none yet)."""
+        return [name for name in (child.slot.worker_name.value.decode() for child in list(self.supervisor.children))
+                if name]
+
     def totals(self) -> dict[str, int]:
         return {}  # counted in the work processes, which report to RQ's worker hashes, not here
 
@@ -178,4 +187,5 @@ class SupervisorHost:
         self.supervisor.pending.append(lambda: self.supervisor.grow(n))
 
     def shrink(self, n: int) -> None:
-        raise NotImplementedError("pool_shrink: the prefork pool here only grows while it runs (pool_grow)")
+        # In the supervisor's own loop, as grow: it alone walks and changes its children.
+        self.supervisor.pending.append(lambda: self.supervisor.shrink(n))

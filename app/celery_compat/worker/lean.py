@@ -39,6 +39,7 @@ from .._state import current_app
 from ..backends.redis import Claim, hold_claim, release_claim
 from ..protocol import EXECUTE_TASK, REVOKED_FIELD, Envelope
 from ..serialization import scrub
+from ..series import SAMPLE_STEP, TaskSeries, sample_queues
 from ..stats import TaskStats
 from .canceled import file_terminated
 from .classes import InProcessWorker, heartbeat_timing, idle_poll_interval
@@ -82,6 +83,7 @@ class LeanWorker(InProcessWorker):
         self._leaving = False
         self._done = {"successful": 0, "failed": 0, "working_time": 0.0}
         self._stats = TaskStats()
+        self._series = TaskSeries()
         # Each queue's started registry, by queue key: RQ makes a registry object per access.
         self._started_keys = {queue.key: queue.started_job_registry.key for queue in self.queues}
         self.beat_interval, self.beat_ttl = heartbeat_timing()
@@ -313,7 +315,9 @@ class LeanWorker(InProcessWorker):
             _current_job.reset(token)
             elapsed = time.monotonic() - started
             self._done["working_time"] += elapsed
-            self._stats.observe(Envelope.name_of(job), elapsed, outcome_name)
+            task_name = Envelope.name_of(job)
+            self._stats.observe(task_name, elapsed, outcome_name)
+            self._series.observe(task_name, elapsed, outcome_name)
             self._running = None
             if self.slot is not None:
                 self.slot.end()
@@ -426,7 +430,7 @@ class LeanWorker(InProcessWorker):
     # -- the timer -----------------------------------------------------------------------------
     def _beat_forever(self, stop: threading.Event) -> None:
         """Beat for the worker and its running task, from a thread: a task busy on the CPU still beats."""
-        next_beat = 0.0
+        next_beat = next_sample = 0.0
         # Sweep only after a full heartbeat TTL of talking to Redis: after an outage (or Redis
         # out of memory) every worker's entries have gone stale together, and each must get the
         # chance to beat again before any is taken for dead.
@@ -447,6 +451,9 @@ class LeanWorker(InProcessWorker):
                 say.clear()
                 if time.monotonic() - reachable_since >= self.beat_ttl:
                     self._sweeper.sweep()
+                if time.monotonic() >= next_sample:  # the monitor's queue graphs; one worker a minute wins
+                    sample_queues(self.connection)
+                    next_sample = time.monotonic() + SAMPLE_STEP / 2
             except redis.exceptions.RedisError as exc:
                 # Soon again: a running task's entry expires beat_ttl after its last beat.
                 say(logging.WARNING, "failing", "Worker %s: heartbeat failed (%s); will retry", self.name, reason(exc))
@@ -508,6 +515,7 @@ class LeanWorker(InProcessWorker):
 
     def _add_counters(self, pipe: Any) -> None:
         self._stats.flush(pipe)
+        self._series.flush(pipe)
         done, self._done = self._done, {"successful": 0, "failed": 0, "working_time": 0.0}
         if done["successful"]:
             pipe.hincrby(self.key, "successful_job_count", done["successful"])

@@ -21,7 +21,7 @@ from typing import Any
 import redis
 
 from .. import keys
-from .control import ControlState, Panel
+from .control import ControlState, Panel, node_info
 from .reach import OUTAGE, Throttle, reason
 
 logger = logging.getLogger("app.celery_compat.worker")
@@ -57,6 +57,7 @@ class ControlNode:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listed_at = 0.0
+        self._listed: dict[str, str] = {}
         self._wait = 0.5
         self._say = Throttle(logger)
         self.listening = threading.Event()
@@ -101,7 +102,9 @@ class ControlNode:
             self._wait = 0.5  # the next outage is waited out from the start again
             while not self._stop.is_set():
                 message = pubsub.get_message(timeout=0.5)
-                if time.monotonic() - self._listed_at > LISTING_INTERVAL:
+                # Also at once when the node changed (its work processes started, the pool grew):
+                # the Workers page would otherwise show them as nodes of their own until the next listing.
+                if time.monotonic() - self._listed_at > LISTING_INTERVAL or node_info(self.state) != self._listed:
                     self._list_node()
                 if message is not None and message.get("type") == "message":
                     self.handle(message["data"])
@@ -110,14 +113,19 @@ class ControlNode:
             try:
                 pubsub.close()
                 self.connection.zrem(keys.CONTROL_NODES, self.hostname)
+                self.connection.delete(keys.node(self.hostname))
             except redis.exceptions.RedisError:
                 pass  # the listing expires by itself
 
     def _list_node(self) -> None:
         now = time.time()
+        self._listed = node_info(self.state)
         with self.connection.pipeline(transaction=False) as pipe:
             pipe.zadd(keys.CONTROL_NODES, {self.hostname: now + 3 * LISTING_INTERVAL})
             pipe.zremrangebyscore(keys.CONTROL_NODES, "-inf", now)
+            # What the monitor's Workers page shows of this node, gone with it (no broadcast needed).
+            pipe.hset(keys.node(self.hostname), mapping=self._listed)
+            pipe.expire(keys.node(self.hostname), int(3 * LISTING_INTERVAL))
             pipe.execute()
         self._listed_at = time.monotonic()
 

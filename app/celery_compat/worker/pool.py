@@ -65,6 +65,7 @@ class Child:
         self.started_at = 0.0
         self.restart_at: float | None = None  # a restart held back after quick deaths
         self.backoff = 0.0
+        self.retiring = False  # pool_shrink: not replaced once it exits
 
 
 class Supervisor:
@@ -132,9 +133,22 @@ class Supervisor:
     def grow(self, n: int) -> None:
         """Start ``n`` more work processes (``pool_grow``)."""
         for _ in range(n):
-            child = Child(self.context, len(self.children))
+            child = Child(self.context, max((child.index for child in self.children), default=-1) + 1)
             self.children.append(child)
             self.start_child(child)
+
+    def shrink(self, n: int) -> None:
+        """Retire ``n`` work processes, idle ones first, keeping at least one (``pool_shrink``).
+
+        A retired process gets a warm stop: it finishes its running task, if any, and is not replaced.
+        """
+        staying = [child for child in self.children if not child.retiring]
+        candidates = sorted(staying, key=lambda child: (bool(child.slot.current), -child.index))
+        for child in candidates[:max(0, min(n, len(staying) - 1))]:
+            child.retiring = True
+            child.restart_at = None
+            if child.process is not None and child.process.is_alive():
+                os.kill(child.process.pid, signal.SIGTERM)
 
     def _supervise(self) -> int:
         while True:
@@ -152,10 +166,12 @@ class Supervisor:
             time.sleep(POLL_SECONDS)
 
     def check_children(self) -> None:
-        for child in self.children:
+        for child in list(self.children):  # a retired child leaves the list
             process = child.process
             if process is None:
-                if self.stopping_since is not None:
+                if child.retiring:
+                    self.children.remove(child)  # retired while waiting for a restart
+                elif self.stopping_since is not None:
                     child.restart_at = None  # a restart held back by a backoff is dropped: we are stopping
                 elif child.restart_at is not None and time.monotonic() >= child.restart_at:
                     self.start_child(child)
@@ -172,7 +188,9 @@ class Supervisor:
             if exitcode == EXIT_NO_REDIS:
                 self.exit_code = 1  # a --burst child gave up on Redis
             finished_burst = self.options.burst and exitcode in (0, EXIT_NO_REDIS)
-            if self.stopping_since is None and not finished_burst:
+            if child.retiring:
+                self.children.remove(child)
+            elif self.stopping_since is None and not finished_burst:
                 self._restart(child, quick_death, exitcode)
 
     def _restart(self, child: Child, quick_death: bool, exitcode: int | None) -> None:
