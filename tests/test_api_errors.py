@@ -49,6 +49,14 @@ def test_malformed_json_is_a_400_on_every_submit_endpoint(client, path, raw):
     assert response.status_code == 400 and "JSON object" in response.json["error"]
 
 
+def test_a_number_too_long_to_read_is_a_400_that_says_so(client, redis_conn):
+    # Python refuses to read integers of more than 4,300 digits (a guard against slow parsing)
+    response = client.post("/api/tasks/long-running", data=b'{"duration": ' + b"9" * 10_000 + b"}",
+                           content_type="application/json")
+    assert response.status_code == 400
+    assert "more than 4300 digits" in response.json["error"]
+
+
 def test_the_openapi_document_lists_every_api_route_of_the_app(app, client):
     # Given the OpenAPI document the API serves
     document = client.get("/api/openapi.json").json

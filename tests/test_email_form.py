@@ -52,6 +52,25 @@ def test_the_form_shows_each_error_beside_its_field_and_keeps_the_values(client,
     assert Queue("default", connection=redis_conn).count == 0
 
 
+def test_the_form_names_the_field_and_every_bad_address_in_one_message(client, redis_conn):
+    # When the form is sent with two bad addresses among good ones, and no subject
+    response = client.post("/tasks/email", data={**EMAIL, "to": "ada@, grace@example.com, bob@@x", "subject": ""})
+    page = response.get_data(as_text=True)
+    # Then one message beside "To" names both bad addresses, and the subject's says "Subject is required"
+    assert response.status_code == 422
+    assert page.count('id="to-error"') == 1
+    to_error = page.split('id="to-error">', 1)[1].split("</p>", 1)[0]
+    assert to_error.startswith("To ") and "ada@" in to_error and "bob@@x" in to_error
+    assert "Subject is required" in page
+
+
+def test_a_duration_that_breaks_two_rules_gets_one_message(client, redis_conn):
+    # 2.5 is neither a whole number nor, once read as one, what the form takes: one message, one id
+    response = client.post("/tasks/long-running", data={"duration": "2.5"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and page.count('id="duration-error"') == 1
+
+
 def test_markup_in_an_email_is_shown_as_text_everywhere(client):
     # Given an email whose subject and body hold markup
     task_id = client.post("/api/tasks/email", json={**EMAIL, "subject": "<script>alert(1)</script>",

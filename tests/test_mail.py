@@ -225,6 +225,15 @@ def test_the_mail_page_exists_only_in_development(make_app, redis_url, redis_con
     assert production.test_client().get("/mail").status_code == 404
 
 
+def test_the_navigation_links_the_mail_page_where_it_exists(make_app, redis_url, redis_conn):
+    development = make_app(redis_url).test_client().get("/").get_data(as_text=True)
+    assert 'href="/mail">Mail</a>' in development
+    production = make_app(redis_url, APP_ENV="production", SECRET_KEY="k" * 32, DASHBOARD_USERNAME="admin",
+                          DASHBOARD_PASSWORD="pw").test_client()
+    page = production.get("/", headers={"Authorization": "Basic YWRtaW46cHc="}).get_data(as_text=True)
+    assert "New task" in page and 'href="/mail"' not in page
+
+
 AUDIT_SUBJECT = ("=?utf-8?q?x=0D=0AReply-To:_a@evil.example=0D=0AContent-Type:_text/html=0D=0A=0D=0A"
                  "<h1>x</h1>?=")
 

@@ -147,16 +147,20 @@ def _recipients(value: Any, limits: Limits) -> list[str]:
         raise ValueError("is required")
     addresses: list[str] = []
     seen: set[str] = set()
+    wrong: list[str] = []  # every bad address, not only the first: the sender fixes them in one go
     for part in _address_parts(value, limits):
         if not part:
             raise ValueError("contains an empty address")
         try:
             address = normalize_address(part)
         except ValueError as exc:
-            raise ValueError(f"{part[:MAX_ADDRESS_LENGTH]!r}: {exc}") from None
+            wrong.append(f"{part[:MAX_ADDRESS_LENGTH]!r}: {exc}")
+            continue
         if address.lower() not in seen:
             seen.add(address.lower())
             addresses.append(address)
+    if wrong:
+        raise ValueError("; ".join(wrong))
     if not addresses:
         raise ValueError("is required")
     return addresses

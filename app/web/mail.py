@@ -13,6 +13,12 @@ bp = Blueprint("mail", __name__)
 PAGE_SIZE = 50
 
 
+@bp.app_context_processor
+def mail_in_navigation() -> dict[str, bool]:
+    """base.html links to /mail only where this blueprint is registered (development)."""
+    return {"mail_catcher": True}
+
+
 @bp.get("/mail")
 def inbox() -> tuple[str, int, dict[str, str]]:
     """The caught messages, each with its headers and body (escaped by the template, never rendered as HTML)."""

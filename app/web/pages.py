@@ -69,8 +69,8 @@ def submit_email() -> Response | tuple[str, int]:
         except InvalidForm as exc:
             for name, message in exc.errors.items():
                 field = form._fields.get(name)
-                if field is not None:
-                    field.errors = [*field.errors, message]
+                if field is not None:  # "To is required", not a bare "is required" beside the field
+                    field.errors = [*field.errors, f"{field.label.text} {message}"]
         else:
             return redirect(url_for("pages.task", task_id=submit(EMAIL, arguments)), code=303)
     return _index(email=form, status=422)
