@@ -55,6 +55,19 @@ def test_any_other_task_fails_with_worker_lost_and_stays_in_the_failed_registry(
     assert compat_tasks.add.delay(1, 2).get(timeout=20) == 3
 
 
+def test_a_named_work_process_killed_is_replaced_at_once_under_its_name(celery_app, worker_process, redis_conn):
+    # Given a one-process worker named with -n, so its work process has that very name
+    worker_process("-P", "prefork", "-c", "1", "-n", "named@host")
+    result = compat_tasks.safe_to_repeat.delay("named", 1.5)
+    wait_for(lambda: started_pids(redis_conn, "named"), timeout=15)
+    # When that process is killed with SIGKILL (its RQ registration outlives it)
+    os.kill(started_pids(redis_conn, "named")[0], signal.SIGKILL)
+    # Then its successor registers under the same name at once (RQ refuses a live registration's
+    # name: it used to wait out the dead one's TTL) and runs the task again, then the next one
+    assert result.get(timeout=8) == "finished"
+    assert compat_tasks.add.delay(1, 2).get(timeout=8) == 3
+
+
 def test_a_task_that_kills_its_worker_every_time_ends_as_failure(celery_app, worker_process, redis_conn):
     worker = worker_process("-P", "prefork", "-c", "1")
     result = compat_tasks.kills_its_worker.delay("suicidal")

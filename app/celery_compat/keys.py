@@ -27,7 +27,7 @@ from rq.registry import (
     StartedJobRegistry,
 )
 from rq.worker import Worker
-from rq.worker_registration import REDIS_WORKER_KEYS
+from rq.worker_registration import REDIS_WORKER_KEYS, WORKERS_BY_QUEUE_KEY
 
 META_PREFIX = "celery-task-meta-"
 TASKSET_PREFIX = "celery-taskset-meta-"
@@ -214,6 +214,11 @@ WORKERS = REDIS_WORKER_KEYS
 def worker(name: str) -> str:
     """An RQ worker's hash: birth, last heartbeat, pid, queues, its counts."""
     return f"{Worker.redis_worker_namespace_prefix}{name}"
+
+
+def workers_of_queue(queue_name: str) -> str:
+    """The set of the registered RQ workers' keys that consume ``queue_name``."""
+    return WORKERS_BY_QUEUE_KEY % queue_name
 
 
 def worker_name(worker_key: str) -> str:

@@ -237,7 +237,25 @@ class Supervisor:
             signum = -exitcode if exitcode and exitcode < 0 else None
             reason = f"signal {signum} ({signal.Signals(signum).name})" if signum else f"exit code {exitcode}"
             self.pending.append(lambda: self._recover(job_id, claim, worker_name, reason))
+        self.pending.append(lambda: self._unregister(worker_name))
         self._run_pending()
+
+    def _unregister(self, worker_name: str) -> None:
+        """Take a dead work process's registration out of RQ's worker lists.
+
+        It died without unregistering, and RQ refuses a new worker of a live registration's name:
+        the successor of a ``-n NAME -c 1`` process has that name, and would fail to start until
+        the dead one's registration expired. Dashboards also stop listing a worker that is gone.
+        """
+        if not worker_name:
+            return
+        worker_key = keys.worker(worker_name)
+        pipe = self.app.connection.pipeline(transaction=False)
+        pipe.delete(worker_key)
+        pipe.srem(keys.WORKERS, worker_key)
+        for name in self.app.amqp.priorities.consume_order(self.queue_names):
+            pipe.srem(keys.workers_of_queue(name), worker_key)
+        pipe.execute()
 
     def _recover(self, job_id: str | None, claim: str | None, worker_name: str, reason: str) -> None:
         # Through the dead run's claim only: if the task was meanwhile taken from it (the process
