@@ -114,13 +114,23 @@ def redis_conn(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def make_app(tmp_path: Path) -> Callable[..., object]:
+def make_app(tmp_path: Path) -> Iterator[Callable[..., object]]:
     """Build an app on any Redis URL with extra settings, e.g. ``make_app(url, APP_ENV="production")``."""
+    made = []
 
     def make(url: str, **settings: object):
-        return create_app({"TESTING": True, "REDIS_URL": url, "VAR_DIR": str(tmp_path / "var"), **settings})
+        app = create_app({"TESTING": True, "REDIS_URL": url, "VAR_DIR": str(tmp_path / "var"), **settings})
+        made.append(app)
+        return app
 
-    return make
+    yield make
+    # Each app's Celery subscribes the results it sends on its own pub/sub connection, released only
+    # when its AsyncResult is collected at its next send: release them now, or they outlive the test
+    # (tests/test_compat_subscriptions.py reads every subscription on the server).
+    for app in made:
+        celery = app.extensions.get("celery")
+        if celery is not None:
+            celery.backend.consumer.stop()
 
 
 @pytest.fixture
