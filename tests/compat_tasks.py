@@ -304,3 +304,11 @@ def sparse(key):
 @app.task
 def unpaced(key):
     _record_start(key)
+
+
+@app.task(bind=True, max_retries=3)
+def retried_after_a_second(self, key):
+    """Record each start's time, and retry with countdown=1 three times."""
+    record(key, f"{time.time():.6f}")
+    if self.request.retries < 3:
+        raise self.retry(countdown=1)

@@ -83,3 +83,13 @@ def test_backoff_doubles_per_retry_up_to_the_maximum(factor, retries, maximum, e
 def test_retry_called_directly_just_raises_the_exc(celery_app):
     with pytest.raises(compat_tasks.TransientError):
         compat_tasks.always_retry()
+
+
+def test_a_retry_never_runs_before_its_countdown(celery_app, worker_process, redis_conn):
+    # RQ's schedule keeps whole seconds, truncated: a retry due at 10.7 s was due at 10 s
+    worker_process("-P", "solo")
+    compat_tasks.retried_after_a_second.delay("retry-times")
+    wait_for(lambda: redis_conn.llen("record:retry-times") == 4, timeout=30)
+    starts = [float(value) for value in redis_conn.lrange("record:retry-times", 0, -1)]
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
+    assert min(gaps) >= 1.0, gaps

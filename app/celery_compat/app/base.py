@@ -33,6 +33,7 @@ from ..redaction import redact_url
 from ..result import AsyncResult, GroupResult
 from ..scripts import ENQUEUE, INDEX_TASK
 from ..serialization import to_wire
+from ..utils.time import whole_second_after
 from .amqp import AMQP, job_hash
 from .bugreport import bugreport
 from .config import Settings
@@ -362,7 +363,7 @@ class Celery:
         pipe = pipeline if pipeline is not None else self.connection.pipeline()
         if eta is not None:
             job = rq_queue.create_job(EXECUTE_TASK, status=JobStatus.SCHEDULED, **job_options)
-            rq_queue.schedule_job(job, _whole_second_after(datetime.fromisoformat(eta)), pipeline=pipe)
+            rq_queue.schedule_job(job, whole_second_after(datetime.fromisoformat(eta)), pipeline=pipe)
         else:
             self._enqueue(rq_queue, job_options, pipe)
         self._index(pipe, task_id, shadow or name, queue_name, arguments)
@@ -555,11 +556,6 @@ def _message_extras(task: Task | None, options: dict, default_priority: Any) -> 
     if options.get("replaced_task_nesting"):
         extras["replaced_task_nesting"] = int(options["replaced_task_nesting"])
     return extras
-
-
-def _whole_second_after(moment: datetime) -> datetime:
-    """RQ's schedule keeps whole seconds, truncated: round up, so a task never runs before its eta."""
-    return moment if not moment.microsecond else moment.replace(microsecond=0) + timedelta(seconds=1)
 
 
 def _stamps(options: dict) -> dict:

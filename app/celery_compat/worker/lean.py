@@ -41,6 +41,7 @@ from ..protocol import EXECUTE_TASK, REVOKED_FIELD, Envelope
 from ..serialization import scrub
 from ..series import SAMPLE_STEP, TaskSeries, sample_queues
 from ..stats import TaskStats
+from ..utils.time import whole_second_after
 from .canceled import file_terminated
 from .classes import InProcessWorker, heartbeat_timing, idle_poll_interval
 from .guard import refuse
@@ -275,7 +276,7 @@ class LeanWorker(InProcessWorker):
 
     def _put_back(self, job: Job, queue: Queue, execution_id: str, slot: float) -> None:
         def write(pipe: Any) -> None:
-            queue.schedule_job(job, datetime.fromtimestamp(slot, timezone.utc), pipeline=pipe)
+            queue.schedule_job(job, whole_second_after(datetime.fromtimestamp(slot, timezone.utc)), pipeline=pipe)
             self._rates.remember(pipe, job, slot)
 
         if self._if_still_ours(queue, job, execution_id, write):
@@ -410,7 +411,8 @@ class LeanWorker(InProcessWorker):
             job.number_of_retries = retries
             if interval:
                 job.set_status(JobStatus.SCHEDULED, pipeline=pipe)
-                queue.schedule_job(job, datetime.now(timezone.utc) + timedelta(seconds=interval), pipeline=pipe)
+                queue.schedule_job(job, whole_second_after(datetime.now(timezone.utc) + timedelta(seconds=interval)),
+                                   pipeline=pipe)
             else:
                 queue._enqueue_job(job, pipeline=pipe)
 
