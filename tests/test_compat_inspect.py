@@ -144,6 +144,18 @@ def test_a_task_run_by_the_worker_is_counted_in_its_state(celery_app, thread_wor
     assert stats["total"]["tests.compat_tasks.add"] >= 1
 
 
+def test_a_prefork_worker_counts_the_tasks_its_work_processes_ran(celery_app, worker_process):
+    # Given a prefork worker whose two work processes ran three tasks
+    worker_process("-P", "prefork", "-c", "2", "-n", "counting@test")
+    assert [compat_tasks.add.delay(n, n).get(timeout=TIMEOUT) for n in range(3)] == [0, 2, 4]
+
+    def total() -> dict:
+        return (celery_app.control.inspect(timeout=TIMEOUT).stats() or {}).get("counting@test", {}).get("total")
+
+    # Then its stats count them by name (the processes report with their heartbeat)
+    wait_for(lambda: total() == {"tests.compat_tasks.add": 3}, timeout=TIMEOUT, describe=lambda: str(total()))
+
+
 def test_hello_takes_other_workers_revoked_ids_with_stamps_of_this_host(celery_app, thread_worker):
     far_ahead = time.monotonic() + 10 ** 6
     reply = celery_app.control.inspect(timeout=TIMEOUT).hello("other@host", revoked={"abc": [far_ahead, 0, "abc"]})

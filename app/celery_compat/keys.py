@@ -130,6 +130,11 @@ def beat_entries() -> str:
     return f"{BEAT_PREFIX}entries"
 
 
+def node_totals(hostname: str) -> str:
+    """A worker node's tasks run since it started, by task name (a hash its work processes add to)."""
+    return f"{NODE_PREFIX}{hostname}:totals"
+
+
 def node(hostname: str) -> str:
     """A listening worker node's description (a hash that expires unless the node lists itself again)."""
     return f"{NODE_PREFIX}{hostname}"

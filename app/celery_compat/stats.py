@@ -16,6 +16,8 @@ from .keys import STATS_KEY as STATS_KEY
 #: Upper bounds (seconds) of the run-time histogram's buckets; +Inf is implied.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 OUTCOMES = ("succeeded", "failed", "retried")
+#: A worker node's task counts outlive a quiet day, not a node gone for good.
+NODE_TOTALS_TTL = 7 * 86400
 
 
 class TaskStats:
@@ -35,14 +37,22 @@ class TaskStats:
         fields[f"count|{name}"] += 1
         fields[f"{outcome}|{name}"] += 1
 
-    def flush(self, pipe: Any) -> None:
-        """Queue the increments on ``pipe`` and start counting afresh."""
+    def flush(self, pipe: Any, node_totals: str | None = None) -> None:
+        """Queue the increments on ``pipe`` and start counting afresh.
+
+        With ``node_totals`` (the key of a worker node's task counts), each task name's count is
+        also added there: a prefork node's work processes count, its supervisor answers ``stats()``.
+        """
         fields, self.fields = self.fields, defaultdict(float)
         for field, value in fields.items():
             if field.startswith("sum|"):
                 pipe.hincrbyfloat(STATS_KEY, field, value)
             else:
                 pipe.hincrby(STATS_KEY, field, int(value))
+                if node_totals and field.startswith("count|"):
+                    pipe.hincrby(node_totals, field.removeprefix("count|"), int(value))
+        if node_totals and fields:
+            pipe.expire(node_totals, NODE_TOTALS_TTL)
         if self.last_dequeued_at is not None:
             pipe.hset(STATS_KEY, "last_dequeued_at", self.last_dequeued_at)
             self.last_dequeued_at = None

@@ -20,6 +20,7 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
+from .. import keys
 from ..app.amqp import Priorities
 from . import state as worker_state
 from .control import job_info
@@ -150,7 +151,10 @@ class SupervisorHost:
                 if name]
 
     def totals(self) -> dict[str, int]:
-        return {}  # counted in the work processes, which report to RQ's worker hashes, not here
+        # Counted in the work processes, which add them to the node's hash with their heartbeat's
+        # counters (so up to one heartbeat interval behind).
+        raw = self.supervisor.app.connection.hgetall(keys.node_totals(self.hostname))
+        return {name.decode(): int(count) for name, count in raw.items()}
 
     def add_queue(self, name: str) -> None:
         self._set_queues([*self.supervisor.queue_names, name])

@@ -516,7 +516,7 @@ class LeanWorker(InProcessWorker):
             signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
 
     def _add_counters(self, pipe: Any) -> None:
-        self._stats.flush(pipe)
+        self._stats.flush(pipe, keys.node_totals(self.node_name) if self.node_name else None)
         self._series.flush(pipe)
         done, self._done = self._done, {"successful": 0, "failed": 0, "working_time": 0.0}
         if done["successful"]:

@@ -123,6 +123,7 @@ class Supervisor:
         # listening before they start: a worker seen as started answers ping().
         hostname = default_nodename(getattr(self.options, "hostname", None))
         control = start_control(self.app, hostname, SupervisorHost(hostname, self))
+        self._forget_totals(hostname)
         for child in self.children:
             self.start_child(child)
         try:
@@ -239,6 +240,13 @@ class Supervisor:
             self.pending.append(lambda: self._recover(job_id, claim, worker_name, reason))
         self.pending.append(lambda: self._unregister(worker_name))
         self._run_pending()
+
+    def _forget_totals(self, hostname: str) -> None:
+        """``stats()["total"]`` counts since this start, as Celery's: not an earlier run's of the name."""
+        try:
+            self.app.connection.delete(keys.node_totals(hostname))
+        except OUTAGE:
+            pass  # the work processes wait for Redis anyway; the old counts then stay
 
     def _unregister(self, worker_name: str) -> None:
         """Take a dead work process's registration out of RQ's worker lists.
