@@ -91,5 +91,5 @@ def test_a_retry_never_runs_before_its_countdown(celery_app, worker_process, red
     compat_tasks.retried_after_a_second.delay("retry-times")
     wait_for(lambda: redis_conn.llen("record:retry-times") == 4, timeout=30)
     starts = [float(value) for value in redis_conn.lrange("record:retry-times", 0, -1)]
-    gaps = [later - earlier for earlier, later in zip(starts, starts[1:])]
+    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
     assert min(gaps) >= 1.0, gaps

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import gc
 
+import pytest
+
 from tests import compat_tasks
+
+
+@pytest.fixture(autouse=True)
+def fresh_consumer(celery_app):
+    """Each test starts as a fresh process would: results an earlier test left alive (a cycle
+    the garbage collector has not broken yet) would otherwise still hold their channels."""
+    gc.collect()
+    celery_app.backend.consumer.stop()
 
 
 def meta_channels(redis_conn) -> set[str]:

@@ -94,7 +94,10 @@ def main():
     walked = []
     node = result
     while node is not None:
-        walked.append((AsyncResult(node.id).state, node.get(timeout=20)))
+        # get() first: real Celery sends a chain's next step before it stores the step's result,
+        # so a step's state could still read PENDING after the last step finished
+        value = node.get(timeout=20)
+        walked.append((AsyncResult(node.id).state, value))
         node = node.parent
     print("chain .parent walking back", walked)
     result = (add.s(1, 1) | add.si(5, 5) | mul.s(3))()

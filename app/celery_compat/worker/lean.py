@@ -163,6 +163,7 @@ class LeanWorker(InProcessWorker):
     def _claim(self, timeout: int | None) -> tuple[Job, Queue, str] | None:
         """The next job, already marked started, or None when the wait ran out."""
         wait = 1.0
+        say = Throttle(self.log)  # one line per outage (and every 30 s), not one per retry
         while True:
             try:
                 return self._claim_once(timeout)
@@ -171,7 +172,8 @@ class LeanWorker(InProcessWorker):
                 self._claiming = False
                 if self._stop_requested:
                     raise StopRequested() from exc
-                self.log.warning("Worker %s: cannot reach Redis (%s); retrying in %.0f s", self.name, reason(exc), wait)
+                say(logging.WARNING, reason(exc), "Worker %s: cannot reach Redis (%s); retrying, up to %.0f s apart",
+                    self.name, reason(exc), MAX_WAIT)
                 if not sleep_unless(wait, lambda: self._stop_requested):
                     raise StopRequested() from exc
                 wait = min(wait * 2, MAX_WAIT)
