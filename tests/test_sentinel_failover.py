@@ -132,6 +132,35 @@ def test_a_worker_on_sentinel_stops_promptly_with_no_stale_reply_on_its_connecti
     assert "Traceback" not in log, log[-3000:]
 
 
+def test_a_worker_waits_out_its_master_being_demoted_then_carries_on(own_redis_server, start_redis_server, tmp_path):
+    # Given a worker idle in its blocking pop on a master
+    from app.celery_compat import Celery
+    from tests.support_chaos import children_of
+
+    master, other = own_redis_server, start_redis_server()
+    env = {**os.environ, "REDIS_URL": master.url, "PYTHONPATH": str(ROOT)}
+    app = Celery("demoted", broker=master.url, set_as_current=False)
+    worker = spawn_worker(["-A", "tests.compat_tasks", "-u", master.url, "-P", "prefork", "-c", "2", "-l", "INFO"],
+                          env, tmp_path / "worker.log", app.connection, workers=2)
+    try:
+        processes = sorted(children_of(worker.pid))
+        wait_for(lambda: [client["cmd"] for client in master.client().client_list()].count("blmove") >= 2, timeout=15)
+        # When the master is demoted to a replica (Redis unblocks the pop with UNBLOCKED), then promoted back
+        master.client().replicaof("127.0.0.1", other.port)
+        wait_for(lambda: "read-only replica" in (tmp_path / "worker.log").read_text(), timeout=10)
+        time.sleep(1.0)
+        master.client().replicaof("NO", "ONE")
+        # Then the worker waited it out: no traceback, the same work processes, and it runs tasks again
+        result = app.send_task("tests.compat_tasks.add", (2, 3))
+        assert result.get(timeout=30) == 5
+        log = (tmp_path / "worker.log").read_text()
+        assert "Traceback" not in log and "UNBLOCKED" not in log, log[-3000:]
+        assert set(processes) <= set(children_of(worker.pid))
+    finally:
+        stop_workers([worker])
+        app.close()
+
+
 def start_worker(app, tmp_path):
     """``python worker.py -A tests.failover_tasks -P prefork -c 2`` on the cluster, through Sentinel."""
     env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}

@@ -165,6 +165,9 @@ class Celery:
             if url.startswith("sentinel://"):
                 self._connection = sentinel_master(url, options)
             else:
+                # Sentinel's options mean nothing to a plain URL; kombu ignores them there too.
+                options.pop("master_name", None)
+                options.pop("sentinel_kwargs", None)
                 self._connection = redis.Redis.from_url(url.replace("valkey://", "redis://", 1), **options)
             self._connection_url = url
             self._queues.clear()

@@ -42,7 +42,7 @@ from ..stats import TaskStats
 from .classes import InProcessWorker, heartbeat_timing
 from .guard import refuse
 from .job import failure_text, requeue_delay, retry_delay, run_job
-from .reach import MAX_WAIT, OUTAGE, Throttle, reason, sleep_unless
+from .reach import MAX_WAIT, OUTAGE, Throttle, blocking, reason, sleep_unless
 from .recovery import Sweeper, recover_lost_job, with_claim
 
 #: How often a supervised work process checks that its supervisor still lives (seconds).
@@ -199,10 +199,10 @@ class LeanWorker(InProcessWorker):
         # (which RQ's maintenance sweeps) until the claim script takes it out.
         if len(queue_keys) == 1:
             intermediate = keys.intermediate(queue_keys[0])
-            job_id = self.connection.blmove(queue_keys[0], intermediate, timeout, "LEFT", "RIGHT")
+            job_id = blocking(self.connection.blmove, queue_keys[0], intermediate, timeout, "LEFT", "RIGHT")
             queue_key, lrem = queue_keys[0], "1"
         else:
-            popped = self.connection.blpop(queue_keys, timeout)
+            popped = blocking(self.connection.blpop, queue_keys, timeout)
             job_id = popped and popped[1]
             queue_key, intermediate, lrem = (popped[0].decode() if popped else None), None, "0"
         if not job_id:
