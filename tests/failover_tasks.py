@@ -25,6 +25,7 @@ app.conf.worker_lost_max_redeliveries = 10
 RUNS = "failover:runs"
 DONE = "failover:done"
 STARTED_AT = "failover:started-at"
+FIRST_STARTED_AT = "failover:first-started-at"
 
 
 @functools.lru_cache(maxsize=1)
@@ -34,9 +35,10 @@ def _counter() -> redis.Redis:
 
 @app.task(bind=True, acks_late=True, reject_on_worker_lost=True)
 def counted(self, seconds: float = 0.0) -> str:
-    """Safe to repeat; counts its runs (begun, ended, last start time) by task id in the counter Redis."""
+    """Safe to repeat; counts its runs (begun, ended, first and last start time) by task id in the counter Redis."""
     _counter().hincrby(RUNS, self.request.id, 1)
     _counter().hset(STARTED_AT, self.request.id, repr(time.time()))
+    _counter().hsetnx(FIRST_STARTED_AT, self.request.id, repr(time.time()))
     time.sleep(seconds)
     _counter().hincrby(DONE, self.request.id, 1)
     return self.request.id

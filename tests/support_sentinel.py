@@ -144,6 +144,24 @@ class SentinelCluster:
     def node_at(self, port: int) -> Node:
         return next(node for node in (self.master, self.replica) if node.port == port)
 
+    def cut_replication(self) -> None:
+        """Drop the replication link and keep it down: writes from now on reach the master alone.
+
+        As a network cut between them would: the master closes the replica's connection, and the
+        replica's reconnections fail their handshake (a password the master does not have), so no
+        partial resync brings those writes over before the master dies. :meth:`wait_for_failover`
+        lifts it on the node it returns.
+        """
+        replica = self.node_at(self.replica_port())
+        with contextlib.closing(replica.client()) as client:
+            client.config_set("masterauth", "not-the-masters-password")
+        with contextlib.closing(self.node_at(self.master_address()[1]).client()) as client:
+            client.client_kill_filter(_type="replica")
+
+    def replica_port(self) -> int:
+        port = self.master_address()[1]
+        return next(node.port for node in (self.master, self.replica) if node.port != port)
+
     def kill_master(self) -> Node:
         """``kill -9`` the current master; returns its node (``.start()`` brings it back, as a replica)."""
         node = self.node_at(self.master_address()[1])
@@ -160,6 +178,7 @@ class SentinelCluster:
                     new = self.node_at(port)
                     with contextlib.closing(new.client()) as client:
                         if client.info("replication").get("role") == "master":
+                            client.config_set("masterauth", "")  # cut_replication's, if any
                             return new
             time.sleep(0.05)
         raise RuntimeError(f"no failover within {timeout} s")
@@ -233,17 +252,21 @@ def failover_figures(load: Load, app: Any, counter: redis.Redis, killed_at: floa
     """What a failover cost: sends refused, acknowledged tasks lost, tasks run twice, seconds to resume.
 
     Resume: from the kill until the first task written after it (so to the new master) began to run.
+    ``twice_first_started``: when each task run twice first began (its first run's claim or result
+    had not reached the replica when the master died).
     """
     acked = load.ids("acked")
     metas = app.backend.get_many_meta(acked)
     lost = [task_id for task_id, meta in zip(acked, metas, strict=True) if meta["status"] not in READY_STATES]
     runs = {key.decode(): int(value) for key, value in counter.hgetall(failover_tasks.RUNS).items()}
     started = {key.decode(): float(value) for key, value in counter.hgetall(failover_tasks.STARTED_AT).items()}
+    first = {key.decode(): float(value) for key, value in counter.hgetall(failover_tasks.FIRST_STARTED_AT).items()}
     written_after = load.ids("acked", "not-replicated", after=killed_at)
     first_start = min((started[task_id] for task_id in written_after if task_id in started), default=None)
+    twice = sorted(task_id for task_id, count in runs.items() if count > 1)
     return {
         "sent": len(load.outcome), "acked": len(acked), "not_replicated": len(load.ids("not-replicated")),
         "failed": len(load.ids("failed")), "lost": len(lost), "lost_ids": lost,
-        "run_twice": sum(count > 1 for count in runs.values()),
+        "run_twice": len(twice), "twice_first_started": {task_id: first[task_id] for task_id in twice},
         "resume_s": None if first_start is None else round(first_start - killed_at, 2),
     }
