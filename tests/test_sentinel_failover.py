@@ -145,7 +145,9 @@ def test_a_worker_on_sentinel_stops_promptly_with_no_stale_reply_on_its_connecti
     assert "Traceback" not in log, log[-3000:]
 
 
-def test_a_worker_waits_out_its_master_being_demoted_then_carries_on(own_redis_server, start_redis_server, tmp_path):
+@pytest.mark.parametrize("pool", [("-P", "prefork", "-c", "2"), ("-P", "fork")], ids=["prefork", "fork"])
+def test_a_worker_waits_out_its_master_being_demoted_then_carries_on(pool, own_redis_server, start_redis_server,
+                                                                     tmp_path):
     # Given a worker idle in its blocking pop on a master
     from app.celery_compat import Celery
     from tests.support_chaos import children_of
@@ -153,11 +155,13 @@ def test_a_worker_waits_out_its_master_being_demoted_then_carries_on(own_redis_s
     master, other = own_redis_server, start_redis_server()
     env = {**os.environ, "REDIS_URL": master.url, "PYTHONPATH": str(ROOT)}
     app = Celery("demoted", broker=master.url, set_as_current=False)
-    worker = spawn_worker(["-A", "tests.compat_tasks", "-u", master.url, "-P", "prefork", "-c", "2", "-l", "INFO"],
-                          env, tmp_path / "worker.log", app.connection, workers=2)
+    popping = 2 if "prefork" in pool else 1
+    worker = spawn_worker(["-A", "tests.compat_tasks", "-u", master.url, *pool, "-l", "INFO"],
+                          env, tmp_path / "worker.log", app.connection, workers=popping)
     try:
-        processes = sorted(children_of(worker.pid))
-        wait_for(lambda: [client["cmd"] for client in master.client().client_list()].count("blmove") >= 2, timeout=15)
+        processes = sorted(children_of(worker.pid)) if "prefork" in pool else []
+        blocked = lambda: [client["cmd"] for client in master.client().client_list()].count("blmove")  # noqa: E731
+        wait_for(lambda: blocked() >= popping, timeout=15)
         # When the master is demoted to a replica (Redis unblocks the pop with UNBLOCKED), then promoted back
         master.client().replicaof("127.0.0.1", other.port)
         wait_for(lambda: "read-only replica" in (tmp_path / "worker.log").read_text(), timeout=10)

@@ -76,7 +76,7 @@ def where(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path if parts.scheme == 'unix' else ''}"
 
 
-def blocking(command: Callable[..., T], *args: object) -> T:
+def blocking(command: Callable[..., T], *args: object, **kwargs: object) -> T:
     """Run a blocking pop; a master demoted meanwhile (a failover) is an outage, not a bug.
 
     Redis ends every blocked command of a master that becomes a replica with ``UNBLOCKED force
@@ -85,7 +85,7 @@ def blocking(command: Callable[..., T], *args: object) -> T:
     waits it out, and a Sentinel client finds the new master at its next write.
     """
     try:
-        return command(*args)
+        return command(*args, **kwargs)
     except redis.exceptions.ResponseError as exc:
         if str(exc).startswith("UNBLOCKED"):
             raise redis.exceptions.ReadOnlyError(f"master demoted: {exc}") from exc
