@@ -7,7 +7,7 @@ VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test lint format clean bench chaos conformance conformance-baseline
+.PHONY: help venv run test lint format clean bench chaos failover conformance conformance-baseline
 
 help:
 	@echo "make run    start Redis (embedded unless REDIS_URL is set), a worker and the web app on 127.0.0.1:$${PORT:-5000}"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint   check the code with ruff"
 	@echo "make bench  measure against RQ, Celery and Huey (minutes; BENCH_QUICK=1 for a smoke check)"
 	@echo "make chaos  10,000 tasks under kill -9, a Redis restart and a frozen worker: lost/run twice/recovery times (minutes)"
+	@echo "make failover  kill -9 the Redis master under load, with and without WAIT: lost/run twice/resume time, WAIT's cost"
 	@echo "make conformance [FILES=test_canvas.py]  Celery 5.7's own integration tests against the adapter (minutes)"
 	@echo "make conformance-baseline [FILES=...]     the same tests against real Celery: records its pass list"
 	@echo "make venv   create .venv and install requirements.txt (done by run and test)"
@@ -51,6 +52,12 @@ bench: venv $(BENCH_EXTRAS)/.installed
 # Delivery guarantees under faults (bench/chaos.py): prints lost, run twice, overwritten and recovery times.
 chaos: venv
 	$(VENV_PYTHON) -m bench.chaos
+
+# Redis Sentinel failover (bench/failover.py): a master, a replica and three sentinels on loopback,
+# the master killed -9 under load, without and with wait_for_replicas; prints lost, run twice,
+# time to resume and what WAIT costs a .delay().
+failover: venv
+	$(VENV_PYTHON) -m bench.failover
 
 # Celery 5.7's own integration suite (from its sdist, fetched by pip into var/) against the adapter,
 # on a private Redis; see conformance/run.py. Not part of `make test`: it takes minutes.

@@ -64,6 +64,11 @@ class Defaults:
     #: database number and password.
     REDIS_SENTINELS: str | None = None
     REDIS_SENTINEL_MASTER = "mymaster"
+    #: Submits (the API, the forms, .delay() in the web app and its worker) wait until this many
+    #: replicas have the task (Redis WAIT), so an acknowledged task survives a failover; 0 = do not
+    #: wait. Fewer replicas within REDIS_WAIT_TIMEOUT seconds is an error (a 503 for a submit).
+    REDIS_WAIT_REPLICAS = 0
+    REDIS_WAIT_TIMEOUT = 0.5
 
     #: /healthz says "degraded" (and pages show a banner) when tasks wait, workers are connected,
     #: yet none was taken for this many seconds: the stuck system that a ping cannot see.
@@ -164,6 +169,8 @@ _ENVIRONMENT: dict[str, tuple[str, Any]] = {
     "VAR_DIR": ("VAR_DIR", str),
     "REDIS_SENTINELS": ("REDIS_SENTINELS", str),
     "REDIS_SENTINEL_MASTER": ("REDIS_SENTINEL_MASTER", str),
+    "REDIS_WAIT_REPLICAS": ("REDIS_WAIT_REPLICAS", int),
+    "REDIS_WAIT_TIMEOUT": ("REDIS_WAIT_TIMEOUT", float),
     "STUCK_AFTER_SECONDS": ("STUCK_AFTER_SECONDS", float),
     # input limits (issue 12)
     "MAX_CONTENT_LENGTH": ("MAX_CONTENT_LENGTH", int),
@@ -248,6 +255,7 @@ def validate(settings: MutableMapping[str, Any]) -> None:
         raise ConfigError(f"SMTP_PORT must be between 1 and 65535, not {settings['SMTP_PORT']}")
     if settings.get("REDIS_SENTINELS"):
         sentinel_hosts(settings["REDIS_SENTINELS"])  # raises ConfigError when malformed
+    _validate_replica_wait(settings)
     if float(settings.get("STUCK_AFTER_SECONDS", 1)) <= 0:
         raise ConfigError("STUCK_AFTER_SECONDS must be a positive number of seconds")
     _validate_limits(settings)
@@ -267,6 +275,15 @@ def _validate_limits(settings: Mapping[str, Any]) -> None:
     for name in ("MAX_CONTENT_LENGTH", "MAIL_MAX_RECIPIENTS", "MAIL_MAX_SUBJECT_LENGTH", "MAIL_MAX_BODY_BYTES"):
         if settings.get(name) is not None and int(settings[name]) <= 0:
             raise ConfigError(f"{name} must be a positive whole number, not {settings[name]}")
+
+
+def _validate_replica_wait(settings: MutableMapping[str, Any]) -> None:
+    replicas = int(settings.get("REDIS_WAIT_REPLICAS") or 0)
+    if replicas < 0:
+        raise ConfigError("REDIS_WAIT_REPLICAS must be 0 (do not wait) or a number of replicas")
+    # WAIT blocks on the socket: past the socket timeout, a slow replica would look like a dead master.
+    if replicas and not 0 < float(settings.get("REDIS_WAIT_TIMEOUT", 0.5)) < float(settings["REDIS_SOCKET_TIMEOUT"]):
+        raise ConfigError("REDIS_WAIT_TIMEOUT must be positive and shorter than REDIS_SOCKET_TIMEOUT")
 
 
 def sentinel_hosts(value: str) -> list[tuple[str, int]]:

@@ -302,3 +302,45 @@ def mail_catcher(redis_conn: redis.Redis) -> Iterator[int]:
     controller = catcher.start(keep, port=port)
     yield port
     controller.stop()
+
+
+# --- Redis Sentinel: a real master, replica and three sentinels (tests/support_sentinel.py) ---
+@pytest.fixture
+def sentinel_cluster(tmp_path: Path) -> Iterator[object]:
+    """A master, a replica and three sentinels on loopback, for this test alone; all stopped at teardown."""
+    from tests.support_sentinel import SentinelCluster
+
+    binary = find_server_binary()
+    if binary is None:  # a failover test must never pass by skipping
+        pytest.fail("the Sentinel tests need redis-server (apt-get install redis-server)", pytrace=False)
+    with SentinelCluster(tmp_path / "sentinel", binary=binary) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def failover_app(sentinel_cluster, own_redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch):
+    """tests/failover_tasks.py's app on the cluster (through Sentinel), its counter on a plain Redis of its own.
+
+    ``failover_app(wait_for_replicas=1)`` sets the send's WAIT; the environment carries both URLs to workers.
+    """
+    from tests import failover_tasks
+
+    app = failover_tasks.app
+    saved = dict(app.conf)
+    monkeypatch.setenv("FAILOVER_BROKER_URL", sentinel_cluster.url)
+    monkeypatch.setenv("FAILOVER_COUNTER_URL", own_redis_server.url)
+    failover_tasks._counter.cache_clear()
+
+    def configure(**transport: object):
+        app.conf.broker_url = sentinel_cluster.url
+        app.conf.broker_transport_options = {**saved["broker_transport_options"], **transport}
+        app._connection = None
+        app.set_default()
+        return app
+
+    yield configure
+    app.close()
+    app.conf.clear()
+    app.conf.update(saved)
+    app._connection = None
+    failover_tasks._counter.cache_clear()

@@ -41,3 +41,18 @@ def test_the_web_app_also_connects_through_sentinel(make_app):
     pool = app.extensions["redis"].connection_pool
     assert isinstance(pool, SentinelConnectionPool) and pool.service_name == "jobs"
     assert isinstance(app.extensions["celery"], Celery)
+
+
+@pytest.mark.parametrize("settings", [{"REDIS_WAIT_REPLICAS": "-1"},
+                                      {"REDIS_WAIT_REPLICAS": "1", "REDIS_WAIT_TIMEOUT": "1.0"},
+                                      {"REDIS_WAIT_REPLICAS": "1", "REDIS_WAIT_TIMEOUT": "0"}])
+def test_a_replica_wait_that_cannot_work_is_refused_at_start(settings):
+    # REDIS_SOCKET_TIMEOUT is 1.0 s by default: WAIT must give up before the socket does
+    with pytest.raises(config.ConfigError, match="REDIS_WAIT"):
+        config.load(environ=settings)
+
+
+def test_the_web_apps_celery_waits_for_the_replicas_it_is_told_to(make_app):
+    app = make_app("redis://127.0.0.1:1/0", REDIS_WAIT_REPLICAS=1, REDIS_WAIT_TIMEOUT=0.25)
+    options = app.extensions["celery"].conf.broker_transport_options
+    assert (options["wait_for_replicas"], options["wait_timeout"]) == (1, 0.25)

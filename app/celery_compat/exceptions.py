@@ -147,6 +147,21 @@ class DecodeError(CeleryError, ValueError):
     """Raised when a stored message or result is not valid JSON."""
 
 
+class NotReplicatedError(CeleryError):
+    """Raised when a send was written to the Redis master but fewer replicas than ``wait_for_replicas``
+    confirmed it within ``wait_timeout``: the task is queued and may run, but a failover now could lose it.
+    """
+
+    def __init__(self, task_ids: list[str], confirmed: int, wanted: int, timeout: float) -> None:
+        self.task_ids, self.confirmed, self.wanted, self.timeout = list(task_ids), confirmed, wanted, timeout
+        tasks = ", ".join(self.task_ids) or "the send"
+        super().__init__(f"task {tasks} is queued on the Redis master, but {confirmed} of {wanted} replica(s) "
+                         f"confirmed it within {timeout:g} s: a failover now could lose it")
+
+    def __reduce__(self) -> tuple:
+        return self.__class__, (self.task_ids, self.confirmed, self.wanted, self.timeout)
+
+
 class WorkerLostError(Exception):
     """Raised (stored) when the worker running a task died before it finished."""
 
@@ -174,5 +189,5 @@ __all__ = [
     "SecurityError", "TaskError", "NotRegistered", "AlreadyRegistered", "TimeoutError",
     "MaxRetriesExceededError", "TaskRevokedError", "InvalidTaskError", "ChordError", "IncompleteStream",
     "QueueNotFound", "BackendError", "BackendGetMetaError", "BackendStoreError", "EncodeError", "DecodeError",
-    "WorkerLostError", "Terminated", "SoftTimeLimitExceeded", "TimeLimitExceeded",
+    "NotReplicatedError", "WorkerLostError", "Terminated", "SoftTimeLimitExceeded", "TimeLimitExceeded",
 ]

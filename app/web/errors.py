@@ -20,6 +20,7 @@ import redis
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from app.celery_compat.exceptions import NotReplicatedError
 from app.redis import UNAVAILABLE_ERRORS, get_redis
 
 #: Seconds a client should wait before retrying while Redis is down.
@@ -56,6 +57,18 @@ def redis_unavailable(exc: Exception) -> tuple[Response | str, int, dict[str, st
     if request.path.startswith("/api/"):
         return jsonify(error=UNAVAILABLE_MESSAGE), 503, headers
     return render_template("error.html", title="Service unavailable", message=UNAVAILABLE_MESSAGE,
+                           retry_after=RETRY_AFTER), 503, headers
+
+
+def not_replicated(exc: Exception) -> tuple[Response | str, int, dict[str, str]]:
+    """Answer 503 when REDIS_WAIT_REPLICAS replicas did not confirm a submit: it may run, or be lost."""
+    headers = {"Retry-After": str(RETRY_AFTER), "Cache-Control": "no-store"}
+    message = ("Redis did not copy the task to a replica in time: it is queued, but would be lost if Redis "
+               "failed over now. Check the task before submitting it again.")
+    task_ids = getattr(exc, "task_ids", [])
+    if request.path.startswith("/api/"):
+        return jsonify(error=message, id=task_ids[0] if task_ids else None), 503, headers
+    return render_template("error.html", title="Service unavailable", message=message,
                            retry_after=RETRY_AFTER), 503, headers
 
 
@@ -123,3 +136,4 @@ def init_app(app: Flask) -> None:
     for error in UNAVAILABLE_ERRORS:
         app.register_error_handler(error, redis_unavailable)
     app.register_error_handler(redis.exceptions.OutOfMemoryError, redis_out_of_memory)
+    app.register_error_handler(NotReplicatedError, not_replicated)

@@ -62,12 +62,13 @@ def _keep_seconds(celery: Any) -> int:
 def submit(kind: str, arguments: dict[str, Any]) -> str:
     """Queue a task of ``kind`` with keyword ``arguments``, record it, and return its id.
 
-    Raises :class:`UnknownKind`, or Redis' connection errors while Redis is down (a 503).
+    Raises :class:`UnknownKind`, Redis' connection errors while Redis is down (a 503), or
+    ``NotReplicatedError`` when ``REDIS_WAIT_REPLICAS`` replicas did not confirm it in time (a 503).
     """
     task = _task(kind)
     celery = current_app.extensions["celery"]
-    pipe = celery.connection.pipeline()
+    pipe = celery.send_pipeline()
     result = task.apply_async(kwargs=arguments, pipeline=pipe)
     history.record(pipe, result.id, kind, arguments, _keep_seconds(celery))
-    pipe.execute()
+    celery.execute_send(pipe, [result.id])  # with REDIS_WAIT_REPLICAS, once a replica has it
     return result.id

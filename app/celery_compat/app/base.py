@@ -38,6 +38,10 @@ from .amqp import AMQP, job_hash
 from .bugreport import bugreport
 from .config import Settings
 from .control import Control
+from .replicas import ReplicaWait
+from .replicas import execute as execute_with_wait
+from .replicas import pipeline as send_pipeline
+from .sentinel import sentinel_master
 from .task import Task, build_task
 
 _FAILURE_CALLBACK = Callback(FAILURE_CALLBACK)
@@ -104,6 +108,7 @@ class Celery:
         self.control = Control(self)
         self._connection: redis.Redis | None = None
         self._connection_url: str | None = None
+        self._replica_wait = ReplicaWait()
         self._queues: dict[str, Queue] = {}
         self.amqp = AMQP(self)
         self._pending_periodic: list[tuple] = []
@@ -158,9 +163,13 @@ class Celery:
             options.setdefault("health_check_interval", 30)
             for kombu_only in ("visibility_timeout", "priority_steps", "sep"):  # the transport's, not the client's
                 options.pop(kombu_only, None)
+            self._replica_wait = ReplicaWait.take(options)
             if url.startswith("sentinel://"):
                 self._connection = sentinel_master(url, options)
             else:
+                # Sentinel's options mean nothing to a plain URL; kombu ignores them there too.
+                options.pop("master_name", None)
+                options.pop("sentinel_kwargs", None)
                 self._connection = redis.Redis.from_url(url.replace("valkey://", "redis://", 1), **options)
             self._connection_url = url
             self._queues.clear()
@@ -170,6 +179,18 @@ class Celery:
         return self.connection
 
     connection_for_read = connection_for_write
+
+    def send_pipeline(self) -> Any:
+        """The transaction a send is written in; give it to :meth:`execute_send` (it may hold a connection)."""
+        return send_pipeline(self.connection, self._replica_wait)
+
+    def execute_send(self, pipe: Any, task_ids: list[str]) -> list:
+        """Run a send's transaction; with ``wait_for_replicas``, return only once that many replicas have it.
+
+        Raises :class:`~app.celery_compat.exceptions.NotReplicatedError` when fewer confirmed within
+        ``wait_timeout``: the tasks are queued, but a failover now could lose them.
+        """
+        return execute_with_wait(pipe, self._replica_wait, task_ids)
 
     def queue(self, name: str, priority: int | None = None) -> Queue:
         """The RQ queue called ``name`` on this app's Redis, with JSON jobs; with ``priority``, the list
@@ -360,7 +381,7 @@ class Celery:
                 sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="", routing_key=queue_name,
                 headers={"id": task_id, "task": name, **stamp_headers}, properties={}, declare=[], retry_policy=None)
         rq_queue = self.queue(queue_name, options_meta.get("priority"))
-        pipe = pipeline if pipeline is not None else self.connection.pipeline()
+        pipe = pipeline if pipeline is not None else self.send_pipeline()
         if eta is not None:
             job = rq_queue.create_job(EXECUTE_TASK, status=JobStatus.SCHEDULED, **job_options)
             rq_queue.schedule_job(job, whole_second_after(datetime.fromisoformat(eta)), pipeline=pipe)
@@ -370,7 +391,7 @@ class Celery:
         if options_meta.get("parent_id"):
             self._index_child(pipe, options_meta["parent_id"], task_id)
         if pipeline is None:
-            pipe.execute()
+            self.execute_send(pipe, [task_id])
         if signals.after_task_publish.receivers:
             signals.after_task_publish.send(sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="",
                                             routing_key=queue_name,
@@ -457,27 +478,6 @@ class Celery:
 
     def __reduce__(self) -> tuple:
         return self.__class__, (self.main,)
-
-
-def sentinel_master(url: str, options: dict) -> redis.Redis:
-    """A client of the master that Redis Sentinel names, from Celery's URL form.
-
-    ``sentinel://[:password@]host:port[/db];sentinel://host2:port2`` with the master's name in
-    ``broker_transport_options={"master_name": ...}``, as Celery's Redis transport takes it.
-    """
-    from urllib.parse import urlsplit
-
-    from redis.sentinel import Sentinel
-
-    options = dict(options)
-    master = options.pop("master_name", None) or "mymaster"
-    sentinel_kwargs = options.pop("sentinel_kwargs", None)
-    parts = [urlsplit(part.strip()) for part in url.split(";") if part.strip()]
-    hosts = [(part.hostname or "localhost", part.port or 26379) for part in parts]
-    first = parts[0]
-    db = int((first.path or "/0").lstrip("/") or 0)
-    sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_kwargs, **options)
-    return sentinel.master_for(master, db=db, password=first.password)
 
 
 def task_module(task: Task) -> str | None:

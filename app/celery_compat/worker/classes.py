@@ -36,7 +36,7 @@ from .canceled import file_terminated
 from .guard import TaskJob
 from .hosts import WorkersHost
 from .pidbox import ControlNode, start_control
-from .reach import OUTAGE, Throttle, reason
+from .reach import OUTAGE, Throttle, blocking, reason
 from .recovery import recover_lost_job, store_time_limit_failure
 
 #: Seconds between heartbeats of a running task (``worker_heartbeat_interval`` overrides it).
@@ -185,6 +185,10 @@ class OutageAware:
             worker_registration.clean_worker_registry(queue)
             queue.release_maintenance_lock()
         self.last_cleaned_at = now()
+
+    def dequeue_job_and_maintain_ttl(self, *args: Any, **kwargs: Any) -> Any:
+        # RQ's blocking pop: a master demoted meanwhile is an outage (one line, a restart), not a traceback.
+        return blocking(super().dequeue_job_and_maintain_ttl, *args, **kwargs)  # type: ignore[misc]
 
     def set_shutdown_requested_date(self) -> None:
         # Called from the SIGTERM handler: raising here would raise inside the running task.

@@ -47,7 +47,7 @@ from .classes import InProcessWorker, heartbeat_timing, idle_poll_interval
 from .guard import refuse
 from .job import failure_text, requeue_delay, retry_delay, run_job
 from .rate_limits import WAIT_IN_WORKER, RateLimits
-from .reach import MAX_WAIT, OUTAGE, Throttle, reason, sleep_unless
+from .reach import MAX_WAIT, OUTAGE, Throttle, blocking, reason, sleep_unless
 from .recovery import Sweeper, recover_lost_job, with_claim
 
 #: How often a supervised work process checks that its supervisor still lives (seconds).
@@ -228,7 +228,7 @@ class LeanWorker(InProcessWorker):
         deadline = time.monotonic() + timeout
         while True:
             wait = timeout if len(queue_keys) == 1 else min(self.idle_poll_interval, timeout)
-            job_id = self.connection.blmove(queue_keys[0], intermediate, wait, "LEFT", "RIGHT")
+            job_id = blocking(self.connection.blmove, queue_keys[0], intermediate, wait, "LEFT", "RIGHT")
             if job_id:
                 break
             if len(queue_keys) == 1 or self._stop_requested:

@@ -5,8 +5,8 @@ Three kinds of trouble, three answers:
 * a URL that can never work (another scheme, unparseable, a host name that does not exist):
   :func:`check_url` says why, and the worker exits non-zero at once;
 * Redis unreachable, or refusing writes (out of memory, a read-only replica after a
-  failover): :data:`OUTAGE` errors, waited out with a capped exponential backoff
-  (:func:`wait_for_redis`), never a traceback;
+  failover, a blocking pop cut short by a demotion: :func:`blocking`): :data:`OUTAGE` errors,
+  waited out with a capped exponential backoff (:func:`wait_for_redis`), never a traceback;
 * the same message again and again: :class:`Throttle` logs it once per change of state and
   once every :data:`REPEAT_SECONDS`.
 """
@@ -17,6 +17,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import redis
@@ -36,6 +37,7 @@ EXIT_NO_REDIS = 3
 SCHEMES = ("redis", "rediss", "valkey", "unix", "sentinel")
 
 logger = logging.getLogger("app.celery_compat.worker")
+T = TypeVar("T")
 
 
 class GaveUp(Exception):
@@ -72,6 +74,22 @@ def where(url: str) -> str:
     """``redis://host:port`` (password masked, no database), for messages."""
     parts = urlsplit(redact_url(url))
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path if parts.scheme == 'unix' else ''}"
+
+
+def blocking(command: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """Run a blocking pop; a master demoted meanwhile (a failover) is an outage, not a bug.
+
+    Redis ends every blocked command of a master that becomes a replica with ``UNBLOCKED force
+    unblock from blocking operation, instance state changed``: a plain ResponseError, which
+    killed the work processes. It is raised as the READONLY it announces, so the claim loop
+    waits it out, and a Sentinel client finds the new master at its next write.
+    """
+    try:
+        return command(*args, **kwargs)
+    except redis.exceptions.ResponseError as exc:
+        if str(exc).startswith("UNBLOCKED"):
+            raise redis.exceptions.ReadOnlyError(f"master demoted: {exc}") from exc
+        raise
 
 
 def reason(exc: BaseException) -> str:
