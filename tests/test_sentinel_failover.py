@@ -160,7 +160,9 @@ def test_a_worker_waits_out_its_master_being_demoted_then_carries_on(pool, own_r
                           env, tmp_path / "worker.log", app.connection, workers=popping)
     try:
         processes = sorted(children_of(worker.pid)) if "prefork" in pool else []
-        blocked = lambda: [client["cmd"] for client in master.client().client_list()].count("blmove")  # noqa: E731
+        # (RQ's own -P fork worker pops a queue's several priority lists with BLPOP)
+        blocked = lambda: sum(client["cmd"] in ("blmove", "blpop")  # noqa: E731
+                              for client in master.client().client_list())
         wait_for(lambda: blocked() >= popping, timeout=15)
         # When the master is demoted to a replica (Redis unblocks the pop with UNBLOCKED), then promoted back
         master.client().replicaof("127.0.0.1", other.port)
