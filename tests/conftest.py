@@ -155,6 +155,7 @@ def celery_app(redis_url: str, redis_conn: redis.Redis):
     app.conf.broker_url = redis_url
     app.set_default()
     yield app
+    app.backend.consumer.stop()  # the results it subscribed at send, or they outlive the test
     app.conf.clear()
     app.conf.update(saved)
 
@@ -170,6 +171,7 @@ def chaos_app(redis_url: str, redis_conn: redis.Redis):
     app._connection = None
     app.set_default()
     yield app
+    app.backend.consumer.stop()
     app.conf.clear()
     app.conf.update(saved)
     app._connection = None

@@ -470,6 +470,8 @@ class Celery:
         return bugreport(self)
 
     def close(self) -> None:
+        """Release what the app holds in Redis: the results it subscribed at send, and its connections."""
+        self.backend.consumer.stop()
         if self._connection is not None:
             self._connection.close()
 
