@@ -158,9 +158,12 @@ return {KEYS[1], ARGV[1], fields, redis.call('EXISTS', ARGV[7] .. ARGV[1], ARGV[
 """
 
 #: Record a success: status, end time, out of the started registry, into the finished one,
-#: and the job hash's expiry, as RQ's handle_job_success does.
-#: KEYS: job key, started registry, finished registry.
-#: ARGV: job id, execution id, ended_at, result TTL (0 delete, -1 keep), finished score.
+#: and the job hash's expiry, as RQ's handle_job_success does. When the job hash is kept less
+#: long than the result (``worker_job_keep_seconds``), the facts the pages still need (see
+#: finished.py) go into the task's index hash first, if it exists (never a hash without expiry).
+#: KEYS: job key, started registry, finished registry, the task's index hash.
+#: ARGV: job id, execution id, ended_at, job hash TTL (0 delete, -1 keep), finished score,
+#: then the facts as field, value, field, value... (none: leave the index hash alone).
 FINISH_SUCCESS = """
 if redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. ARGV[2]) == 0 then
     -- Not ours any more: maintenance took it for abandoned (or the job was deleted) and has
@@ -172,6 +175,7 @@ if ttl == 0 then
     redis.call('DEL', KEYS[1])
     return 1
 end
+if #ARGV > 5 and redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HSET', KEYS[4], unpack(ARGV, 6)) end
 redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
 if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
