@@ -157,26 +157,41 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1] .. ':' .. ARGV[5])
 return {KEYS[1], ARGV[1], fields, redis.call('EXISTS', ARGV[7] .. ARGV[1], ARGV[8] .. ARGV[1])}
 """
 
-#: Record a success: status, end time, out of the started registry, into the finished one,
-#: and the job hash's expiry, as RQ's handle_job_success does. When the job hash is kept less
+#: Record a success: its result document (fenced as FENCED_STORE is), status, end time, out of
+#: the started registry, into the finished one, and the job hash's expiry, as RQ's
+#: handle_job_success does; one script call for what took two. When the job hash is kept less
 #: long than the result (``worker_job_keep_seconds``), the facts the pages still need (see
-#: finished.py) go into the task's index hash first, if it exists (never a hash without expiry).
-#: KEYS: job key, started registry, finished registry, the task's index hash.
+#: finished.py) go into the task's index hash, if it exists (never a hash without expiry).
+#: KEYS: job key, started registry, finished registry, the task's index hash, the result document.
 #: ARGV: job id, execution id, ended_at, job hash TTL (0 delete, -1 keep), finished score,
-#: then the facts as field, value, field, value... (none: leave the index hash alone).
+#: the document ('' when no result is stored), its TTL in seconds (0: none), then the facts as
+#: field, value, field, value... (none: leave the index hash alone).
+#: Returns 1 when recorded, 0 when the claim was gone.
 FINISH_SUCCESS = """
+local function store()
+    if ARGV[6] == '' then return end
+    if tonumber(ARGV[7]) > 0 then
+        redis.call('SET', KEYS[5], ARGV[6], 'EX', ARGV[7])
+    else
+        redis.call('SET', KEYS[5], ARGV[6])
+    end
+    redis.call('PUBLISH', KEYS[5], ARGV[6])
+end
 if redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. ARGV[2]) == 0 then
     -- Not ours any more: maintenance took it for abandoned (or the job was deleted) and has
     -- re-queued or failed it; leave that decision alone rather than write a second outcome.
+    -- With the job gone too, Redis lost its data: nobody else can run it, its result is kept.
+    if redis.call('EXISTS', KEYS[1]) == 0 then store() end
     return 0
 end
+store()
 local ttl = tonumber(ARGV[4])
 if ttl == 0 then
     redis.call('DEL', KEYS[1])
     return 1
 end
-if #ARGV > 5 and redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HSET', KEYS[4], unpack(ARGV, 6)) end
-redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[3])
+if #ARGV > 7 and redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HSET', KEYS[4], unpack(ARGV, 8)) end
+redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[3], 'celery_final', ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
 if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
 return 1

@@ -36,7 +36,7 @@ from rq.worker import WorkerStatus
 
 from .. import keys, scripts, states
 from .._state import current_app
-from ..backends.redis import Claim, hold_claim, release_claim
+from ..backends.redis import Claim, held_success, hold_claim, release_claim
 from ..finished import facts_of, job_keep_seconds
 from ..protocol import EXECUTE_TASK, REVOKED_FIELD, Envelope
 from ..serialization import scrub
@@ -291,7 +291,7 @@ class LeanWorker(InProcessWorker):
         self._running = (job, execution_id)
         entry = f"{job.id}:{execution_id}"
         # Every state this task writes from now on is fenced with its claim (see scripts.FENCED_STORE).
-        hold_claim(job.id, Claim(keys.started(job.origin), entry, job.key, execution_id))
+        hold_claim(job.id, Claim(keys.started(job.origin), entry, job.key, execution_id, success_in_finish=True))
         if self.slot is not None:
             self.slot.begin(job, execution_id)
         started = time.monotonic()
@@ -369,8 +369,9 @@ class LeanWorker(InProcessWorker):
             facts = facts_of(job, self.name, utcformat(job.started_at or moment), stamp)
         score = "+inf" if ttl < 0 else int(moment.timestamp()) + ttl
         script_keys = [job.key, queue.started_job_registry.key, queue.finished_job_registry.key,
-                       keys.task_info(job.id)]
-        args = [job.id, execution_id, stamp, ttl, score, *facts]
+                       keys.task_info(job.id), keys.meta(job.id)]
+        document, expires = held_success(job.id) or ("", 0)
+        args = [job.id, execution_id, stamp, ttl, score, document, expires, *facts]
         # EVALSHA, not the Script object: in a pipeline it would ask SCRIPT EXISTS every time.
         queued = list(pipe.command_stack)  # the task's result, kept to write again after an outage
         pipe.evalsha(self._finish.sha, len(script_keys), *script_keys, *args)
