@@ -31,7 +31,8 @@ def job_keep_seconds(conf: Any) -> int:
     value = conf.get("worker_job_keep_seconds")
     if value is None:
         return JOB_KEEP_SECONDS
-    return int(value.total_seconds()) if hasattr(value, "total_seconds") else int(value)
+    # Never negative: an EXPIRE below zero would delete the job hash at once.
+    return max(0, int(value.total_seconds()) if hasattr(value, "total_seconds") else int(value))
 
 
 def facts_of(job: Any, worker: str, started: str, ended: str) -> list[str]:
