@@ -4,17 +4,22 @@ Run: ``.venv/bin/python -m bench.memory_per_task [--tasks 2000]``. One Redis of 
 ``worker.py -c 2``: N no-op tasks sent and finished, then ``used_memory`` grown / N, each key
 kind's ``MEMORY USAGE`` (a sample task's own keys; shared sorted sets and streams / N), and the
 job hash's fields by size, so that what to expire early (issue 19: at most 600 bytes per
-finished task kept a day) is a reading, not a guess.
+finished task kept a day) is a reading, not a guess. ``--job-keep 5`` runs the worker with
+``worker_job_keep_seconds = 5`` and measures again once that window has passed: what a finished
+task costs for the rest of its result's day.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import time
 from collections import defaultdict
 
 import redis
+from rq.queue import Queue
+from rq.serializers import JSONSerializer
 
 from bench.compat_overhead import run_on_own_redis
 from bench.peers import SYSTEMS, Client, Processes
@@ -32,9 +37,20 @@ def report(server, options: argparse.Namespace) -> None:
         handles = [client.send(i) for i in range(options.tasks)]
         while not client.finished(handles):
             time.sleep(0.05)
+        for handle in handles:  # as a client does: get() also ends its result's pub/sub subscription,
+            client.get(handle)  # whose channel Redis would otherwise count among the task's bytes
         time.sleep(1)  # the worker's batched bookkeeping (5 s timer) is not per task; let the last writes land
         grown = conn.info("memory")["used_memory"] - before
-    print(f"{options.tasks} finished no-op tasks: used_memory grew {grown / options.tasks:,.0f} bytes/task")
+        print(f"{options.tasks} finished no-op tasks: used_memory grew {grown / options.tasks:,.0f} bytes/task")
+        if options.job_keep:
+            # Past the job hashes' window; RQ's maintenance (every 10 min) drops the expired
+            # finished-registry entries: done here at once, as it would be within its interval.
+            time.sleep(options.job_keep + 1)
+            for queue in Queue.all(connection=conn, serializer=JSONSerializer):
+                queue.finished_job_registry.cleanup()
+            grown = conn.info("memory")["used_memory"] - before
+            print(f"after the {options.job_keep} s job window (worker_job_keep_seconds): "
+                  f"{grown / options.tasks:,.0f} bytes/task")
     by_kind: dict[str, list[int]] = defaultdict(list)
     sample = handles[len(handles) // 2].id
     for key in conn.scan_iter(count=1000):
@@ -57,7 +73,12 @@ def report(server, options: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=2000)
-    run_on_own_redis(report, parser.parse_args(argv))
+    parser.add_argument("--job-keep", type=int, default=0, metavar="SECONDS",
+                        help="worker_job_keep_seconds for the worker; bytes are measured again once it has passed")
+    options = parser.parse_args(argv)
+    if options.job_keep:
+        os.environ["BENCH_JOB_KEEP_SECONDS"] = str(options.job_keep)
+    run_on_own_redis(report, options)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,13 @@ def add(x, y):
     return x + y
 
 
+@app.task(bind=True, max_retries=2, default_retry_delay=0)
+def times_ten_after_a_retry(self, x):
+    if self.request.retries < 1:
+        raise self.retry(exc=TransientError("once more"), countdown=0)
+    return x * 10
+
+
 @app.task
 def echo(value):
     return value

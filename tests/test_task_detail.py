@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
 from app.celery_compat import chain, keys
 from app.celery_compat.result import AsyncResult
 from tests import compat_tasks
+from tests.support import wait_for
 
 
 def _text(response) -> str:
@@ -105,3 +107,42 @@ def test_an_edited_long_running_task_follows_the_form_rules(client, celery_app):
     response = client.post(f"/tasks/{task_id}/retry-edited", data={"arguments": '{"duration": 7}'})
     new_id = response.headers["Location"].rsplit("/", 1)[-1]
     assert client.get(f"/api/tasks/{new_id}").json["arguments"] == {"duration": 7}
+
+
+def test_a_successful_tasks_job_hash_goes_early_while_its_page_still_shows_everything(client, celery_app,
+                                                                                      burst_worker, redis_conn):
+    # Given RQ job hashes of successful tasks kept one second (results are kept a day)
+    celery_app.conf.worker_job_keep_seconds = 1
+    # And a chain whose second step was retried once before it succeeded
+    last = chain(compat_tasks.add.s(1, 2), compat_tasks.times_ten_after_a_retry.s())()
+    burst_worker()
+    first_id = last.parent.id
+    # Then its job hash and its finished-registry entry are due within the second, its result a day later
+    job_key = keys.job(last.id)
+    assert redis_conn.pttl(job_key) == -2 or 0 < redis_conn.pttl(job_key) <= 1000
+    assert redis_conn.zscore(keys.REGISTRIES["finished"]("celery").key, last.id) <= time.time() + 1
+    assert redis_conn.ttl(keys.meta(last.id)) > 86000
+    wait_for(lambda: not redis_conn.exists(job_key), timeout=5)
+    # When its status, its page and the task list are read after that
+    status = client.get(f"/api/tasks/{last.id}").json
+    page = _text(client.get(f"/tasks/{last.id}"))
+    [row] = [row for row in client.get("/api/tasks").json["tasks"] if row["id"] == last.id]
+    # Then they still show its result, worker, times, arguments, retries and relatives
+    assert (status["state"], status["result"], status["arguments"]) == ("SUCCESS", 30, {"args": [3], "kwargs": {}})
+    assert status["worker"] and status["created_at"] <= status["started_at"] <= status["finished_at"]
+    assert _timeline(page) == ["Sent", "Retry 1", "Started (run 2)", "Succeeded"]
+    assert status["kind"] == "tests.compat_tasks.times_ten_after_a_retry" and "<dt>Queue</dt><dd>celery</dd>" in page
+    assert f'<dt>Parent</dt> <dd><a href="/tasks/{first_id}">' in page
+    assert (row["state"], row["worker"], row["retries"]) == ("SUCCESS", status["worker"], 1)
+    assert row["started_at"] == status["started_at"] and row["runtime"] >= 0
+
+
+def test_a_failed_tasks_job_hash_is_kept_as_long_as_its_result_for_requeue(client, celery_app, burst_worker,
+                                                                          redis_conn):
+    # Given RQ job hashes of successful tasks kept one second
+    celery_app.conf.worker_job_keep_seconds = 1
+    # When a task fails
+    result = compat_tasks.fail.delay()
+    burst_worker()
+    # Then its job hash stays (rq-dashboard's Requeue needs it) at least as long as its result
+    assert redis_conn.ttl(keys.job(result.id)) >= redis_conn.ttl(keys.meta(result.id)) > 86000

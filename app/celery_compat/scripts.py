@@ -8,35 +8,43 @@ the script, as RQ's job key prefix in ``ARGV``), so ``RQ_KEY_PREFIX`` applies he
 
 from __future__ import annotations
 
-#: Enqueue a job as RQ's Queue.enqueue_call does (register the queue, write the job hash,
-#: push its id), atomically and in one round trip.
-#: KEYS: the set of queues, the queue key, the job key. ARGV: 1 to push at the front, the job
-#: id, then the job hash as field, value, field, value...
-ENQUEUE = """
-redis.call('SADD', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[3], unpack(ARGV, 3))
-if ARGV[1] == '1' then redis.call('LPUSH', KEYS[2], ARGV[2]) else redis.call('RPUSH', KEYS[2], ARGV[2]) end
-return 1
-"""
-
 #: Add a sent task to the index (every producer sends through ``Celery.send_task``). Trimming it
 #: by age and count costs three commands per part, so a sender trims only every so many sends
 #: (``task_index_trim_every``): the index may hold that many more tasks than its cap for a while.
 #: KEYS: the whole index, the task's name's part, its queue's part, the task's info hash.
 #: ARGV: task id, send time (seconds), keep seconds, keep count, name, queue, arguments in short,
 #: '1' to trim now.
-INDEX_TASK = """
-for index = 1, 3 do redis.call('ZADD', KEYS[index], ARGV[2], ARGV[1]) end
-redis.call('HSET', KEYS[4], 'name', ARGV[5], 'queue', ARGV[6], 'args', ARGV[7], 'sent', ARGV[2])
-redis.call('EXPIRE', KEYS[4], ARGV[3])
-if ARGV[8] == '1' then
-    local oldest = '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[3]))
-    for index = 1, 3 do
-        redis.call('ZREMRANGEBYSCORE', KEYS[index], '-inf', oldest)
-        redis.call('ZREMRANGEBYRANK', KEYS[index], 0, -tonumber(ARGV[4]) - 1)
-        redis.call('EXPIRE', KEYS[index], ARGV[3])
+_INDEX = """
+local function index_task()
+    for index = 1, 3 do redis.call('ZADD', KEYS[index], ARGV[2], ARGV[1]) end
+    redis.call('HSET', KEYS[4], 'name', ARGV[5], 'queue', ARGV[6], 'args', ARGV[7], 'sent', ARGV[2])
+    redis.call('EXPIRE', KEYS[4], ARGV[3])
+    if ARGV[8] == '1' then
+        local oldest = '(' .. (tonumber(ARGV[2]) - tonumber(ARGV[3]))
+        for index = 1, 3 do
+            redis.call('ZREMRANGEBYSCORE', KEYS[index], '-inf', oldest)
+            redis.call('ZREMRANGEBYRANK', KEYS[index], 0, -tonumber(ARGV[4]) - 1)
+            redis.call('EXPIRE', KEYS[index], ARGV[3])
+        end
     end
 end
+"""
+INDEX_TASK = _INDEX + """
+index_task()
+return 1
+"""
+
+#: Send a task: index it (as INDEX_TASK), then enqueue its job as RQ's Queue.enqueue_call does
+#: (register the queue, write the job hash, push its id), atomically, as one command with no
+#: MULTI/EXEC around it.
+#: KEYS: INDEX_TASK's four, then the set of queues, the queue key, the job key.
+#: ARGV: INDEX_TASK's eight, then 1 to push at the front, the job id, then the job hash as
+#: field, value, field, value...
+SEND = _INDEX + """
+index_task()
+redis.call('SADD', KEYS[5], KEYS[6])
+redis.call('HSET', KEYS[7], unpack(ARGV, 11))
+if ARGV[9] == '1' then redis.call('LPUSH', KEYS[6], ARGV[10]) else redis.call('RPUSH', KEYS[6], ARGV[10]) end
 return 1
 """
 
@@ -157,22 +165,41 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1] .. ':' .. ARGV[5])
 return {KEYS[1], ARGV[1], fields, redis.call('EXISTS', ARGV[7] .. ARGV[1], ARGV[8] .. ARGV[1])}
 """
 
-#: Record a success: status, end time, out of the started registry, into the finished one,
-#: and the job hash's expiry, as RQ's handle_job_success does.
-#: KEYS: job key, started registry, finished registry.
-#: ARGV: job id, execution id, ended_at, result TTL (0 delete, -1 keep), finished score.
+#: Record a success: its result document (fenced as FENCED_STORE is), status, end time, out of
+#: the started registry, into the finished one, and the job hash's expiry, as RQ's
+#: handle_job_success does; one script call for what took two. When the job hash is kept less
+#: long than the result (``worker_job_keep_seconds``), the facts the pages still need (see
+#: finished.py) go into the task's index hash, if it exists (never a hash without expiry).
+#: KEYS: job key, started registry, finished registry, the task's index hash, the result document.
+#: ARGV: job id, execution id, ended_at, job hash TTL (0 delete, -1 keep), finished score,
+#: the document ('' when no result is stored), its TTL in seconds (0: none), then the facts as
+#: field, value, field, value... (none: leave the index hash alone).
+#: Returns 1 when recorded, 0 when the claim was gone.
 FINISH_SUCCESS = """
+local function store()
+    if ARGV[6] == '' then return end
+    if tonumber(ARGV[7]) > 0 then
+        redis.call('SET', KEYS[5], ARGV[6], 'EX', ARGV[7])
+    else
+        redis.call('SET', KEYS[5], ARGV[6])
+    end
+    redis.call('PUBLISH', KEYS[5], ARGV[6])
+end
 if redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. ARGV[2]) == 0 then
     -- Not ours any more: maintenance took it for abandoned (or the job was deleted) and has
     -- re-queued or failed it; leave that decision alone rather than write a second outcome.
+    -- With the job gone too, Redis lost its data: nobody else can run it, its result is kept.
+    if redis.call('EXISTS', KEYS[1]) == 0 then store() end
     return 0
 end
+store()
 local ttl = tonumber(ARGV[4])
 if ttl == 0 then
     redis.call('DEL', KEYS[1])
     return 1
 end
-redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[3])
+if #ARGV > 7 and redis.call('EXISTS', KEYS[4]) == 1 then redis.call('HSET', KEYS[4], unpack(ARGV, 8)) end
+redis.call('HSET', KEYS[1], 'status', 'finished', 'ended_at', ARGV[3], 'celery_final', ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
 if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
 return 1

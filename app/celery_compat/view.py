@@ -20,7 +20,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from . import keys, scripts
+from . import finished, keys, scripts
 from .protocol import Envelope
 from .result import _decode_result
 
@@ -234,17 +234,23 @@ def _stamp(raw: bytes | None) -> datetime | None:
     return datetime.fromisoformat(raw.decode().replace("Z", "+00:00")) if raw else None
 
 
+#: The facts of a finished task the index hash keeps after its job hash expired (finished.py).
+_KEPT = (finished.WORKER, finished.STARTED, finished.ENDED, finished.RETRIES)
+
+
 def sent_facts(connection: Any, found: list[tuple[str, float]]) -> list[Sent]:
     """What the index and the RQ job say of each task, in one round trip (small fields, no results)."""
     with connection.pipeline(transaction=False) as pipe:
         for task_id, _ in found:
-            pipe.hmget(keys.task_info(task_id), "name", "queue", "args")
+            pipe.hmget(keys.task_info(task_id), "name", "queue", "args", *_KEPT)
             pipe.hmget(keys.job(task_id), "status", "worker_name", "started_at", "ended_at", "number_of_retries")
         replies = pipe.execute()
     facts = []
     for (task_id, sent), info, job in zip(found, replies[::2], replies[1::2], strict=True):
-        name, queue_name, arguments = (value.decode() if value else None for value in info)
+        name, queue_name, arguments = (value.decode() if value else None for value in info[:3])
         status, worker, started, ended, retries = job
+        if status is None and info[4]:  # the job hash expired after a success: the index kept its facts
+            status, (worker, started, ended, retries) = b"finished", info[3:]
         facts.append(Sent(task_id, sent, name, queue_name, arguments, status.decode() if status else None,
                           worker.decode() if worker else None, _stamp(started), _stamp(ended),
                           int(retries) if retries else 0))
@@ -256,7 +262,7 @@ def job_facts(app: Any, task_id: str) -> JobFacts | None:
     try:
         job = Job.fetch(task_id, connection=app.connection, serializer=JSONSerializer)
     except NoSuchJobError:
-        return None
+        return _kept_facts(app.connection, task_id)
     try:
         envelope: Envelope | None = Envelope.of(job)
     except (KeyError, ValueError, TypeError):
@@ -272,6 +278,26 @@ def job_facts(app: Any, task_id: str) -> JobFacts | None:
         parent_id=options.get("parent_id"), root_id=options.get("root_id"),
         group_id=options.get("group_id") or _chord(options).get("group_id"),
         chord_body_id=((_chord(options).get("body") or {}).get("options") or {}).get("task_id"),
+    )
+
+
+def _kept_facts(connection: Any, task_id: str) -> JobFacts | None:
+    """A successful task's facts from its index hash, once its job hash expired; None if it has none."""
+    info = {field.decode(): value.decode() for field, value in connection.hgetall(keys.task_info(task_id)).items()}
+    if not info.get(finished.ENDED):
+        return None
+    try:
+        args, kwargs = json.loads(info[finished.CALL]) if info.get(finished.CALL) else (None, None)
+    except ValueError:
+        args, kwargs = None, None
+    sent = float(info["sent"]) if info.get("sent") else None
+    created = datetime.fromtimestamp(sent, timezone.utc) if sent is not None else None
+    return JobFacts(
+        name=info.get("name"), args=args, kwargs=kwargs, status="finished", created_at=created, enqueued_at=created,
+        started_at=_stamp(info.get(finished.STARTED, "").encode()), ended_at=_stamp(info[finished.ENDED].encode()),
+        last_heartbeat=None, worker=info.get(finished.WORKER), redelivered=int(info.get(finished.REDELIVERED) or 0),
+        queue=info.get("queue"), parent_id=info.get(finished.PARENT), root_id=info.get(finished.ROOT),
+        group_id=info.get(finished.GROUP), chord_body_id=info.get(finished.CHORD_BODY),
     )
 
 

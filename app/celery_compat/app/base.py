@@ -31,7 +31,7 @@ from ..keys import job as keys_job
 from ..protocol import EXECUTE_TASK, FAILURE_CALLBACK, Envelope, may_import
 from ..redaction import redact_url
 from ..result import AsyncResult, GroupResult
-from ..scripts import ENQUEUE, INDEX_TASK
+from ..scripts import INDEX_TASK, SEND
 from ..serialization import to_wire
 from ..utils.time import whole_second_after
 from .amqp import AMQP, job_hash
@@ -180,9 +180,9 @@ class Celery:
 
     connection_for_read = connection_for_write
 
-    def send_pipeline(self) -> Any:
-        """The transaction a send is written in; give it to :meth:`execute_send` (it may hold a connection)."""
-        return send_pipeline(self.connection, self._replica_wait)
+    def send_pipeline(self, transaction: bool = True) -> Any:
+        """The pipeline a send is written in; give it to :meth:`execute_send` (it may hold a connection)."""
+        return send_pipeline(self.connection, self._replica_wait, transaction)
 
     def execute_send(self, pipe: Any, task_ids: list[str]) -> list:
         """Run a send's transaction; with ``wait_for_replicas``, return only once that many replicas have it.
@@ -381,13 +381,16 @@ class Celery:
                 sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="", routing_key=queue_name,
                 headers={"id": task_id, "task": name, **stamp_headers}, properties={}, declare=[], retry_policy=None)
         rq_queue = self.queue(queue_name, options_meta.get("priority"))
-        pipe = pipeline if pipeline is not None else self.send_pipeline()
+        index = self._index_call(task_id, shadow or name, queue_name, arguments)
+        # A plain send is one script call, atomic by itself: no MULTI/EXEC around it.
+        several = eta is not None or bool(options_meta.get("parent_id"))
+        pipe = pipeline if pipeline is not None else self.send_pipeline(transaction=several)
         if eta is not None:
             job = rq_queue.create_job(EXECUTE_TASK, status=JobStatus.SCHEDULED, **job_options)
             rq_queue.schedule_job(job, whole_second_after(datetime.fromisoformat(eta)), pipeline=pipe)
+            pipe.eval(INDEX_TASK, len(index[0]), *index[0], *index[1])
         else:
-            self._enqueue(rq_queue, job_options, pipe)
-        self._index(pipe, task_id, shadow or name, queue_name, arguments)
+            self._enqueue(rq_queue, job_options, pipe, index)
         if options_meta.get("parent_id"):
             self._index_child(pipe, options_meta["parent_id"], task_id)
         if pipeline is None:
@@ -405,24 +408,27 @@ class Celery:
             result._subscribed = True
         return result
 
-    def _enqueue(self, queue: Queue, job_options: dict, pipeline: Any) -> None:
-        """Queue on ``pipeline`` the job ``Queue.enqueue_call(**job_options)`` would write, as one Lua call."""
+    def _enqueue(self, queue: Queue, job_options: dict, pipeline: Any, index: tuple[list, list]) -> None:
+        """Queue on ``pipeline`` the job ``Queue.enqueue_call(**job_options)`` would write and its
+        entry in the task index (``index``, from :meth:`_index_call`), as one Lua call."""
         job_id = job_options["job_id"]
         fields = job_hash(queue.name, job_options["args"], job_options["meta"], job_options["description"],
                           job_options["timeout"], job_options["result_ttl"], job_options["failure_ttl"], self.now())
-        keys = [queue.redis_queues_keys, queue.key, keys_job(job_id)]
+        index_keys, index_args = index
+        keys = [*index_keys, queue.redis_queues_keys, queue.key, keys_job(job_id)]
         # EVAL, not EVALSHA: inside a transaction a script Redis forgot (after a restart) would
         # fail alone while the rest of the transaction is applied.
-        pipeline.eval(ENQUEUE, len(keys), *keys, 0, job_id, *fields)
+        pipeline.eval(SEND, len(keys), *keys, *index_args, 0, job_id, *fields)
 
-    def _index(self, pipe: Any, task_id: str, name: str, queue_name: str, arguments: str) -> None:
-        """Add the task to the index monitors list (keys.TASKS), trimmed by age and count: one command."""
+    def _index_call(self, task_id: str, name: str, queue_name: str, arguments: str) -> tuple[list, list]:
+        """The keys and arguments that add the task to the index monitors list (keys.TASKS), trimmed
+        by age and count every ``task_index_trim_every`` sends (see ``scripts.INDEX_TASK``)."""
         keep = self.conf.task_index_expires or self.backend.expires or 86400
         keep = int(keep.total_seconds()) if hasattr(keep, "total_seconds") else int(keep)
         every = max(1, int(self.conf.task_index_trim_every))
         self._index_sends = sends = self.__dict__.get("_index_sends", 0) + 1
-        index_task(pipe, task_id, name, queue_name, arguments, keep, int(self.conf.task_index_max_tasks),
-                   trim=sends % every == 1 % every)
+        return index_call(task_id, name, queue_name, arguments, keep, int(self.conf.task_index_max_tasks),
+                          trim=sends % every == 1 % every)
 
     def _index_child(self, pipe: Any, parent_id: str, task_id: str) -> None:
         """Note ``task_id`` among its parent's children, so the parent's page links to it (two commands)."""
@@ -522,12 +528,19 @@ def _signatures(value: Any) -> list | None:
     return [dict(item) if isinstance(item, dict) else item.as_dict() for item in items]
 
 
+def index_call(task_id: str, name: str, queue_name: str, arguments: str, keep_seconds: int, max_tasks: int,
+               now: float | None = None, trim: bool = True) -> tuple[list, list]:
+    """The keys and arguments of ``scripts.INDEX_TASK`` (and the first half of ``scripts.SEND``) for a sent task."""
+    index_keys = [keys.TASKS, keys.tasks_by_name(name), keys.tasks_by_queue(queue_name), keys.task_info(task_id)]
+    return index_keys, [task_id, repr(time.time() if now is None else now), keep_seconds, max_tasks, name,
+                        queue_name, arguments, "1" if trim else "0"]
+
+
 def index_task(pipe: Any, task_id: str, name: str, queue_name: str, arguments: str, keep_seconds: int,
                max_tasks: int, now: float | None = None, trim: bool = True) -> None:
     """Queue on ``pipe`` the one command that indexes a sent task (see ``scripts.INDEX_TASK``)."""
-    index_keys = [keys.TASKS, keys.tasks_by_name(name), keys.tasks_by_queue(queue_name), keys.task_info(task_id)]
-    pipe.eval(INDEX_TASK, len(index_keys), *index_keys, task_id, repr(time.time() if now is None else now),
-              keep_seconds, max_tasks, name, queue_name, arguments, "1" if trim else "0")
+    index_keys, args = index_call(task_id, name, queue_name, arguments, keep_seconds, max_tasks, now, trim)
+    pipe.eval(INDEX_TASK, len(index_keys), *index_keys, *args)
 
 
 #: AMQP message properties a caller may give to ``apply_async``; the task reads them in

@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "worker_heartbeat_interval": 2.0,
     "worker_heartbeat_ttl": 7.0,
     "worker_idle_poll_interval": 0.1,
+    # Ours: how long a successful task's RQ job hash (and finished-registry entry) lives, in seconds,
+    # when that is shorter than its result's; 0 keeps it as long as the result (see finished.py).
+    "worker_job_keep_seconds": 3600,
     "task_ignore_result": False,
     "task_store_errors_even_if_ignored": False,
     "task_default_rate_limit": None,

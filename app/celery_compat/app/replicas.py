@@ -75,11 +75,11 @@ class _Lent:
         return getattr(self.pool, name)
 
 
-def pipeline(client: redis.Redis, wait: ReplicaWait) -> Pipeline:
-    """A transaction for one send: the client's own pipeline, or one on a lent connection when waiting."""
+def pipeline(client: redis.Redis, wait: ReplicaWait, transaction: bool = True) -> Pipeline:
+    """A pipeline for one send: the client's own, or one on a lent connection when waiting."""
     if not wait.replicas:
-        return client.pipeline()
-    return Pipeline(_Lent(client.connection_pool), client.response_callbacks, True, None)
+        return client.pipeline(transaction=transaction)
+    return Pipeline(_Lent(client.connection_pool), client.response_callbacks, transaction, None)
 
 
 def execute(pipe: Pipeline, wait: ReplicaWait, task_ids: list[str]) -> list:

@@ -59,11 +59,16 @@ class Claim:
     entry: str  # ``<job id>:<execution id>``
     job_key: str
     execution_id: str
+    #: The worker writes the SUCCESS document itself, in the script that ends the run
+    #: (``scripts.FINISH_SUCCESS``, fenced the same way): one script call per task, not two.
+    success_in_finish: bool = False
 
 
 #: Claims held in this process, by task id: while one is held, every state written for that
 #: task is fenced with it (``scripts.FENCED_STORE``). Only the worker sets them (hold_claim).
 _claims: dict[str, Claim] = {}
+#: The SUCCESS document (and its TTL) of a claim with ``success_in_finish``, until the claim is released.
+_successes: dict[str, tuple[str, int]] = {}
 
 
 def hold_claim(task_id: str, claim: Claim) -> None:
@@ -73,6 +78,12 @@ def hold_claim(task_id: str, claim: Claim) -> None:
 
 def release_claim(task_id: str) -> None:
     _claims.pop(task_id, None)
+    _successes.pop(task_id, None)
+
+
+def held_success(task_id: str) -> tuple[str, int] | None:
+    """The SUCCESS document and TTL the task's trace left for its worker's finish script, if any."""
+    return _successes.get(task_id)
 
 
 def pending_meta(task_id: str) -> dict:
@@ -163,7 +174,11 @@ class RedisBackend(BaseKeyValueStoreBackend):
         pipe = pipeline if pipeline is not None else (connection or self.app.connection).pipeline(transaction=False)
         expires = self.expires_for(state)
         claim = _claims.get(task_id)
-        if claim is not None:
+        if claim is not None and claim.success_in_finish and state == states.SUCCESS and pipeline is not None:
+            # The trace's own store, written with the run's end (see held_success); in the pipeline
+            # it would have gone out in the same round trip, so nothing is written later than before.
+            _successes[task_id] = (document, expires)
+        elif claim is not None:
             # A worker running the task: write (and publish) only while its claim holds, so a
             # worker that lost the task to the recovery rule can never write over its new run.
             # EVAL, not EVALSHA: it may sit in a MULTI, where a Redis that forgot the script

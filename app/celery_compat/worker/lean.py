@@ -36,7 +36,8 @@ from rq.worker import WorkerStatus
 
 from .. import keys, scripts, states
 from .._state import current_app
-from ..backends.redis import Claim, hold_claim, release_claim
+from ..backends.redis import Claim, held_success, hold_claim, release_claim
+from ..finished import facts_of, job_keep_seconds
 from ..protocol import EXECUTE_TASK, REVOKED_FIELD, Envelope
 from ..serialization import scrub
 from ..series import SAMPLE_STEP, TaskSeries, sample_queues
@@ -89,6 +90,7 @@ class LeanWorker(InProcessWorker):
         self._started_keys = {queue.key: queue.started_job_registry.key for queue in self.queues}
         self.beat_interval, self.beat_ttl = heartbeat_timing()
         self.idle_poll_interval = idle_poll_interval()
+        self._job_keep = job_keep_seconds(current_app().conf)
         # Every worker sweeps for dead workers' tasks on each beat (see recovery.Sweeper).
         self._sweeper = Sweeper(self.connection, [queue.name for queue in self.queues], grace=self.beat_ttl)
 
@@ -292,7 +294,7 @@ class LeanWorker(InProcessWorker):
         self._running = (job, execution_id)
         entry = f"{job.id}:{execution_id}"
         # Every state this task writes from now on is fenced with its claim (see scripts.FENCED_STORE).
-        hold_claim(job.id, Claim(keys.started(job.origin), entry, job.key, execution_id))
+        hold_claim(job.id, Claim(keys.started(job.origin), entry, job.key, execution_id, success_in_finish=True))
         if self.slot is not None:
             self.slot.begin(job, execution_id)
         started = time.monotonic()
@@ -363,12 +365,19 @@ class LeanWorker(InProcessWorker):
     def _record_success(self, job: Job, queue: Queue, execution_id: str, pipe: Any) -> None:
         moment, stamp = _rq_now()
         ttl = job.get_result_ttl(self.default_result_ttl)
+        facts: list[str] = []
+        if self._job_keep and (ttl < 0 or ttl > self._job_keep):
+            # The job hash goes before the result: the pages' facts move to the index hash.
+            ttl = self._job_keep
+            facts = facts_of(job, self.name, utcformat(job.started_at or moment), stamp)
         score = "+inf" if ttl < 0 else int(moment.timestamp()) + ttl
-        script_keys = [job.key, queue.started_job_registry.key, queue.finished_job_registry.key]
-        args = [job.id, execution_id, stamp, ttl, score]
+        script_keys = [job.key, queue.started_job_registry.key, queue.finished_job_registry.key,
+                       keys.task_info(job.id), keys.meta(job.id)]
+        document, expires = held_success(job.id) or ("", 0)
+        args = [job.id, execution_id, stamp, ttl, score, document, expires, *facts]
         # EVALSHA, not the Script object: in a pipeline it would ask SCRIPT EXISTS every time.
         queued = list(pipe.command_stack)  # the task's result, kept to write again after an outage
-        pipe.evalsha(self._finish.sha, 3, *script_keys, *args)
+        pipe.evalsha(self._finish.sha, len(script_keys), *script_keys, *args)
         try:
             pipe.execute()
         except redis.exceptions.NoScriptError:  # Redis restarted and forgot it: load, write again
