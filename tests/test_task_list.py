@@ -7,28 +7,7 @@ import time
 import pytest
 
 from app.celery_compat.app.base import index_task
-
-LONG_RUNNING = "app.tasks.long_running.long_running"
-
-
-def fill(app, conn, count: int, state_of=lambda i: "SUCCESS", start: float = 1_700_000_000.0,
-         name=lambda i: LONG_RUNNING, queue=lambda i: "default") -> list[str]:
-    """Index ``count`` sent tasks one second apart (task-0 oldest), with results in the states ``state_of(i)`` gives."""
-    backend = app.extensions["celery"].backend
-    pipe = conn.pipeline(transaction=False)
-    ids = []
-    for i in range(count):
-        task_id = f"task-{i}"
-        index_task(pipe, task_id, name(i), queue(i), f"duration={i + 1}", keep_seconds=10**9, max_tasks=10**6,
-                   now=start + i)
-        state = state_of(i)
-        if state == "PROGRESS":
-            backend.store_result(task_id, {"current": 1, "total": 4, "percent": 25}, state, pipeline=pipe)
-        elif state != "PENDING":
-            backend.store_result(task_id, {"steps": 2}, state, pipeline=pipe)
-        ids.append(task_id)
-    pipe.execute()
-    return ids
+from tests.support_tasklist import LONG_RUNNING, fill
 
 
 def test_tasks_are_listed_newest_first_with_kind_state_and_progress(app, client, redis_conn):

@@ -50,32 +50,33 @@ return 1
 
 #: Look through the index for tasks that match filters, in Redis, so that a rare match costs one
 #: round trip rather than one per task examined. From a cursor outwards, at most ARGV[4] tasks.
-#: KEYS: the index (or its name's or queue's part). ARGV: 1 cursor (exclusive; '+inf' / '-inf'
-#: for none), 2 'older' or 'newer', 3 how many matches, 4 how many to examine, 5 RQ's job key
-#: prefix, 6 the result document's prefix, 7 the info hash's prefix, 8 queue ('' any), 9 text in
-#: the arguments, lower case ('' any), 10 state ('' any), then the RQ statuses a task in that
-#: state may have ('none' for a job that is gone).
+#: KEYS: the index (or its name's or queue's part). ARGV: 1 where to start, as a ZRANGEBYSCORE
+#: bound ('(' before a cursor, which is exclusive; '+inf' / '-inf' for none), 2 'older' or 'newer',
+#: 3 how many matches, 4 how many to examine, 5 RQ's job key prefix, 6 the result document's prefix,
+#: 7 the info hash's prefix, 8 queue ('' any), 9 text in the arguments, lower case ('' any),
+#: 10 state ('' any), 11 where to stop, as a bound (the edge of a time range, or '-inf' / '+inf'),
+#: then the RQ statuses a task in that state may have ('none' for a job that is gone).
 #: Returns {id, score, id, score ...} of the matches, then the oldest and newest score examined.
 SCAN_TASKS = """
 local older = ARGV[2] == 'older'
 local want, budget = tonumber(ARGV[3]), tonumber(ARGV[4])
 local may = {}
-for index = 11, #ARGV do may[ARGV[index]] = true end
+for index = 12, #ARGV do may[ARGV[index]] = true end
 local found, oldest, newest = {}, false, false
-local cursor = ARGV[1]
+local from, stop = ARGV[1], ARGV[11]
 while budget > 0 do
     local chunk
     local asked = math.min(budget, 200)
     if older then
-        chunk = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. cursor, '-inf', 'WITHSCORES', 'LIMIT', 0, asked)
+        chunk = redis.call('ZREVRANGEBYSCORE', KEYS[1], from, stop, 'WITHSCORES', 'LIMIT', 0, asked)
     else
-        chunk = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. cursor, '+inf', 'WITHSCORES', 'LIMIT', 0, asked)
+        chunk = redis.call('ZRANGEBYSCORE', KEYS[1], from, stop, 'WITHSCORES', 'LIMIT', 0, asked)
     end
     if #chunk == 0 then break end
     for index = 1, #chunk, 2 do
         local id, score = chunk[index], chunk[index + 1]
         budget = budget - 1
-        cursor = score
+        from = '(' .. score
         if not oldest or tonumber(score) < tonumber(oldest) then oldest = score end
         if not newest or tonumber(score) > tonumber(newest) then newest = score end
         local ok = true

@@ -167,19 +167,44 @@ def _index_key(name: str | None, queue_name: str | None) -> str:
     return keys.tasks_by_queue(queue_name) if queue_name else keys.TASKS
 
 
+@dataclass(frozen=True)
+class Range:
+    """Send times a list is bounded to: from ``since`` (inclusive) to ``until`` (exclusive); None: open."""
+
+    since: float | None = None
+    until: float | None = None
+
+
+EVER = Range()
+
+
+def _older_bounds(before: float | None, within: Range) -> tuple[str, str]:
+    # Older than the cursor (exclusive), within the range: the nearer of the cursor and ``until`` is the start.
+    edges = [edge for edge in (before, within.until) if edge is not None]
+    start = f"({min(edges)!r}" if edges else "+inf"
+    return start, "-inf" if within.since is None else repr(within.since)
+
+
+def _newer_bounds(after: float, within: Range) -> tuple[str, str]:
+    # Newer than the cursor (exclusive), unless the range begins later: then from its ``since`` (inclusive).
+    start = repr(within.since) if within.since is not None and within.since > after else f"({after!r}"
+    return start, "+inf" if within.until is None else f"({within.until!r}"
+
+
 def sent_ids(connection: Any, count: int, name: str | None = None, queue_name: str | None = None,
-             before: float | None = None, after: float | None = None) -> list[tuple[str, float]]:
-    """Up to ``count`` ``(task id, send time)``, newest first.
+             before: float | None = None, after: float | None = None, within: Range = EVER) -> list[tuple[str, float]]:
+    """Up to ``count`` ``(task id, send time)`` sent ``within`` the range, newest first.
 
     Older than ``before``, or, with ``after``, the ``count`` tasks just newer than it. One
     command, O(log n + count), whatever the number of tasks indexed.
     """
     key = _index_key(name, queue_name)
     if after is not None:
-        found = connection.zrangebyscore(key, f"({after!r}", "+inf", start=0, num=count, withscores=True)[::-1]
+        start, end = _newer_bounds(after, within)
+        found = connection.zrangebyscore(key, start, end, start=0, num=count, withscores=True)[::-1]
     else:
-        upper = "+inf" if before is None else f"({before!r}"
-        found = connection.zrevrangebyscore(key, upper, "-inf", start=0, num=count, withscores=True)
+        start, end = _older_bounds(before, within)
+        found = connection.zrevrangebyscore(key, start, end, start=0, num=count, withscores=True)
     return [(member.decode(), score) for member, score in found]
 
 
@@ -194,18 +219,19 @@ class Scan:
 
 def scan_sent(connection: Any, count: int, budget: int, name: str | None = None, queue_name: str | None = None,
               before: float | None = None, after: float | None = None, state: str | None = None,
-              statuses: tuple[str, ...] = (), search: str | None = None) -> Scan:
+              statuses: tuple[str, ...] = (), search: str | None = None, within: Range = EVER) -> Scan:
     """Up to ``count`` tasks that match, examining at most ``budget`` from the cursor: one script call.
 
     ``statuses`` are the RQ job statuses a task in ``state`` may have; only those tasks' documents
-    are read (a running task's and one whose job is gone are always read).
+    are read (a running task's and one whose job is gone are always read). The script stops at the
+    edge of ``within``, so a range costs no more than the tasks inside it.
     """
     key = _index_key(name, queue_name)
-    direction, cursor = ("newer", after) if after is not None else ("older", before)
-    edge = cursor if cursor is not None else float("inf")
-    reply = connection.eval(scripts.SCAN_TASKS, 1, key, repr(edge).replace("inf", "+inf"), direction, count, budget,
+    direction = "newer" if after is not None else "older"
+    start, end = _newer_bounds(after, within) if after is not None else _older_bounds(before, within)
+    reply = connection.eval(scripts.SCAN_TASKS, 1, key, start, direction, count, budget,
                             keys.JOB_PREFIX, keys.META_PREFIX, keys.TASK_INFO_PREFIX,
-                            queue_name if name and queue_name else "", (search or "").lower(), state or "",
+                            queue_name if name and queue_name else "", (search or "").lower(), state or "", end,
                             *statuses)
     # The script ends with the oldest and newest send time examined (nil when none was).
     *matches, oldest, newest = reply
@@ -215,12 +241,17 @@ def scan_sent(connection: Any, count: int, budget: int, name: str | None = None,
 
 
 def sent_around(connection: Any, oldest: float, newest: float, name: str | None = None,
-                queue_name: str | None = None) -> tuple[bool, bool]:
-    """Whether the index holds tasks older than ``oldest`` and newer than ``newest`` (two ZCOUNTs, one trip)."""
+                queue_name: str | None = None, within: Range = EVER) -> tuple[bool, bool]:
+    """Whether the index holds tasks ``within`` the range older than ``oldest`` and newer than ``newest``.
+
+    Two ZCOUNTs, one round trip.
+    """
     key = _index_key(name, queue_name)
+    since = "-inf" if within.since is None else repr(within.since)
+    until = "+inf" if within.until is None else f"({within.until!r}"
     with connection.pipeline(transaction=False) as pipe:
-        pipe.zcount(key, "-inf", f"({oldest!r}")
-        pipe.zcount(key, f"({newest!r}", "+inf")
+        pipe.zcount(key, since, f"({oldest!r}")
+        pipe.zcount(key, f"({newest!r}", until)
         older, newer = pipe.execute()
     return older > 0, newer > 0
 

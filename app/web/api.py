@@ -122,8 +122,9 @@ def submit_ping(body: schemas.PingRequest) -> tuple[Response, int, dict[str, str
 def task_list(query: schemas.TaskQuery) -> tuple[Response, int, dict[str, str]]:
     """Recent tasks, newest first, from any producer.
 
-    Filters: `state`, `name`, `queue`, `id`, `q` (text in the arguments). `cursor=<next>` goes to
-    older tasks, `after=<prev>` to newer ones; `next` and `prev` are null where there are none.
+    Filters: `state`, `name`, `queue`, `id`, `q` (text in the arguments), and the send time from
+    `since` (inclusive) to `until` (exclusive). `cursor=<next>` goes to older tasks, `after=<prev>`
+    to newer ones, within the time range; `next` and `prev` are null where there are none.
     """
     rows, older, newer = task_page(task_query(query))
     for row in rows:

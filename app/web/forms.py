@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import datetime, timezone, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField, TextAreaField
@@ -134,8 +136,38 @@ def parse_task_query(args: Mapping[str, str]) -> history.Query:
 
 def task_query(query: Any) -> history.Query:
     """The :class:`history.Query` of a valid :class:`app.web.schemas.TaskQuery`."""
+    from app.web.schemas import moment_seconds
+
     texts = {field: getattr(query, field).strip() or None for field in ("name", "queue", "id", "q")}
     before = float(query.cursor) if query.cursor else None
     after = float(query.after) if query.after and before is None else None  # with both, cursor wins
     return history.Query(state=query.state or None, name=texts["name"], queue=texts["queue"], task_id=texts["id"],
-                         search=texts["q"], limit=query.limit, before=before, after=after)
+                         search=texts["q"], limit=query.limit, before=before, after=after,
+                         since=moment_seconds(query.since), until=moment_seconds(query.until))
+
+
+def in_zone(args: Mapping[str, str]) -> dict[str, str]:
+    """The list page's query with its ``datetime-local`` times given the reader's offset from UTC.
+
+    The page's script puts the browser's time zone (an IANA name) in ``tz``; without it (no script,
+    or an unknown name) the times are read as UTC. A time that carries an offset is left as it is.
+    """
+    from app.web.schemas import LOCAL_TIME
+
+    values = dict(args.items())
+    zone: tzinfo = timezone.utc
+    try:
+        zone = ZoneInfo(values.get("tz", "")[:64]) if values.get("tz") else timezone.utc
+    except (ValueError, ZoneInfoNotFoundError):  # a hand-made URL: read as UTC rather than fail
+        pass
+    for field in ("since", "until"):
+        value = values.get(field, "")
+        if re.fullmatch(LOCAL_TIME.removesuffix("$"), value):
+            values[field] = datetime.fromisoformat(value).replace(tzinfo=zone).isoformat()
+    return values
+
+
+def check_range(query: history.Query) -> None:
+    """Raise :class:`InvalidForm` for a range that ends before it begins (the list page says so)."""
+    if query.since is not None and query.until is not None and query.since >= query.until:
+        raise InvalidForm({"since": "must be earlier than Sent until"})

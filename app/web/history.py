@@ -11,7 +11,9 @@ and finds a page of it:
 * with a state filter, a search in the arguments, or a name and a queue together, one script
   looks through the index in Redis (``scripts.SCAN_TASKS``): each task's RQ status first rules
   out those that cannot be in that state, and only the rest's documents are read; at most
-  :data:`MAX_SCANNED` tasks are examined per request, and the page's cursors go on from there.
+  :data:`MAX_SCANNED` tasks are examined per request, and the page's cursors go on from there;
+* a time range (``since``, ``until``) bounds the ranges and the script themselves, so the cursors
+  page within it and the cost per page stays the same.
 
 The web app also keeps ``web:task:<id>``, a small hash with the kind and the arguments a form
 submitted, which the status page shows while no worker has written anything yet.
@@ -110,6 +112,13 @@ class Query:
     limit: int = 20
     before: float | None = None
     after: float | None = None
+    #: Only tasks sent from ``since`` (inclusive) to ``until`` (exclusive), epoch seconds; the cursors page within.
+    since: float | None = None
+    until: float | None = None
+
+    @property
+    def within(self) -> view.Range:
+        return view.Range(self.since, self.until)
 
 
 @dataclass(frozen=True)
@@ -140,9 +149,10 @@ def _locate(conn: redis.Redis, query: Query) -> tuple[list[tuple[str, float]], l
         return ([(query.task_id, sent)] if sent is not None else []), []
     if query.state or query.search or (query.name and query.queue):
         scan = view.scan_sent(conn, query.limit, MAX_SCANNED, query.name, query.queue, query.before, query.after,
-                              query.state, _statuses(query.state), query.search)
+                              query.state, _statuses(query.state), query.search, within=query.within)
         return scan.found, [edge for edge in (scan.oldest, scan.newest) if edge is not None]
-    found = view.sent_ids(conn, query.limit, query.name, query.queue, before=query.before, after=query.after)
+    found = view.sent_ids(conn, query.limit, query.name, query.queue, before=query.before, after=query.after,
+                          within=query.within)
     return found, [score for _, score in found]
 
 
@@ -159,5 +169,5 @@ def _cursors(conn: redis.Redis, query: Query, examined: list[float]) -> tuple[fl
     if query.task_id is not None or not examined:
         return None, None  # a search by id, or nothing beyond the cursor (the page links to the newest)
     oldest, newest = min(examined), max(examined)
-    older, newer = view.sent_around(conn, oldest, newest, query.name, query.queue)
+    older, newer = view.sent_around(conn, oldest, newest, query.name, query.queue, within=query.within)
     return (oldest if older else None), (newest if newer else None)

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 
-from app.web import forms, ratelimit
+from app.web import forms, history, ratelimit
 from app.web.actions import Conflict, cancel_task, retry_task
 from app.web.detail import task_detail
 from app.web.forms import MAX_JSON_DEPTH, EmailForm, InvalidForm, LongRunningForm, TooDeep, check_json_document
@@ -155,27 +155,38 @@ def retry(task_id: str) -> Response:
 
 @bp.get("/tasks")
 def task_list() -> tuple[str, int] | Response:
-    """Every task sent, newest first, filterable by state, name, queue and argument text, a page at a time.
+    """Every task sent, newest first, filterable by state, name, queue, argument text and send time, a page at a time.
 
-    A search by id opens that task's page.
+    A search by id opens that task's page. A time range that cannot be read, or ends before it
+    begins, shows the form again (422) with the reason beside the field.
     """
+    typed = {field: request.args.get(field, "") for field in ("since", "until", "tz")}
     try:
-        query = forms.parse_task_query(request.args)
+        query = forms.parse_task_query(forms.in_zone(request.args))
+        forms.check_range(query)
     except InvalidForm as exc:
-        abort(400, description="; ".join(f"{name} {why}" for name, why in exc.errors.items()))
+        if not set(exc.errors) <= {"since", "until"}:
+            abort(400, description="; ".join(f"{name} {why}" for name, why in exc.errors.items()))
+        query = forms.parse_task_query({k: v for k, v in request.args.items() if k not in typed})
+        return _task_list(query, typed, exc.errors), 422
     if query.task_id:
         return redirect(url_for("pages.task", task_id=query.task_id))
-    rows, older, newer = task_page(query)
+    return _task_list(query, typed, {}), 200
+
+
+def _task_list(query: history.Query, typed: dict[str, str], errors: dict[str, str]) -> str:
+    # With a refused range no page is read: the form comes back with what was typed and why.
+    rows, older, newer = task_page(query) if not errors else ([], None, None)
     now = datetime.now(timezone.utc)
     for row in rows:
         row["age"] = _age(now, datetime.fromisoformat(row["created_at"].replace("Z", "+00:00")))
     filters = {"state": query.state, "name": query.name, "queue": query.queue, "q": query.search,
-               "limit": query.limit}
+               "limit": query.limit, **{field: value for field, value in typed.items() if value}}
     return render_template(
-        "tasks.html", tasks=rows, query=query, filters=filters, states=ALL_STATES,
+        "tasks.html", tasks=rows, query=query, filters=filters, states=ALL_STATES, typed=typed, errors=errors,
         older=None if older is None else repr(older), newer=None if newer is None else repr(newer),
         first_page=query.before is None and query.after is None,
-    ), 200
+    )
 
 
 def _age(now: datetime, then: datetime) -> str:

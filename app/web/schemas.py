@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo
@@ -52,6 +53,17 @@ _TEXT = r"[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]"
 BODY = rf"^{_TEXT}*[^\s\x00-\x08\x0b\x0c\x0e-\x1f\x7f]{_TEXT}*$"
 #: A page cursor: the ``next`` or ``prev`` of a page (a send time), or empty for none.
 CURSOR = r"^(?:[0-9]{1,15}(?:\.[0-9]{1,15})?)?$"
+# A moment: epoch seconds, or an ISO 8601 date and time with its offset from UTC. The date is spelled
+# so that only real ones match (February 29 in leap years only), so every match converts.
+_EPOCH = r"[0-9]{1,12}(?:\.[0-9]{1,6})?"
+_DAY = (r"[1-9][0-9]{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+        r"|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+        r"|(?:[1-9][0-9](?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[13579][26])00)-02-29")
+_CLOCK = r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+#: A time without its offset, as a ``datetime-local`` input sends it (the list page adds the reader's zone).
+LOCAL_TIME = rf"^(?:{_DAY})T{_CLOCK}$"
+#: A bound of the task list's time range, or empty for none.
+MOMENT = rf"^(?:{_EPOCH}|(?:{_DAY})T{_CLOCK}(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9]))?$"
 
 
 def recipients_pattern(max_recipients: int) -> str:
@@ -208,6 +220,22 @@ def _cursor(value: Any, info: ValidationInfo) -> str:
     return value
 
 
+def _moment(value: Any, info: ValidationInfo) -> str:
+    if not isinstance(value, str) or not _matches(MOMENT, value):
+        raise ValueError("must be a date and time with its offset from UTC, such as 2026-12-01T17:00:00+01:00, "
+                         "or seconds since 1970")
+    return value
+
+
+def moment_seconds(value: str) -> float | None:
+    """A valid ``since`` or ``until`` in seconds since 1970, or None when empty."""
+    if not value:
+        return None
+    if "T" not in value:
+        return float(value)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
 def _text(value: Any, info: ValidationInfo) -> str:
     if not isinstance(value, str) or len(value) > MAX_FILTER_LENGTH:
         raise ValueError(f"must be at most {MAX_FILTER_LENGTH} characters")
@@ -231,3 +259,9 @@ class TaskQuery(ApiModel):
     queue: Annotated[_Filter, Field(description="Only tasks sent to this queue")] = ""
     q: Annotated[_Filter, Field(description="Only tasks whose arguments contain this text (any case)")] = ""
     id: Annotated[_Filter, Field(description="Only the task with this id")] = ""
+    since: Annotated[str, Field(pattern=MOMENT, description="Only tasks sent at or after this time: ISO 8601 with "
+                                "its offset (`2026-12-01T17:00:00+01:00`, `...Z`) or seconds since 1970; "
+                                "empty for no bound. The cursors page within the range"), _rule(_moment)] = ""
+    until: Annotated[str, Field(pattern=MOMENT, description="Only tasks sent before this time (exclusive), "
+                                "written as `since`; a range that ends before it begins holds no task"),
+                     _rule(_moment)] = ""

@@ -41,6 +41,11 @@
     if (iso) { el.setAttribute("datetime", iso); show(el); }
     else { el.removeAttribute("datetime"); el.removeAttribute("title"); el.textContent = "–"; }
   };
+  // A form's datetime-local inputs carry no zone: a hidden input[data-time-zone] tells the server the
+  // reader's (an IANA name, so that a time across a daylight-saving change gets its own offset).
+  document.querySelectorAll("input[data-time-zone]").forEach(function (input) {
+    try { input.value = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { /* read as UTC */ }
+  });
   showAll();
   setInterval(showAll, 15000);
 })();
