@@ -62,6 +62,11 @@ def queries(count: int) -> dict[str, str]:
         "state PROGRESS (3 oldest)": "state=PROGRESS",
         "argument text": "q=order=99990",
         "id": f"id=task-{count // 3}",
+        # An hour in the middle (3,600 tasks), alone and with filters that go through the scan.
+        "range (an hour)": f"since={middle!r}&until={middle + 3600!r}",
+        "range, older page": f"since={middle!r}&until={middle + 3600!r}&cursor={middle + 1800!r}",
+        "range + state PROGRESS (none)": f"since={middle!r}&until={middle + 3600!r}&state=PROGRESS",
+        "range + argument text": f"since={middle!r}&until={middle + 3600!r}&q=amount=96",
     }
 
 

@@ -14,6 +14,7 @@ import pytest
 from app.celery_compat import view
 from app.web import history
 from app.web.history import Query
+from tests.support_axe import axe_violations
 from tests.support_dashboard import DEADLINE_MS
 from tests.support_tasklist import fill
 
@@ -195,5 +196,12 @@ def test_a_reader_filters_the_list_by_a_range_in_their_own_time(browser, live_se
         assert links == [f"/tasks/task-{i}" for i in (6, 5, 4, 3)]
         assert page.get_by_label("Sent since").input_value() == local(START + 3)
         assert parse_qs(urlparse(page.url).query)["tz"] in (["Asia/Kolkata"], ["Asia/Calcutta"])  # Chromium's name
+        # And a range typed backwards comes back with the reason beside the field, and no axe violation
+        page.get_by_label("Sent until").fill(local(START + 1))
+        with page.expect_navigation():
+            page.get_by_role("button", name="Filter").click()
+        assert page.inner_text("#since-error") == "Sent since must be earlier than Sent until"
+        assert page.get_by_label("Sent since").get_attribute("aria-describedby") == "since-error"
+        assert axe_violations(page) == []
     finally:
         context.close()
