@@ -155,9 +155,10 @@ def test_the_page_reads_the_range_in_the_readers_time_zone_and_keeps_it_in_its_l
     assert f'value="{query["since"]}"' in page  # the input shows what was typed
 
 
-def test_without_a_time_zone_the_page_reads_the_range_as_utc(app, client, redis_conn):
+@pytest.mark.parametrize("zone", ["", "Mars/Olympus", "Europe", "../../etc/passwd", "a\x00b"])
+def test_without_a_known_time_zone_the_page_reads_the_range_as_utc(app, client, redis_conn, zone):
     fill(app, redis_conn, 10)
-    page = client.get("/tasks", query_string={"since": local(START + 8, timezone.utc), "tz": "Mars/Olympus"})
+    page = client.get("/tasks", query_string={"since": local(START + 8, timezone.utc), "tz": zone})
     assert page.status_code == 200 and page.get_data(as_text=True).count('href="/tasks/task-') == 2
 
 

@@ -158,7 +158,7 @@ def in_zone(args: Mapping[str, str]) -> dict[str, str]:
     zone: tzinfo = timezone.utc
     try:
         zone = ZoneInfo(values.get("tz", "")[:64]) if values.get("tz") else timezone.utc
-    except (ValueError, ZoneInfoNotFoundError):  # a hand-made URL: read as UTC rather than fail
+    except (ValueError, OSError, ZoneInfoNotFoundError):  # a hand-made URL ("Europe" is a folder): read as UTC
         pass
     for field in ("since", "until"):
         value = values.get(field, "")
