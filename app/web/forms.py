@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -163,8 +163,14 @@ def in_zone(args: Mapping[str, str]) -> dict[str, str]:
     for field in ("since", "until"):
         value = values.get(field, "")
         if re.fullmatch(LOCAL_TIME.removesuffix("$"), value):
-            values[field] = datetime.fromisoformat(value).replace(tzinfo=zone).isoformat()
+            values[field] = _with_offset(datetime.fromisoformat(value), zone)
     return values
+
+
+def _with_offset(naive: datetime, zone: tzinfo) -> str:
+    # The offset in whole minutes, as the API writes it: before 1900 a zone's local mean time has seconds too.
+    offset = naive.replace(tzinfo=zone).utcoffset() or timedelta(0)
+    return naive.replace(tzinfo=timezone(timedelta(minutes=round(offset.total_seconds() / 60)))).isoformat()
 
 
 def check_range(query: history.Query) -> None:
