@@ -77,6 +77,19 @@ def test_cancel_all_revokes_only_the_waiting_tasks_the_filter_matches(client, ce
     assert AsyncResult(elsewhere).state == states.PENDING
 
 
+def test_the_lists_bulk_buttons_act_on_its_time_range_too(client, celery_app, redis_conn):
+    # Given three waiting tasks, the first sent an hour before the others
+    early, *late = [compat_tasks.sleep.apply_async((10,), queue="slow").id for _ in range(3)]
+    sent = redis_conn.zscore(keys.TASKS, early)
+    redis_conn.zadd(keys.TASKS, {early: sent - 3600})
+    # When the list is filtered to the last half hour and its "Cancel all" button followed
+    page = client.get(f"/tasks?since={sent - 1800:.6f}").get_data(as_text=True)
+    link = page.split('id="bulk-cancel" href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    assert "since=" in link
+    # Then the confirmation counts only the two tasks in the range
+    assert "2 tasks will be cancelled" in _text(client.get(link))
+
+
 def test_a_batch_stops_at_its_bound_and_the_next_goes_on_from_there(app, celery_app, burst_worker, monkeypatch):
     # Given three failed tasks and batches of two
     failed = _failed(burst_worker, 3)

@@ -30,7 +30,10 @@ def _query(values: Any) -> tuple[Query, float | None]:
 
 def _filters(query: Query) -> dict[str, str]:
     """The list's filters as form fields, so the confirmation posts exactly what it counted."""
-    values = {"state": query.state, "name": query.name, "queue": query.queue, "q": query.search}
+    values = {"state": query.state, "name": query.name, "queue": query.queue, "q": query.search,
+              # the range as epoch seconds, as the API takes it (at most 6 decimals)
+              "since": None if query.since is None else f"{query.since:.6f}",
+              "until": None if query.until is None else f"{query.until:.6f}"}
     return {name: value for name, value in values.items() if value}
 
 
