@@ -35,6 +35,24 @@ def test_the_timeline_shows_sent_each_retry_with_its_reason_the_last_start_and_t
     assert "TransientError: attempt 0" in page and "TransientError: attempt 1" in page
 
 
+def test_the_api_answers_the_timeline_the_page_shows(client, celery_app, burst_worker):
+    # Given a task that retried twice, then failed
+    result = compat_tasks.always_retry.delay()
+    burst_worker()
+    # When its timeline is asked of the API (the task page reads it there when the state changes)
+    response = client.get(f"/api/tasks/{result.id}/timeline")
+    # Then it holds the page's lines, oldest first, each retry with its reason, and is never cached
+    events = response.json["events"]
+    assert [event["what"] for event in events] == _timeline(_text(client.get(f"/tasks/{result.id}")))
+    assert "TransientError: attempt 0" in events[1]["detail"] and events[0]["detail"] == ""
+    assert [event["at"] for event in events] == sorted(event["at"] for event in events)
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_api_has_no_timeline_for_an_unknown_task(client):
+    assert client.get("/api/tasks/no-such-task/timeline").status_code == 404
+
+
 def test_a_task_that_never_retried_has_a_plain_timeline(client, celery_app, burst_worker):
     result = compat_tasks.add.delay(1, 2)
     burst_worker()

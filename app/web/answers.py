@@ -91,6 +91,18 @@ class TaskStatus(BaseModel):
     redelivered: int = Field(description="How often it was run again after a worker died")
 
 
+class TimelineEvent(BaseModel):
+    what: str = Field(description="Sent, Retry N, Started, Started (run N), Succeeded, Failed, Cancelled...")
+    at: str = Field(description="When, ISO 8601 UTC")
+    detail: str = Field(description="A retry's reason, else empty")
+
+
+class Timeline(BaseModel):
+    """What happened to a task so far, oldest first."""
+
+    events: list[TimelineEvent]
+
+
 class TaskSummary(BaseModel):
     """One row of the task list."""
 

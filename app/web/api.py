@@ -10,6 +10,8 @@ carry a CSRF token, as the pages' forms do.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from flask_wtf.csrf import CSRFError
 from werkzeug.routing import BaseConverter
@@ -18,6 +20,7 @@ from app.celery_compat import states
 from app.web import answers, schemas
 from app.web.actions import Conflict, cancel_task, retry_task
 from app.web.contract import Answer, Contract, MalformedRequest
+from app.web.detail import task_timeline
 from app.web.events import stream_response
 from app.web.forms import InvalidForm, task_query
 from app.web.openapi import openapi_document
@@ -139,6 +142,17 @@ def task_status_view(task_id: str) -> tuple[Response, int, dict[str, str]]:
     """A task's state, progress, result or error."""
     # Polled every second or so: a cached answer would freeze the progress bar.
     return jsonify(task_status(task_id)), 200, NO_STORE
+
+
+@contract.route("GET", "/tasks/<task_id:task_id>/timeline", answers={
+    200: Answer("The task's timeline", answers.Timeline), 404: _NOT_FOUND})
+def task_timeline_view(task_id: str) -> tuple[Response, int, dict[str, str]]:
+    """What happened to the task so far, oldest first: sent, each retry with its reason, started, ended.
+
+    The task page reads it again whenever the task's state changes.
+    """
+    events = task_timeline(task_status(task_id))
+    return jsonify(events=[asdict(event) for event in events]), 200, NO_STORE
 
 
 @contract.route("POST", "/tasks/<task_id:task_id>/cancel", body=schemas.ActionRequest, answers={

@@ -49,6 +49,11 @@ def timeline(status: dict[str, Any], retries: list[view.Retried]) -> list[Event]
     return sorted(events, key=lambda event: event.at)
 
 
+def task_timeline(status: dict[str, Any]) -> list[Event]:
+    """The timeline of the task ``status`` describes, with its retries read from Redis (one round trip)."""
+    return timeline(status, view.retries_of(get_redis(), status["id"]))
+
+
 def links(task_id: str, job: view.JobFacts | None, children: list[str]) -> list[tuple[str, str, bool]]:
     """``(label, id, is a task)`` for the task's relatives: parent, root, group, chord body, children."""
     found: list[tuple[str, str, bool]] = []
@@ -79,7 +84,7 @@ def task_detail(status: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": job.name if job is not None else None,
         "queue": job.queue if job is not None else None,
-        "timeline": timeline(status, view.retries_of(conn, task_id)),
+        "timeline": task_timeline(status),
         "links": links(task_id, job, view.children_of(conn, task_id)),
         "edit_arguments": editable_arguments(status, job),
     }

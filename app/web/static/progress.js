@@ -28,7 +28,12 @@
   function render(status) {
     show(byId("outage"), false);
     var state = status.state;
+    if (state !== root.dataset.state || status.started_at !== root.dataset.startedAt) {
+      // A new stage (started, retried, ended): timeline.js reads the timeline again.
+      root.dispatchEvent(new CustomEvent("task-stage", { detail: status }));
+    }
     root.dataset.state = state;
+    root.dataset.startedAt = status.started_at || "";
     var stateEl = byId("state");
     stateEl.textContent = state;
     stateEl.className = "state state-" + state.toLowerCase();
