@@ -212,3 +212,14 @@ def test_a_reader_filters_the_list_by_a_range_in_their_own_time(browser, live_se
         assert axe_violations(page) == []
     finally:
         context.close()
+
+
+def test_the_live_list_asks_the_api_for_the_same_range(client, redis_conn):
+    # The page takes local times and a zone; the API takes times with an offset, or epoch seconds
+    page = client.get("/tasks", query_string={"since": "2026-12-01T10:00", "tz": "Asia/Kolkata",
+                                              "name": "proj.add"}).get_data(as_text=True)
+    live = page.split('data-live-url="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    asked = parse_qs(urlparse(live).query)
+    since = datetime(2026, 12, 1, 10, 0, tzinfo=timezone(timedelta(hours=5, minutes=30))).timestamp()
+    assert float(asked["since"][0]) == since and asked["name"] == ["proj.add"]
+    assert client.get(live).status_code == 200

@@ -10,7 +10,8 @@
   var POLL_MS = 2000;
   var MAX_RETRY_MS = 30000;
   var COLUMNS = ["Task", "State", "Progress", "Arguments", "Runtime", "Age", "Queue", "Worker", "Retries"];
-  var apiUrl = holder.dataset.liveUrl + window.location.search;
+  // The server writes the page's filters into it, its time range as the API reads it (epoch seconds)
+  var apiUrl = holder.dataset.liveUrl;
   var timer = null;
   var failures = 0;
 
