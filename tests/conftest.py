@@ -161,6 +161,16 @@ def celery_app(redis_url: str, redis_conn: redis.Redis):
 
 
 @pytest.fixture
+def waiting_app(celery_app):
+    """``celery_app`` told to wait 0.1 s for one replica on a Redis that has none: a waited send fails."""
+    celery_app.conf.broker_transport_options = {"wait_for_replicas": 1, "wait_timeout": 0.1}
+    celery_app._connection = None  # the client, and its WAIT, are made from the options on first use
+    yield celery_app
+    celery_app.close()
+    celery_app._connection = None
+
+
+@pytest.fixture
 def chaos_app(redis_url: str, redis_conn: redis.Redis):
     """The delivery-guarantee tests' app (tests/chaos_tasks.py: short heartbeats) on the session's flushed Redis."""
     from tests import chaos_tasks

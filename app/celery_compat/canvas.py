@@ -430,12 +430,13 @@ class group(Signature):  # noqa: N801 - Celery's name
         own = {k: v for k, v in self.options.items() if k not in ("task_id", "chord", "group_id", "chain")}
         # The group's errbacks join each member's own (a member that is a chord passes them to its body).
         errbacks = link_list(own.pop("link_error", None)) + link_list(options.pop("link_error", None))
-        pipe = pipeline if pipeline is not None else self.app.connection.pipeline(transaction=False)
+        # The app's send pipeline: with wait_for_replicas, one WAIT after the whole group.
+        pipe = pipeline if pipeline is not None else self.app.send_pipeline(transaction=False)
         for sig in self.tasks:
             send_step(_with_links(sig, None, errbacks), args or (), kwargs or {}, chord=chord, pipeline=pipe,
                       **{**own, **options})
         if pipeline is None:
-            pipe.execute()
+            self.app.execute_send(pipe, leaf_ids(_leaves_of(result)))
         if len(result.results) == 1 and isinstance(result.results[0], GroupResult):
             return result.results[0]  # Celery's special case: group(a | group(b, c)) is the inner group
         return result
@@ -579,11 +580,11 @@ class chord(Signature):  # noqa: N801 - Celery's name
         if not header.tasks:  # Celery runs the body at once with no results
             send_step(body, ([],), {}, chain=info["chain"], chord=info["parent"], pipeline=pipeline)
             return body_result
-        pipe = pipeline if pipeline is not None else self.app.connection.pipeline(transaction=False)
+        pipe = pipeline if pipeline is not None else self.app.send_pipeline(transaction=False)
         for sig in header.tasks:
             send_step(sig, args or (), kwargs or {}, pipeline=pipe, chord=info, **options)
         if pipeline is None:
-            pipe.execute()
+            self.app.execute_send(pipe, leaf_ids(leaves))
         return body_result
 
     def _apply_streamed(self, header: Iterator, args: Any, kwargs: Any, chain: list | None, parent: dict | None,

@@ -14,6 +14,9 @@ and :func:`execute` runs the transaction, then ``WAIT``, then gives the connecti
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +27,11 @@ from ..exceptions import ImproperlyConfigured, NotReplicatedError
 
 #: Seconds ``WAIT`` blocks for when ``wait_for_replicas`` is set without ``wait_timeout``.
 DEFAULT_TIMEOUT = 0.5
+
+# Set while a worker runs a task: what it sends then (callbacks, chain steps, errbacks, chord
+# bodies, the task body's own sends) does not wait. A NotReplicatedError there would come after
+# the send was queued, stop the follow-ups still to send, and fail a task Celery reports SUCCESS.
+_in_worker: ContextVar[bool] = ContextVar("celery_compat_sending_from_worker", default=False)
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,21 @@ class ReplicaWait:
             raise ImproperlyConfigured(f"wait_timeout ({timeout:g} s) must be shorter than "
                                        f"socket_timeout ({socket_timeout} s)")
         return cls(replicas, timeout)
+
+
+@contextmanager
+def not_waited() -> Iterator[None]:
+    """Sends made inside this block (a worker running a task, failing what follows it) skip ``WAIT``."""
+    token = _in_worker.set(True)
+    try:
+        yield
+    finally:
+        _in_worker.reset(token)
+
+
+def waited() -> bool:
+    """Whether a send made here may wait for replicas (False inside :func:`not_waited`)."""
+    return not _in_worker.get()
 
 
 class _Lent:
@@ -77,7 +100,7 @@ class _Lent:
 
 def pipeline(client: redis.Redis, wait: ReplicaWait, transaction: bool = True) -> Pipeline:
     """A pipeline for one send: the client's own, or one on a lent connection when waiting."""
-    if not wait.replicas:
+    if not wait.replicas or not waited():
         return client.pipeline(transaction=transaction)
     return Pipeline(_Lent(client.connection_pool), client.response_callbacks, transaction, None)
 

@@ -21,6 +21,7 @@ from rq import get_current_job
 from .. import signals, states
 from .._state import Context, current_app, find_registered
 from ..app.chords import chord_part_return, fail_followers
+from ..app.replicas import not_waited
 from ..app.trace import HOSTNAME, Outcome, trace_task
 from ..exceptions import EncodeError, NotRegistered, Retry, TaskRevokedError
 from ..protocol import META_FIELD, Envelope, may_import, set_arguments
@@ -62,12 +63,20 @@ def execute_task(*_message: Any) -> Any:
 def run_job(job: Job, pipeline: Any = None) -> Outcome | None:
     """Run the task a job carries and return how it ended (None: discarded, revoked or expired).
 
+    What the task sends meanwhile (its body's sends, callbacks, chain steps, errbacks, a chord's
+    body) does not wait for replicas: see :func:`..app.replicas.not_waited`.
+
     A ``pipeline`` receives the success's store instead of Redis.
 
     The lean worker passes one so that the result and RQ's bookkeeping reach Redis in a
     single round trip; a task with callbacks, a chain or a chord stores at once anyway,
     since what follows it reads that result.
     """
+    with not_waited():
+        return _run_job(job, pipeline)
+
+
+def _run_job(job: Job, pipeline: Any) -> Outcome | None:
     connection = job.connection
     app = current_app()
     try:

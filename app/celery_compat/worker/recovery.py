@@ -29,6 +29,7 @@ from .. import keys, scripts, states
 from .._state import find_registered
 from ..app.base import current_app
 from ..app.chords import fail_followers
+from ..app.replicas import not_waited
 from ..exceptions import TimeLimitExceeded, WorkerLostError
 from ..protocol import FAILURE_CALLBACK as FAILURE_CALLBACK
 from ..protocol import Envelope, count_redelivery, may_import
@@ -250,7 +251,8 @@ def time_limit_error(job: Job) -> TimeLimitExceeded:
 def fail_what_follows(job: Job, exc: BaseException, connection: Any, app: Any = None) -> None:
     """A task failed without running its trace (worker lost, killed at its time limit): what follows it
     (the rest of its chain, its chord) must not wait for ever. Call it once the failure is stored."""
-    fail_followers(app or current_app(), job.id, Envelope.options_of(job), exc, connection)
+    with not_waited():  # a worker's write, as the task's own sends (README: Not waited for)
+        fail_followers(app or current_app(), job.id, Envelope.options_of(job), exc, connection)
 
 
 def on_job_failure(job: Job, connection: Any, exc_type: type, exc_value: BaseException, traceback: Any) -> None:
