@@ -25,6 +25,13 @@ def claim_on(connection: redis.Redis, task_id: str, execution: str = "e1", queue
     return Claim(registry, entry, keys.job(task_id), execution)
 
 
+def lost_claim(task_id: str, execution: str = "stale", queue: str = "celery") -> Any:
+    """A claim whose entry is no longer in the queue's started registry (the recovery rule took it)."""
+    from app.celery_compat.backends.redis import Claim
+
+    return Claim(keys.started(queue), f"{task_id}:{execution}", keys.job(task_id), execution)
+
+
 def runs(connection: redis.Redis, task_id: str) -> int:
     """How many runs of the task began (tests/chaos_tasks.py counts them)."""
     return int(connection.hget(chaos_tasks.RUNS, task_id) or 0)

@@ -19,14 +19,14 @@ from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from app.celery_compat import keys, states
+from app.celery_compat import keys, scripts, states
 from app.celery_compat._state import Context
 from app.celery_compat.app.trace import trace_task
 from app.celery_compat.backends.redis import hold_claim, release_claim
 from app.celery_compat.worker.recovery import reap_expired
 from tests import chaos_tasks, compat_tasks
 from tests.support import wait_for
-from tests.support_chaos import StateLog, claim_on, runs
+from tests.support_chaos import StateLog, claim_on, lost_claim, runs
 
 
 def status(app, task_id: str) -> str:
@@ -62,6 +62,35 @@ def test_a_worker_whose_redis_lost_everything_still_stores_its_outcome(chaos_app
         assert status(chaos_app, "t-amnesia") == states.SUCCESS
     finally:
         release_claim("t-amnesia")
+
+
+def test_a_stale_run_writes_and_sends_nothing_once_the_task_succeeded_elsewhere_and_its_job_expired(
+        celery_app, burst_worker, redis_conn):
+    # Given a task that another run finished with SUCCESS, its job hash kept 1 s, then expired
+    celery_app.conf.worker_job_keep_seconds = 1
+    result = compat_tasks.add.delay(1, 2)
+    burst_worker()
+    assert result.get(timeout=5) == 3
+    wait_for(lambda: not redis_conn.exists(keys.job(result.id)), timeout=5)
+    # When a run of it that stalled longer (its claim taken) resumes and ends
+    claim = lost_claim(result.id)
+    hold_claim(result.id, claim)
+    try:
+        request = Context(id=result.id, args=[99], kwargs={}, called_directly=False, retries=0,
+                          delivery_info={"routing_key": "celery"}, callbacks=[compat_tasks.add.si(0, 0)],
+                          chain=[compat_tasks.add.si(0, 1)], connection=redis_conn)
+        trace_task(compat_tasks.echo, request, [99], {}, store=True)  # this run's result: 99
+    finally:
+        release_claim(result.id)
+    # Then it stored nothing over the other run's result and sent none of what follows the task
+    assert celery_app.AsyncResult(result.id).get(timeout=1) == 3
+    assert redis_conn.llen(keys.queue("celery")) == 0
+    # And the worker's own scripts agree: its end records nothing, its heartbeat finds the claim lost
+    info, stale_doc = keys.task_info(result.id), '{"status": "SUCCESS", "result": -1}'
+    finish_keys = [keys.job(result.id), claim.registry, keys.registry("finished", "celery"), info, keys.meta(result.id)]
+    assert redis_conn.eval(scripts.FINISH_SUCCESS, 5, *finish_keys, result.id, "stale", "now", 60, 0, stale_doc, 0) == 0
+    assert celery_app.AsyncResult(result.id).get(timeout=1) == 3
+    assert redis_conn.eval(scripts.BEAT, 3, claim.registry, keys.job(result.id), info, claim.entry, 0, "now") == 0
 
 
 def _run_with_follow_ups(connection, task_id: str, fail: bool = False):

@@ -189,8 +189,9 @@ end
 if redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. ARGV[2]) == 0 then
     -- Not ours any more: maintenance took it for abandoned (or the job was deleted) and has
     -- re-queued or failed it; leave that decision alone rather than write a second outcome.
-    -- With the job gone too, Redis lost its data: nobody else can run it, its result is kept.
-    if redis.call('EXISTS', KEYS[1]) == 0 then store() end
+    -- With the job gone too, Redis lost its data: nobody else can run it, its result is kept;
+    -- unless the index says it ended: another run succeeded and its job hash expired since.
+    if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('HEXISTS', KEYS[4], 'ended') == 0 then store() end
     return 0
 end
 store()
@@ -211,14 +212,16 @@ return 1
 #: KEYS: started registry, job key. ARGV: entry, new score, now (RQ's time format).
 #: Returns 1 when beaten, 0 when the claim is gone while the job is still there (taken by the
 #: recovery rule, or just finished), 2 when the job is gone too (Redis lost its data, or the
-#: job was deleted: nobody else runs it).
+#: job was deleted: nobody else runs it). A job gone whose task the index (KEYS[3], the task's
+#: index hash) says ended is 0: another run finished it and its job hash expired
+#: (``worker_job_keep_seconds``).
 BEAT = """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
     redis.call('ZADD', KEYS[1], 'XX', ARGV[2], ARGV[1])
     redis.call('HSET', KEYS[2], 'last_heartbeat', ARGV[3])
     return 1
 end
-if redis.call('EXISTS', KEYS[2]) == 0 then return 2 end
+if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('HEXISTS', KEYS[3], 'ended') == 0 then return 2 end
 return 0
 """
 
@@ -230,14 +233,16 @@ return 0
 #: Within one claim, once a final state is written (its execution id goes in the job hash as
 #: ``celery_final``), a later non-final write (a late ``update_state`` from a thread of the
 #: task) is refused; a new claim (a retry, a re-run) may write again.
-#: KEYS: the result document, the started registry, the job hash.
+#: KEYS: the result document, the started registry, the job hash, the task's index hash.
 #: ARGV: the registry entry, the document, its TTL in seconds (0: none), 1 if final,
 #: the execution id. Returns 1 when written, 0 when refused.
 FENCED_STORE = """
-if not redis.call('ZSCORE', KEYS[2], ARGV[1]) and redis.call('EXISTS', KEYS[3]) == 1 then
-    -- The claim was taken: the job is queued again, failed, or run by another worker. (With
-    -- the job gone too, Redis lost its data, or the job was deleted: nobody else can run it,
-    -- and its outcome is still worth storing.)
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) and (redis.call('EXISTS', KEYS[3]) == 1
+        or redis.call('HEXISTS', KEYS[4], 'ended') == 1) then
+    -- The claim was taken: the job is queued again, failed, or run by another worker, or that
+    -- run already succeeded and its job hash expired (the index keeps 'ended', finished.py).
+    -- (With the job gone and no end known, Redis lost its data, or the job was deleted: nobody
+    -- else can run it, and its outcome is still worth storing.)
     return 0
 end
 if ARGV[4] == '1' then

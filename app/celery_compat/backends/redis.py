@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from .. import keys, scripts, states
+from .. import finished, keys, scripts, states
 from ..serialization import exception_to_wire, to_wire, utf8
 from .base import BaseKeyValueStoreBackend
 from .consumer import ResultConsumer
@@ -62,6 +62,11 @@ class Claim:
     #: The worker writes the SUCCESS document itself, in the script that ends the run
     #: (``scripts.FINISH_SUCCESS``, fenced the same way): one script call per task, not two.
     success_in_finish: bool = False
+
+    @property
+    def info_key(self) -> str:
+        """The task's index hash: its ``ended`` tells a job expired after a success from a job Redis lost."""
+        return keys.task_info(self.entry.rsplit(":", 1)[0])
 
 
 #: Claims held in this process, by task id: while one is held, every state written for that
@@ -184,7 +189,7 @@ class RedisBackend(BaseKeyValueStoreBackend):
             # EVAL, not EVALSHA: it may sit in a MULTI, where a Redis that forgot the script
             # would fail this write alone.
             final = "1" if state in states.READY_STATES else "0"
-            pipe.eval(scripts.FENCED_STORE, 3, key, claim.registry, claim.job_key,
+            pipe.eval(scripts.FENCED_STORE, 4, key, claim.registry, claim.job_key, claim.info_key,
                       claim.entry, document, expires, final, claim.execution_id)
         else:
             if expires:
@@ -204,7 +209,8 @@ class RedisBackend(BaseKeyValueStoreBackend):
         state write, so FENCED_STORE cannot refuse it: a stale run (frozen past its heartbeat,
         then resumed before its next beat noticed) asks here first, or the callback of a task
         that was handed to another worker would run twice. Same rule as FENCED_STORE: a claim
-        whose job is gone altogether (Redis lost its data) still holds. True with no claim held.
+        whose job is gone altogether (Redis lost its data) still holds, unless the task's index
+        says it ended (another run succeeded, its job hash expired since). True with no claim held.
         """
         claim = _claims.get(task_id)
         if claim is None:
@@ -215,10 +221,11 @@ class RedisBackend(BaseKeyValueStoreBackend):
             pipe = conn.pipeline(transaction=False)
             pipe.zscore(claim.registry, claim.entry)
             pipe.exists(claim.job_key)
+            pipe.hexists(claim.info_key, finished.ENDED)
             return pipe.execute()
 
-        score, job_exists = self.retrying(read)
-        return score is not None or not job_exists
+        score, job_exists, ended = self.retrying(read)
+        return score is not None or not (job_exists or ended)
 
     def note_retry(self, task_id: str, retries: int, reason: str, connection: Redis | None = None) -> None:
         """Append one retry (its number, when, why) to the task's retry log, kept as long as its result."""

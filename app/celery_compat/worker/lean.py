@@ -487,8 +487,8 @@ class LeanWorker(InProcessWorker):
                 job, execution_id = running
                 score = round(time.time() + self.beat_ttl, 3)
                 # Only while the entry is still ours: a finished (or deleted) job is not revived.
-                pipe.evalsha(self._beat_script.sha, 2, keys.started(job.origin), job.key, f"{job.id}:{execution_id}",
-                             score, utcformat(datetime.now(timezone.utc)))
+                pipe.evalsha(self._beat_script.sha, 3, keys.started(job.origin), job.key, keys.task_info(job.id),
+                             f"{job.id}:{execution_id}", score, utcformat(datetime.now(timezone.utc)))
             self._add_counters(pipe)
             try:
                 replies = pipe.execute()
