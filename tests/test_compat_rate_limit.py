@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 from rq.job import Job
@@ -121,6 +122,38 @@ def test_a_burst_worker_waits_for_the_slots_of_what_it_drains(celery_app, burst_
     # Then it ran them all before leaving, at their slots (it did not put any back for later)
     assert [result.state for result in results] == ["SUCCESS"] * 3
     assert span(starts(redis_conn, "burst")) >= 4.0 - SLACK
+
+
+def test_a_burst_worker_waiting_for_a_slot_longer_than_the_heartbeat_ttl_keeps_its_task(celery_app, burst_worker,
+                                                                                      redis_conn):
+    # Given a heartbeat TTL shorter than the two- and four-second waits of three limited tasks
+    celery_app.conf.worker_heartbeat_interval = 0.5
+    celery_app.conf.worker_heartbeat_ttl = 1.0
+    results = [compat_tasks.sparse.delay("beaten") for _ in range(3)]
+    # When a burst worker drains them
+    burst_worker()
+    # Then the waiting tasks' claims were beaten: none was taken for abandoned, each ran once
+    assert [result.state for result in results] == ["SUCCESS"] * 3
+    assert len(starts(redis_conn, "beaten")) == 3
+
+
+def test_a_burst_worker_stopped_while_waiting_for_a_slot_leaves_at_once_and_puts_the_task_back(
+        celery_app, worker_process, redis_conn):
+    # Given a burst worker that ran the first of two tasks limited to one every ten seconds
+    results = [compat_tasks.rare.delay("stopped") for _ in range(2)]
+    worker = worker_process("-P", "solo", "--burst", "-n", "leaving@test")
+    wait_for(lambda: starts(redis_conn, "stopped"), timeout=TIMEOUT)
+    # When it is asked to stop while it waits for the second one's slot
+    time.sleep(0.5)
+    asked = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(timeout=TIMEOUT)
+    # Then it left at once, not at the slot ten seconds on
+    assert time.monotonic() - asked < 5.0
+    # and the second task waits in RQ's scheduled registry for its slot, not run, not lost
+    assert len(starts(redis_conn, "stopped")) == 1
+    assert results[1].state == "PENDING"
+    assert results[1].id in ScheduledJobRegistry("celery", connection=redis_conn).get_job_ids()
 
 
 @pytest.mark.parametrize(("disabled", "spread"), [(False, True), (True, False)])
