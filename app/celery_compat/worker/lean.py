@@ -38,14 +38,14 @@ from .. import keys, scripts, states
 from .._state import current_app
 from ..backends.redis import Claim, held_success, hold_claim, release_claim
 from ..finished import facts_of, job_keep_seconds
-from ..protocol import EXECUTE_TASK, REVOKED_FIELD, Envelope
+from ..protocol import REVOKED_FIELD, Envelope
 from ..serialization import scrub
 from ..series import SAMPLE_STEP, TaskSeries, sample_queues
 from ..stats import TaskStats
 from ..utils.time import whole_second_after
 from .canceled import file_terminated
 from .classes import InProcessWorker, heartbeat_timing, idle_poll_interval
-from .guard import refuse
+from .guard import refuse, runnable
 from .job import failure_text, requeue_delay, retry_delay, run_job
 from .rate_limits import WAIT_IN_WORKER, RateLimits
 from .reach import MAX_WAIT, OUTAGE, Throttle, blocking, reason, sleep_unless
@@ -344,8 +344,8 @@ class LeanWorker(InProcessWorker):
         on ``pipe``, a failure keeps the traceback the trace formatted, a retry its delay.
         """
         try:
-            if job.func_name != EXECUTE_TASK or job.instance is not None:
-                raise refuse(job)  # never import or call what a job hash names
+            if not runnable(job):
+                raise refuse(job)  # never import or call what a job hash names, nor what it cannot decode
             outcome = run_job(job, pipeline=pipe)
             state = outcome.state if outcome is not None else states.SUCCESS
             if state in (states.FAILURE, states.REVOKED):
