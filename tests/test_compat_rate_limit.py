@@ -47,7 +47,7 @@ def test_a_rate_is_read_as_celery_reads_it(limit, per_second):
     assert rate(limit) == pytest.approx(per_second)
 
 
-@pytest.mark.parametrize("limit", ["2/fortnight", "many/s", "1/d"])
+@pytest.mark.parametrize("limit", ["2/fortnight", "many/s", "1/d", "1e-300/s", "0.0001/h", 1e-9])
 def test_a_malformed_rate_is_a_value_error(limit):
     with pytest.raises(ValueError):
         rate(limit)
@@ -96,6 +96,21 @@ def test_an_invalid_rate_is_refused_by_the_command(celery_app, worker_process):
     worker_process("-P", "solo", "-n", "strict@test")
     replies = celery_app.control.rate_limit("tests.compat_tasks.paced", "2/fortnight", reply=True, timeout=TIMEOUT)
     assert "Invalid rate limit string" in replies[0]["strict@test"]["error"]
+
+
+def test_a_rate_under_one_a_year_is_refused_by_the_command(celery_app, worker_process):
+    worker_process("-P", "solo", "-n", "yearly@test")
+    replies = celery_app.control.rate_limit("tests.compat_tasks.paced", "1e-300/s", reply=True, timeout=TIMEOUT)
+    assert "under one task a year" in replies[0]["yearly@test"]["error"]
+
+
+def test_a_tasks_own_rate_under_one_a_year_is_ignored(celery_app, burst_worker, monkeypatch):
+    # Given a task whose own rate limit is too slow to hold anything by
+    monkeypatch.setattr(compat_tasks.paced, "rate_limit", "1e-300/s")
+    results = [compat_tasks.paced.delay("yearly") for _ in range(2)]
+    # When a worker drains its queue, then it ran them, unlimited (the worker did not stop on it)
+    burst_worker()
+    assert [result.state for result in results] == ["SUCCESS"] * 2
 
 
 def test_two_worker_nodes_each_get_their_own_rate(celery_app, worker_process, redis_conn):
