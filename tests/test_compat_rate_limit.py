@@ -92,6 +92,23 @@ def test_the_rate_limit_command_speeds_up_what_a_prefork_worker_holds(celery_app
     assert len({worker for _, worker in after}) == 2
 
 
+def test_the_rate_limit_command_brings_back_what_a_priority_list_held(celery_app, worker_process, redis_conn):
+    # Given a worker holding two tasks of priority 6 limited to one every two seconds, in the
+    # scheduled registry of their priority list until their slots
+    worker_process("-P", "solo", "-n", "prioritized@test")
+    results = [compat_tasks.sparse.apply_async(("prioritized",), priority=6) for _ in range(3)]
+    held = ScheduledJobRegistry(celery_app.amqp.priorities.queue("celery", 6), connection=redis_conn)
+    wait_for(lambda: held.count == 2, timeout=TIMEOUT, interval=0.02)
+    # When the rate is raised
+    asked = time.time()
+    replies = celery_app.control.rate_limit("tests.compat_tasks.sparse", "1000/s", reply=True, timeout=TIMEOUT)
+    assert replies == [{"prioritized@test": {"ok": "new rate limit set successfully"}}]
+    # Then the held tasks are due now, not at their old slots two and four seconds on
+    assert [score for _, score in redis_conn.zrange(held.key, 0, -1, withscores=True)
+            if score > asked + 1.0] == []
+    assert [result.get(timeout=TIMEOUT) for result in results] == [None] * 3
+
+
 def test_an_invalid_rate_is_refused_by_the_command(celery_app, worker_process):
     worker_process("-P", "solo", "-n", "strict@test")
     replies = celery_app.control.rate_limit("tests.compat_tasks.paced", "2/fortnight", reply=True, timeout=TIMEOUT)

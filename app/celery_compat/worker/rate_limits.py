@@ -115,19 +115,21 @@ class RateLimits:
         pipe.expire(held, max(1, int(slot - time.time())) + HELD_MEMORY)
 
 
-def reset(connection: Any, node: str, task_name: str, queue_names: list[str]) -> int:
+def reset(connection: Any, node: str, task_name: str, list_names: list[str]) -> int:
     """A task's rate changed on ``node``: start a fresh bucket, and bring its held tasks back now.
 
     As Celery's ``reset_rate_limits``: what waits is charged again at the new rate. Held tasks are
     moved to the front of the scheduled registry (the scheduler enqueues them within its interval),
-    not enqueued here, so the scheduler never races us to enqueue one twice. Returns how many.
+    not enqueued here, so the scheduler never races us to enqueue one twice. ``list_names``: every
+    list the node pops (its queues' priority lists too: a task is held in its own list's registry).
+    Returns how many.
     """
     held = keys.rate_held(node, task_name)
     job_ids = [job_id.decode() for job_id in connection.hkeys(held)]
     now = int(time.time())
     with connection.pipeline() as pipe:  # one transaction: a held task is either moved or still remembered
         pipe.delete(keys.rate_bucket(node, task_name), held)
-        for name in queue_names if job_ids else ():
+        for name in list_names if job_ids else ():
             pipe.zadd(keys.scheduled(name), dict.fromkeys(job_ids, now), xx=True)
         pipe.execute()
     return len(job_ids)
