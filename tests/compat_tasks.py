@@ -308,6 +308,12 @@ def sparse(key):
     _record_start(key)
 
 
+@app.task(rate_limit="6/m")
+def rare(key):
+    """Limited to one start every ten seconds: longer than a heartbeat TTL, and than a warm stop may take."""
+    _record_start(key)
+
+
 @app.task
 def unpaced(key):
     _record_start(key)

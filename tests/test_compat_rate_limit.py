@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytest
 from rq.job import Job
@@ -46,7 +47,7 @@ def test_a_rate_is_read_as_celery_reads_it(limit, per_second):
     assert rate(limit) == pytest.approx(per_second)
 
 
-@pytest.mark.parametrize("limit", ["2/fortnight", "many/s", "1/d"])
+@pytest.mark.parametrize("limit", ["2/fortnight", "many/s", "1/d", "1e-300/s", "0.0001/h", 1e-9])
 def test_a_malformed_rate_is_a_value_error(limit):
     with pytest.raises(ValueError):
         rate(limit)
@@ -91,10 +92,42 @@ def test_the_rate_limit_command_speeds_up_what_a_prefork_worker_holds(celery_app
     assert len({worker for _, worker in after}) == 2
 
 
+def test_the_rate_limit_command_brings_back_what_a_priority_list_held(celery_app, worker_process, redis_conn):
+    # Given a worker holding two tasks of priority 6 limited to one every two seconds, in the
+    # scheduled registry of their priority list until their slots
+    worker_process("-P", "solo", "-n", "prioritized@test")
+    results = [compat_tasks.sparse.apply_async(("prioritized",), priority=6) for _ in range(3)]
+    held = ScheduledJobRegistry(celery_app.amqp.priorities.queue("celery", 6), connection=redis_conn)
+    wait_for(lambda: held.count == 2, timeout=TIMEOUT, interval=0.02)
+    # When the rate is raised
+    asked = time.time()
+    replies = celery_app.control.rate_limit("tests.compat_tasks.sparse", "1000/s", reply=True, timeout=TIMEOUT)
+    assert replies == [{"prioritized@test": {"ok": "new rate limit set successfully"}}]
+    # Then the held tasks are due now, not at their old slots two and four seconds on
+    assert [score for _, score in redis_conn.zrange(held.key, 0, -1, withscores=True)
+            if score > asked + 1.0] == []
+    assert [result.get(timeout=TIMEOUT) for result in results] == [None] * 3
+
+
 def test_an_invalid_rate_is_refused_by_the_command(celery_app, worker_process):
     worker_process("-P", "solo", "-n", "strict@test")
     replies = celery_app.control.rate_limit("tests.compat_tasks.paced", "2/fortnight", reply=True, timeout=TIMEOUT)
     assert "Invalid rate limit string" in replies[0]["strict@test"]["error"]
+
+
+def test_a_rate_under_one_a_year_is_refused_by_the_command(celery_app, worker_process):
+    worker_process("-P", "solo", "-n", "yearly@test")
+    replies = celery_app.control.rate_limit("tests.compat_tasks.paced", "1e-300/s", reply=True, timeout=TIMEOUT)
+    assert "under one task a year" in replies[0]["yearly@test"]["error"]
+
+
+def test_a_tasks_own_rate_under_one_a_year_is_ignored(celery_app, burst_worker, monkeypatch):
+    # Given a task whose own rate limit is too slow to hold anything by
+    monkeypatch.setattr(compat_tasks.paced, "rate_limit", "1e-300/s")
+    results = [compat_tasks.paced.delay("yearly") for _ in range(2)]
+    # When a worker drains its queue, then it ran them, unlimited (the worker did not stop on it)
+    burst_worker()
+    assert [result.state for result in results] == ["SUCCESS"] * 2
 
 
 def test_two_worker_nodes_each_get_their_own_rate(celery_app, worker_process, redis_conn):
@@ -121,6 +154,38 @@ def test_a_burst_worker_waits_for_the_slots_of_what_it_drains(celery_app, burst_
     # Then it ran them all before leaving, at their slots (it did not put any back for later)
     assert [result.state for result in results] == ["SUCCESS"] * 3
     assert span(starts(redis_conn, "burst")) >= 4.0 - SLACK
+
+
+def test_a_burst_worker_waiting_for_a_slot_longer_than_the_heartbeat_ttl_keeps_its_task(celery_app, burst_worker,
+                                                                                      redis_conn):
+    # Given a heartbeat TTL shorter than the two- and four-second waits of three limited tasks
+    celery_app.conf.worker_heartbeat_interval = 0.5
+    celery_app.conf.worker_heartbeat_ttl = 1.0
+    results = [compat_tasks.sparse.delay("beaten") for _ in range(3)]
+    # When a burst worker drains them
+    burst_worker()
+    # Then the waiting tasks' claims were beaten: none was taken for abandoned, each ran once
+    assert [result.state for result in results] == ["SUCCESS"] * 3
+    assert len(starts(redis_conn, "beaten")) == 3
+
+
+def test_a_burst_worker_stopped_while_waiting_for_a_slot_leaves_at_once_and_puts_the_task_back(
+        celery_app, worker_process, redis_conn):
+    # Given a burst worker that ran the first of two tasks limited to one every ten seconds
+    results = [compat_tasks.rare.delay("stopped") for _ in range(2)]
+    worker = worker_process("-P", "solo", "--burst", "-n", "leaving@test")
+    wait_for(lambda: starts(redis_conn, "stopped"), timeout=TIMEOUT)
+    # When it is asked to stop while it waits for the second one's slot
+    time.sleep(0.5)
+    asked = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    worker.wait(timeout=TIMEOUT)
+    # Then it left at once, not at the slot ten seconds on
+    assert time.monotonic() - asked < 5.0
+    # and the second task waits in RQ's scheduled registry for its slot, not run, not lost
+    assert len(starts(redis_conn, "stopped")) == 1
+    assert results[1].state == "PENDING"
+    assert results[1].id in ScheduledJobRegistry("celery", connection=redis_conn).get_job_ids()
 
 
 @pytest.mark.parametrize(("disabled", "spread"), [(False, True), (True, False)])

@@ -17,8 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from rq.registry import FailedJobRegistry
 
 from app.celery_compat.protocol import EXECUTE_TASK, may_import
+from tests import compat_tasks
 from tests.support import ROOT, wait_for
 
 #: The stock worker's command as the README gives it (``{url}``: the test's Redis).
@@ -92,6 +94,22 @@ def test_a_malformed_task_message_fails_instead_of_staying_pending(celery_app, r
     result = celery_app.AsyncResult(job_id)
     wait_for(lambda: result.state == "FAILURE", timeout=20)
     assert "malformed task message" in str(result.result)
+
+
+def test_a_job_whose_data_cannot_be_decoded_fails_and_the_worker_runs_on(celery_app, redis_conn, burst_worker):
+    # Given a task of a rate-limited name whose job data was overwritten with bytes no worker can decode,
+    # queued before a sound task
+    damaged = compat_tasks.paced.delay("damaged")
+    redis_conn.hset(f"rq:job:{damaged.id}", "data", b"\x00not json")
+    sound = compat_tasks.unpaced.delay("sound")
+    # When a worker drains the queue
+    burst_worker()
+    # Then the damaged one failed, refused and never run, and the worker went on to the next
+    assert damaged.state == "FAILURE"
+    assert type(damaged.result).__name__ == "RefusedJob" and "cannot be decoded" in str(damaged.result)
+    assert redis_conn.lrange("record:damaged", 0, -1) == []
+    assert damaged.id in FailedJobRegistry("celery", connection=redis_conn).get_job_ids()
+    assert sound.state == "SUCCESS"
 
 
 def test_a_message_may_import_only_the_projects_own_modules():

@@ -14,9 +14,10 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
 
-from app.celery_compat import states
+from app.celery_compat import keys, states
 from app.celery_compat.exceptions import WorkerLostError
 from app.celery_compat.result import AsyncResult
+from app.celery_compat.worker.pool import unregister_dead
 from tests import compat_tasks
 from tests.support import wait_for
 
@@ -65,6 +66,22 @@ def test_a_named_work_process_killed_is_replaced_at_once_under_its_name(celery_a
     # Then its successor registers under the same name at once (RQ refuses a live registration's
     # name: it used to wait out the dead one's TTL) and runs the task again, then the next one
     assert result.get(timeout=8) == "finished"
+    assert compat_tasks.add.delay(1, 2).get(timeout=8) == 3
+
+
+def test_a_dead_work_process_unregistered_late_leaves_its_successor_registered(celery_app, worker_process,
+                                                                              redis_conn):
+    # Given a one-process worker named with -n whose work process was killed and replaced under its name
+    worker_process("-P", "prefork", "-c", "1", "-n", "late@host")
+    worker_key = keys.worker("late@host")
+    dead = int(redis_conn.hget(worker_key, "pid"))
+    os.kill(dead, signal.SIGKILL)
+    wait_for(lambda: redis_conn.hget(worker_key, "pid") not in (None, str(dead).encode()), timeout=15)
+    # When the supervisor's unregistration of the dead one runs only now (Redis was down when it died)
+    removed = unregister_dead(redis_conn, "late@host", dead, celery_app.amqp.priorities.consume_order(["celery"]))
+    # Then the successor's registration is left alone, and it still takes tasks
+    assert not removed
+    assert redis_conn.exists(worker_key) and redis_conn.sismember(keys.WORKERS, worker_key)
     assert compat_tasks.add.delay(1, 2).get(timeout=8) == 3
 
 

@@ -22,6 +22,8 @@ from importlib.machinery import PathFinder
 from pathlib import Path
 from typing import Any
 
+from rq.exceptions import DeserializationError
+
 from .exceptions import NotRegistered
 
 #: The adapter's import name: ``app.celery_compat`` in this repository, ``celery_compat`` when installed
@@ -35,6 +37,8 @@ FAILURE_CALLBACK = f"{PACKAGE}.recovery.on_job_failure"
 REVOKED_FIELD = b"celery_revoked"
 #: The key of Celery's options in the job's meta.
 META_FIELD = "celery"
+#: The task name of a job whose data cannot be decoded.
+UNDECODABLE = "<undecodable>"
 
 
 class MalformedMessage(NotRegistered):
@@ -79,7 +83,10 @@ class Envelope:
     @staticmethod
     def name_of(job: Any) -> str:
         """The task's name for a log line, whatever the job holds (never raises)."""
-        args = job.args if job.func_name == EXECUTE_TASK else None
+        try:
+            args = job.args if job.func_name == EXECUTE_TASK else None
+        except DeserializationError:  # a job hash whose data is not a job's (written by hand, or damaged)
+            return UNDECODABLE
         if isinstance(args, (list, tuple)) and args and isinstance(args[0], str):
             return args[0]
         return str(job.func_name)

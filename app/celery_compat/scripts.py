@@ -288,3 +288,15 @@ local slot = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now)
 redis.call('SET', KEYS[1], string.format('%.6f', slot + every), 'PX', math.ceil((slot + every - now) * 1000) + 1000)
 return string.format('%.6f', slot)
 """
+
+#: Take a dead work process's registration out of RQ's worker lists, unless it is no longer its:
+#: run late (Redis was down), the name may by then be a live successor's (``-n NAME -c 1``).
+#: KEYS: the worker hash, RQ's set of workers, then the worker sets of every list it popped.
+#: ARGV: the dead process's pid. Returns 1 when removed, 0 when the hash is another process's.
+UNREGISTER_DEAD = """
+local pid = redis.call('HGET', KEYS[1], 'pid')
+if pid and pid ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+for index = 2, #KEYS do redis.call('SREM', KEYS[index], KEYS[1]) end
+return 1
+"""

@@ -323,7 +323,8 @@ def rate_limit(state: ControlState, task_name: str = "", rate_limit: Any = None,
         return {"error": "unknown task"}
     task.rate_limit = rate_limit
     state.host.changed()
-    rates.reset(state.app.connection, state.hostname, task_name, state.host.queues())
+    rates.reset(state.app.connection, state.hostname, task_name,
+                state.app.amqp.priorities.consume_order(state.host.queues()))
     if not rate_limit:
         logger.info("Rate limits disabled for tasks of type %s", task_name)
         return {"ok": "rate limit disabled successfully"}

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from rq.exceptions import DeserializationError
 from rq.job import Job
 
 from .. import states
@@ -41,7 +42,7 @@ class TaskJob(Job):
 
     @property
     def func(self) -> Any:
-        if self.func_name != EXECUTE_TASK or self.instance is not None:
+        if not runnable(self):
             raise refuse(self)
         return super().func  # the entry point itself, by its fixed name
 
@@ -68,11 +69,22 @@ class TaskJob(Job):
         return getattr(Job, kind).fget(self)
 
 
+def runnable(job: Job) -> bool:
+    """Whether the job names the adapter's entry point and nothing else (False when its data cannot be decoded)."""
+    try:
+        return job.func_name == EXECUTE_TASK and job.instance is None
+    except DeserializationError:
+        return False
+
+
 def refuse(job: Job) -> RefusedJob:
     """Store the refusal as the task's Celery ``FAILURE`` (so no client waits on PENDING) and return it."""
-    error = RefusedJob(
-        f"Refused job {job.id}: its function {job.func_name!r} is not the adapter's entry point "
-        f"{EXECUTE_TASK!r}; a worker runs nothing else")
+    try:
+        why = (f"its function {job.func_name!r} is not the adapter's entry point {EXECUTE_TASK!r}; "
+               "a worker runs nothing else")
+    except DeserializationError as exc:
+        why = f"its data cannot be decoded ({exc}); a worker runs nothing it cannot read"
+    error = RefusedJob(f"Refused job {job.id}: {why}")
     logger.error("%s", error)
     current_app().backend.store_result(job.id, error, states.FAILURE, connection=job.connection)
     return error

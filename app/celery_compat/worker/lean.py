@@ -38,14 +38,14 @@ from .. import keys, scripts, states
 from .._state import current_app
 from ..backends.redis import Claim, held_success, hold_claim, release_claim
 from ..finished import facts_of, job_keep_seconds
-from ..protocol import EXECUTE_TASK, REVOKED_FIELD, Envelope
+from ..protocol import REVOKED_FIELD, Envelope
 from ..serialization import scrub
 from ..series import SAMPLE_STEP, TaskSeries, sample_queues
 from ..stats import TaskStats
 from ..utils.time import whole_second_after
 from .canceled import file_terminated
 from .classes import InProcessWorker, heartbeat_timing, idle_poll_interval
-from .guard import refuse
+from .guard import refuse, runnable
 from .job import failure_text, requeue_delay, retry_delay, run_job
 from .rate_limits import WAIT_IN_WORKER, RateLimits
 from .reach import MAX_WAIT, OUTAGE, Throttle, blocking, reason, sleep_unless
@@ -78,6 +78,7 @@ class LeanWorker(InProcessWorker):
         self._finish = self.connection.register_script(scripts.FINISH_SUCCESS)
         self._beat_script = self.connection.register_script(scripts.BEAT)
         self._running: tuple[Job, str] | None = None
+        self._waiting: tuple[Job, str] | None = None  # claimed, waiting for its rate-limit slot
         self._task_active = False  # the task's own code is running (not yet its outcome being recorded)
         self._claiming = False
         # Set once the loop has ended: StopRequested raised into the teardown (while it waits for
@@ -261,9 +262,10 @@ class LeanWorker(InProcessWorker):
         """Hold a claimed task until its slot under its task's rate limit; True when it was put back.
 
         Before the task is begun (no slot written, no time limit running): a near slot is waited
-        for here, still claimed (a stop waits for it, as between claim and start); a later one
-        sends the task back to RQ's scheduled registry, as a ``countdown`` would, uncounted. A
-        ``--burst`` worker waits for every slot: it is there to drain its queues, and would leave.
+        for here, still claimed and its claim beaten (a ``--burst`` worker's wait may outlast the
+        heartbeat TTL); a later one sends the task back to RQ's scheduled registry, as a
+        ``countdown`` would, uncounted, and so does a stop during the wait. A ``--burst`` worker
+        waits for every slot: it is there to drain its queues, and would leave.
         """
         interval = self._rates.interval(job)
         if not interval:
@@ -271,12 +273,19 @@ class LeanWorker(InProcessWorker):
         slot = self._until_redis(self._rates.slot, job, interval)
         wait = slot - time.time()
         if wait <= WAIT_IN_WORKER or self._burst:
-            if wait > 0:
-                time.sleep(wait)
-            return False
+            if wait <= 0 or self._wait_for_slot(job, execution_id, wait):
+                return False
         self._until_redis(self._put_back, job, queue, execution_id, slot)
         self._claiming = False
         return True
+
+    def _wait_for_slot(self, job: Job, execution_id: str, wait: float) -> bool:
+        """Sleep until the slot, the claim beaten meanwhile; False when a stop came first."""
+        self._waiting = (job, execution_id)  # the heartbeat thread beats it, as a running task's
+        try:
+            return sleep_unless(wait, lambda: self._stop_requested)
+        finally:
+            self._waiting = None
 
     def _put_back(self, job: Job, queue: Queue, execution_id: str, slot: float) -> None:
         def write(pipe: Any) -> None:
@@ -335,8 +344,8 @@ class LeanWorker(InProcessWorker):
         on ``pipe``, a failure keeps the traceback the trace formatted, a retry its delay.
         """
         try:
-            if job.func_name != EXECUTE_TASK or job.instance is not None:
-                raise refuse(job)  # never import or call what a job hash names
+            if not runnable(job):
+                raise refuse(job)  # never import or call what a job hash names, nor what it cannot decode
             outcome = run_job(job, pipeline=pipe)
             state = outcome.state if outcome is not None else states.SUCCESS
             if state in (states.FAILURE, states.REVOKED):
@@ -474,7 +483,7 @@ class LeanWorker(InProcessWorker):
                 reachable_since = next_beat
 
     def _beat_once(self) -> None:
-        running = self._running
+        running = self._running or self._waiting
         with self.connection.pipeline(transaction=False) as pipe:
             # Registered means a hash with a birth (RQ's set_state, each idle wait, re-creates a
             # bare one) and a name in RQ's set of workers (maintenance may have dropped it while

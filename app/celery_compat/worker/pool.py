@@ -30,7 +30,7 @@ from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
 from rq.serializers import JSONSerializer
 
-from .. import keys
+from .. import keys, scripts
 from ..utils.nodenames import default_nodename
 from .canceled import file_terminated
 from .classes import STOP_SIGNALS, InProcessWorker, Slot
@@ -238,7 +238,8 @@ class Supervisor:
             signum = -exitcode if exitcode and exitcode < 0 else None
             reason = f"signal {signum} ({signal.Signals(signum).name})" if signum else f"exit code {exitcode}"
             self.pending.append(lambda: self._recover(job_id, claim, worker_name, reason))
-        self.pending.append(lambda: self._unregister(worker_name))
+        pid = child.process.pid
+        self.pending.append(lambda: self._unregister(worker_name, pid))
         self._run_pending()
 
     def _forget_totals(self, hostname: str) -> None:
@@ -248,22 +249,18 @@ class Supervisor:
         except OUTAGE:
             pass  # the work processes wait for Redis anyway; the old counts then stay
 
-    def _unregister(self, worker_name: str) -> None:
+    def _unregister(self, worker_name: str, pid: int) -> None:
         """Take a dead work process's registration out of RQ's worker lists.
 
         It died without unregistering, and RQ refuses a new worker of a live registration's name:
         the successor of a ``-n NAME -c 1`` process has that name, and would fail to start until
         the dead one's registration expired. Dashboards also stop listing a worker that is gone.
+        Only the dead process's own (its pid): run late, the name may be its successor's by then.
         """
         if not worker_name:
             return
-        worker_key = keys.worker(worker_name)
-        pipe = self.app.connection.pipeline(transaction=False)
-        pipe.delete(worker_key)
-        pipe.srem(keys.WORKERS, worker_key)
-        for name in self.app.amqp.priorities.consume_order(self.queue_names):
-            pipe.srem(keys.workers_of_queue(name), worker_key)
-        pipe.execute()
+        unregister_dead(self.app.connection, worker_name, pid,
+                        self.app.amqp.priorities.consume_order(self.queue_names))
 
     def _recover(self, job_id: str | None, claim: str | None, worker_name: str, reason: str) -> None:
         # Through the dead run's claim only: if the task was meanwhile taken from it (the process
@@ -348,6 +345,13 @@ class Supervisor:
         if job is not None:
             self._close_failed(job, claim, JobStatus.FAILED, "TimeLimitExceeded: killed by the supervisor",
                                time_limit=True)
+
+
+def unregister_dead(connection: Any, worker_name: str, pid: int, list_names: list[str]) -> bool:
+    """Remove ``worker_name``'s registration if it is still process ``pid``'s; True when removed."""
+    worker_key = keys.worker(worker_name)
+    script_keys = [worker_key, keys.WORKERS, *(keys.workers_of_queue(name) for name in list_names)]
+    return bool(connection.eval(scripts.UNREGISTER_DEAD, len(script_keys), *script_keys, str(pid)))
 
 
 def child_main(app: Any, options: Any, slot: Slot, index: int, make_worker: Any) -> None:

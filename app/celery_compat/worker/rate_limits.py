@@ -34,6 +34,8 @@ WAIT_IN_WORKER = 1.0
 #: this, e.g. after a long outage of every scheduler, is charged again).
 HELD_MEMORY = 300
 
+#: The slowest rate accepted (tasks per second): one a year.
+MIN_RATE = 1 / (365 * 86400)
 #: Celery's rate units (``celery.utils.time.RATE_MODIFIER_MAP``): tasks per second from tasks per unit.
 _PER_SECOND = {"s": 1.0, "m": 1 / 60.0, "h": 1 / 3600.0}
 
@@ -41,16 +43,24 @@ _PER_SECOND = {"s": 1.0, "m": 1 / 60.0, "h": 1 / 3600.0}
 def rate(limit: Any) -> float:
     """Tasks per second of a ``rate_limit`` as Celery writes it: ``"10/s"``, ``"100/m"``, ``"2/h"``, a number.
 
-    0 for none (``None``, ``0``, ``""``). Raises ValueError for anything else, as Celery's ``rate``.
+    0 for none (``None``, ``0``, ``""``). Raises ValueError for anything else, as Celery's ``rate``,
+    and for a rate under one task a year.
     """
     if not limit:
         return 0.0
     if not isinstance(limit, str):
-        return float(limit)
+        return _at_least_yearly(float(limit), limit)
     ops, _, unit = limit.partition("/")
     if (unit or "s") not in _PER_SECOND:
         raise ValueError(f"invalid rate limit unit {unit!r} in {limit!r} (s, m or h)")
-    return float(ops) * _PER_SECOND[unit or "s"]
+    return _at_least_yearly(float(ops) * _PER_SECOND[unit or "s"], limit)
+
+
+def _at_least_yearly(per_second: float, limit: Any) -> float:
+    # A slower rate's interval overflows the bucket's expiry (Redis refuses the PX, the worker stops).
+    if 0 < per_second < MIN_RATE:
+        raise ValueError(f"rate limit {limit!r} is under one task a year")
+    return per_second
 
 
 @lru_cache(maxsize=256)
@@ -105,19 +115,21 @@ class RateLimits:
         pipe.expire(held, max(1, int(slot - time.time())) + HELD_MEMORY)
 
 
-def reset(connection: Any, node: str, task_name: str, queue_names: list[str]) -> int:
+def reset(connection: Any, node: str, task_name: str, list_names: list[str]) -> int:
     """A task's rate changed on ``node``: start a fresh bucket, and bring its held tasks back now.
 
     As Celery's ``reset_rate_limits``: what waits is charged again at the new rate. Held tasks are
     moved to the front of the scheduled registry (the scheduler enqueues them within its interval),
-    not enqueued here, so the scheduler never races us to enqueue one twice. Returns how many.
+    not enqueued here, so the scheduler never races us to enqueue one twice. ``list_names``: every
+    list the node pops (its queues' priority lists too: a task is held in its own list's registry).
+    Returns how many.
     """
     held = keys.rate_held(node, task_name)
     job_ids = [job_id.decode() for job_id in connection.hkeys(held)]
     now = int(time.time())
     with connection.pipeline() as pipe:  # one transaction: a held task is either moved or still remembered
         pipe.delete(keys.rate_bucket(node, task_name), held)
-        for name in queue_names if job_ids else ():
+        for name in list_names if job_ids else ():
             pipe.zadd(keys.scheduled(name), dict.fromkeys(job_ids, now), xx=True)
         pipe.execute()
     return len(job_ids)
