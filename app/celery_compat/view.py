@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import DeserializationError, NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -296,7 +296,7 @@ def job_facts(app: Any, task_id: str) -> JobFacts | None:
         return _kept_facts(app.connection, task_id)
     try:
         envelope: Envelope | None = Envelope.of(job)
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, DeserializationError):  # not ours: e.g. plain RQ with pickle
         envelope = None
     status = job.get_status(refresh=False)
     options = Envelope.options_of(job)
