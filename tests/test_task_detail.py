@@ -174,3 +174,17 @@ def test_a_plain_rq_job_stored_with_pickle_is_shown_as_not_a_task_of_ours(client
     # When its page is opened, it answers without its name or arguments instead of failing (500)
     response = client.get("/tasks/plain-rq-pickled")
     assert response.status_code == 200 and "plain-rq-pickled" in response.get_data(as_text=True)
+
+
+def test_a_parent_of_many_children_lists_a_hundred_and_counts_the_rest(client, celery_app, redis_conn):
+    # Given a task noted as the parent of 250 tasks
+    parent = compat_tasks.add.delay(1, 2).id
+    redis_conn.sadd(keys.task_children(parent), *[f"child-{n:04d}" for n in range(250)])
+    # When its page is opened, it links a hundred of them and says how many more there are
+    page = client.get(f"/tasks/{parent}").get_data(as_text=True)
+    assert page.count('href="/tasks/child-') == 100
+    assert "And 150 more children." in _text_of(page)
+
+
+def _text_of(page: str) -> str:
+    return " ".join(page.split())
