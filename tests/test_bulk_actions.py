@@ -49,7 +49,7 @@ def test_retry_all_failed_sends_each_celery_task_again_by_name_with_its_argument
     compat_tasks.add.delay(1, 2)
     burst_worker()
     # When the retry is confirmed
-    page = _text(client.post("/tasks/bulk/retry", data={}))
+    page = _text(client.post("/tasks/bulk/retry", data={}, follow_redirects=True))
     # Then the summary says three were retried, none skipped, and three copies were sent by name
     assert "Retried 3." in page and "skipped" not in page
     assert _sent_count(redis_conn, "tests.compat_tasks.fail") == 6
@@ -70,7 +70,7 @@ def test_cancel_all_revokes_only_the_waiting_tasks_the_filter_matches(client, ce
     elsewhere = compat_tasks.sleep.apply_async((10,), queue="other").id
     # When "Cancel all" is confirmed for queue "slow"
     assert "3 tasks will be cancelled" in _text(client.get("/tasks/bulk/cancel?queue=slow"))
-    page = _text(client.post("/tasks/bulk/cancel", data={"queue": "slow"}))
+    page = _text(client.post("/tasks/bulk/cancel", data={"queue": "slow"}, follow_redirects=True))
     # Then those three are revoked and the other still waits
     assert "Cancelled 3." in page
     assert [AsyncResult(task_id).state for task_id in here] == [states.REVOKED] * 3
@@ -108,7 +108,7 @@ def test_a_task_that_cannot_be_retried_is_skipped_with_its_reason(client, celery
     kept, gone = _failed(burst_worker, 2)
     redis_conn.delete(keys.job(gone))
     # When all failed tasks are retried
-    page = _text(client.post("/tasks/bulk/retry", data={}))
+    page = _text(client.post("/tasks/bulk/retry", data={}, follow_redirects=True))
     # Then one is retried and the other is listed as skipped, with why
     assert "Retried 1, 1 skipped: its message is gone (expired)" in page
     assert f'href="/tasks/{gone}"' in page
@@ -119,6 +119,24 @@ def test_a_retry_over_a_state_that_cannot_be_retried_counts_nothing(client, cele
     burst_worker()
     page = _text(client.get("/tasks/bulk/retry?state=SUCCESS"))
     assert "No failed or cancelled task matches" in page and 'id="bulk-confirm"' not in page
+
+
+def test_reloading_the_summary_shows_it_again_and_retries_nothing(client, celery_app, burst_worker, redis_conn):
+    # Given two failed tasks, retried once: the POST sends the browser to the summary's own address
+    _failed(burst_worker, 2)
+    response = client.post("/tasks/bulk/retry", data={})
+    assert response.status_code == 303
+    summary = response.headers["Location"]
+    assert "Retried 2." in _text(client.get(summary))
+    # When the summary is loaded again (the browser's reload)
+    again = client.get(summary)
+    # Then it says the same, and no task was sent a second time
+    assert again.status_code == 200 and "Retried 2." in _text(again)
+    assert _sent_count(redis_conn, "tests.compat_tasks.fail") == 4
+
+
+def test_an_expired_summary_is_a_404_that_acts_on_nothing(client):
+    assert client.get("/tasks/bulk/retry/done/no-such-summary").status_code == 404
 
 
 def test_an_unknown_bulk_action_is_a_404(client):

@@ -158,3 +158,48 @@ def test_the_task_pages_timeline_follows_the_task(page, live_server, celery_app,
     assert "ago" in page.inner_text("#timeline li:last-child time") or "just now" in page.inner_text(
         "#timeline li:last-child time")
     assert page.evaluate("window.notReloaded") is True
+
+
+def timeline_reads(page) -> list[int]:
+    """The answers' statuses to the page's GET /api/tasks/<id>/timeline, as they come."""
+    answered: list[int] = []
+    page.on("response", lambda response: urlsplit(response.url).path.endswith("/timeline")
+            and answered.append(response.status))
+    return answered
+
+
+def test_a_waiting_tasks_page_does_not_read_its_timeline_again_on_every_poll(page, live_server, celery_app):
+    # Given a task no worker has started, its page open in a browser that polls its status every second
+    result = compat_tasks.add.delay(1, 2)
+    page.add_init_script("window.EventSource = undefined")  # no stream: the page falls back to polling
+    reads, polls = timeline_reads(page), []
+    page.on("response", lambda response: response.url.endswith(f"/api/tasks/{result.id}") and polls.append(1))
+    page.goto(f"{live_server.url}/tasks/{result.id}")
+    # When three polls have answered the same state, not started
+    deadline = time.monotonic() + DEADLINE_MS / 1000
+    while len(polls) < 3 and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    # Then the timeline was never read again: nothing changed
+    assert len(polls) >= 3 and reads == []
+
+
+def test_the_timeline_is_read_again_after_a_server_error(page, live_server, celery_app, burst_worker):
+    # Given a waiting task's page, and a server whose first answer to the timeline is a 500
+    result = compat_tasks.add.delay(1, 2)
+    failed: list[str] = []
+
+    def first_fails(route) -> None:
+        if failed:
+            route.continue_()
+        else:
+            failed.append(route.request.url)
+            route.fulfill(status=500, body="Internal Server Error")
+
+    page.route("**/timeline", first_fails)
+    page.goto(f"{live_server.url}/tasks/{result.id}")
+    # When a worker runs it: the timeline's read after the stage change fails once
+    burst_worker()
+    # Then the page tries again and the timeline reads sent, started, succeeded
+    page.wait_for_function("() => document.querySelectorAll('#timeline .what').length === 3",
+                           timeout=DEADLINE_MS)
+    assert failed and page.locator("#timeline .what").all_inner_texts() == ["Sent", "Started", "Succeeded"]

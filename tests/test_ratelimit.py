@@ -122,3 +122,45 @@ def test_behind_a_trusted_proxy_each_forwarded_client_has_its_allowance(make_app
 def test_production_settings_include_a_rate_limit_by_default(make_app, redis_url, redis_conn):
     app = make_app(redis_url, **PRODUCTION_SETTINGS)
     assert (app.config["SUBMIT_RATE_LIMIT"], app.config["MAX_QUEUED_TASKS"]) == ("60/m", 10_000)
+
+
+def _cancelled(client, count: int) -> list[str]:
+    """``count`` long-running tasks sent and cancelled at once: waiting in no queue, ready to retry."""
+    ids = []
+    for _ in range(count):  # each cancelled before the next is sent, so the queue never holds more than one
+        ids.append(client.post("/api/tasks/long-running", json={"duration": 5}).json["id"])
+        assert client.post(f"/api/tasks/{ids[-1]}/cancel", json={}).status_code == 202
+    return ids
+
+
+def test_retry_with_edits_counts_as_a_submit(make_app, redis_url, redis_conn):
+    client = make_app(redis_url, WTF_CSRF_ENABLED=False, SUBMIT_RATE_LIMIT="2/m").test_client()
+    first, _ = _cancelled(client, 2)  # the allowance is used up by these two
+    response = client.post(f"/tasks/{first}/retry-edited", data={"arguments": '{"duration": 5}'})
+    assert response.status_code == 429 and int(response.headers["Retry-After"]) > 0
+    assert redis_conn.llen("rq:queue:default") == 0
+
+
+def test_a_bulk_retry_stops_at_the_rate_limit_and_says_what_it_did(make_app, redis_url, redis_conn):
+    # Given four cancelled tasks and an allowance of six submits, four of them spent sending those
+    client = make_app(redis_url, WTF_CSRF_ENABLED=False, SUBMIT_RATE_LIMIT="6/m").test_client()
+    _cancelled(client, 4)
+    # When all of them are retried at once
+    response = client.post("/tasks/bulk/retry", data={"state": "REVOKED"}, follow_redirects=True)
+    # Then two are retried and the other two are skipped because the limit was reached
+    page = " ".join(response.get_data(as_text=True).split())
+    assert response.status_code == 200
+    assert "Retried 2, 2 skipped: submit rate limit reached (×2)." in page
+    assert redis_conn.llen("rq:queue:default") == 2
+
+
+def test_a_bulk_retry_stops_when_the_queue_is_full(make_app, redis_url, redis_conn):
+    # Given three cancelled tasks and a queue bound of two
+    client = make_app(redis_url, WTF_CSRF_ENABLED=False, MAX_QUEUED_TASKS=2).test_client()
+    _cancelled(client, 3)
+    # When all of them are retried
+    response = client.post("/tasks/bulk/retry", data={"state": "REVOKED"}, follow_redirects=True)
+    # Then two are sent and the third is skipped: the queue is full
+    page = " ".join(response.get_data(as_text=True).split())
+    assert "Retried 2, 1 skipped: queue full." in page
+    assert redis_conn.llen("rq:queue:default") == 2

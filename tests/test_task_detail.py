@@ -164,3 +164,27 @@ def test_a_failed_tasks_job_hash_is_kept_as_long_as_its_result_for_requeue(clien
     burst_worker()
     # Then its job hash stays (rq-dashboard's Requeue needs it) at least as long as its result
     assert redis_conn.ttl(keys.job(result.id)) >= redis_conn.ttl(keys.meta(result.id)) > 86000
+
+
+def test_a_plain_rq_job_stored_with_pickle_is_shown_as_not_a_task_of_ours(client, celery_app, redis_conn):
+    # Given a job another RQ program queued with RQ's default serializer (pickle), never unpickled here
+    from rq import Queue
+
+    Queue("default", connection=redis_conn).enqueue("os.getcwd", job_id="plain-rq-pickled")
+    # When its page is opened, it answers without its name or arguments instead of failing (500)
+    response = client.get("/tasks/plain-rq-pickled")
+    assert response.status_code == 200 and "plain-rq-pickled" in response.get_data(as_text=True)
+
+
+def test_a_parent_of_many_children_lists_a_hundred_and_counts_the_rest(client, celery_app, redis_conn):
+    # Given a task noted as the parent of 250 tasks
+    parent = compat_tasks.add.delay(1, 2).id
+    redis_conn.sadd(keys.task_children(parent), *[f"child-{n:04d}" for n in range(250)])
+    # When its page is opened, it links a hundred of them and says how many more there are
+    page = client.get(f"/tasks/{parent}").get_data(as_text=True)
+    assert page.count('href="/tasks/child-') == 100
+    assert "And 150 more children." in _text_of(page)
+
+
+def _text_of(page: str) -> str:
+    return " ".join(page.split())

@@ -223,3 +223,25 @@ def test_the_live_list_asks_the_api_for_the_same_range(client, redis_conn):
     since = datetime(2026, 12, 1, 10, 0, tzinfo=timezone(timedelta(hours=5, minutes=30))).timestamp()
     assert float(asked["since"][0]) == since and asked["name"] == ["proj.add"]
     assert client.get(live).status_code == 200
+
+
+def _link(page: str, marker: str) -> str:
+    return page.split(marker, 1)[1].split('"', 1)[0].replace("&amp;", "&")
+
+
+def test_a_range_from_before_1970_starts_the_live_list_and_the_bulk_links_at_1970(client, redis_conn):
+    # No task was sent before 1970: the API refuses a negative time, so the page writes 0 instead
+    page = client.get("/tasks", query_string={"since": "1969-12-31T00:00:00", "until": "2030-01-01T00:00:00",
+                                              "tz": "UTC"}).get_data(as_text=True)
+    live, bulk = _link(page, 'data-live-url="'), _link(page, 'id="bulk-cancel" href="')
+    assert parse_qs(urlparse(live).query)["since"] == ["0.000000"]
+    assert client.get(live).status_code == 200 and client.get(bulk).status_code == 200
+
+
+def test_a_refused_range_offers_no_live_list_and_no_bulk_action(client, redis_conn):
+    # The range is left out of a refused form's query: its bulk buttons would act on every PENDING task
+    response = client.get("/tasks", query_string={"state": "PENDING", "since": "2025-01-01T00:00",
+                                                  "until": "2024-01-01T00:00", "tz": "UTC"})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "data-live-url" not in page and 'id="bulk-actions"' not in page and "/tasks/bulk/" not in page

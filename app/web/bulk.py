@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from app.celery_compat import states
 from app.web import history
 from app.web.actions import Conflict, cancel_task, retry_task
+from app.web.ratelimit import RateLimited, admit
 from app.web.status import FINISHED_STATES, RETRYABLE_STATES, UnknownTask, task_page
 
 RETRY = "retry"
@@ -69,16 +70,25 @@ def plan(action: str, query: history.Query, before: float | None = None) -> Plan
 
 
 def run(action: str, query: history.Query, before: float | None = None) -> Summary:
-    """Act on one batch; a task that finished, was retried or vanished meanwhile is skipped, with why."""
+    """Act on one batch; a task that finished, was retried or vanished meanwhile is skipped, with why.
+
+    Each retry is a submit: it takes one from the client's rate limit and respects the queue's
+    bound (:func:`app.web.ratelimit.admit`). Once one is refused the batch stops there, and the
+    tasks it did not reach are skipped with that reason, so the summary says what was done.
+    """
     batch = plan(action, query, before)
     done: list[str] = []
     skipped: list[tuple[str, str]] = []
-    for task_id in batch.task_ids:
+    for at, task_id in enumerate(batch.task_ids):
         try:
             if action == CANCEL:
                 cancel_task(task_id)
             else:
+                admit()
                 retry_task(task_id)
+        except RateLimited as exc:
+            skipped += [(left, exc.reason) for left in batch.task_ids[at:]]
+            break
         except UnknownTask:
             skipped.append((task_id, "it is gone (expired)"))
         except Conflict as exc:

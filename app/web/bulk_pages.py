@@ -1,17 +1,30 @@
-"""The bulk action pages: a confirmation step that says how many tasks, then a summary of what was done."""
+"""The bulk action pages: a confirmation step that says how many tasks, then a summary of what was done.
+
+The POST that acts answers 303 to the summary's own address (POST, redirect, GET), so reloading
+the summary shows it again instead of running the batch again. The summary waits in Redis for
+:data:`SUMMARY_SECONDS` under an unguessable name.
+"""
 
 from __future__ import annotations
 
+import json
+import secrets
 from typing import Any
 
-from flask import Blueprint, abort, render_template, request
+from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response
 
+from app.redis import get_redis
 from app.web import bulk, forms
 from app.web.forms import InvalidForm
 from app.web.history import Query
 
 bp = Blueprint("bulk", __name__)
+
+#: Where a bulk action's summary waits for the GET the POST redirects to, and for how long.
+SUMMARY_PREFIX = "web:bulk:summary:"
+SUMMARY_SECONDS = 600
 
 #: The words each action's pages use.
 WORDING = {
@@ -65,11 +78,28 @@ def confirm(action: str) -> str:
 
 
 @bp.post("/tasks/bulk/<action>")
-def act(action: str) -> str:
-    """Act on one batch (CSRF checked by CSRFProtect), then say what was done and whether more remain."""
+def act(action: str) -> Response:
+    """Act on one batch (CSRF checked by CSRFProtect), then send the browser to the summary (303)."""
     _check(action)
     query, before = _query(request.form)
     summary = bulk.run(action, query, before)
+    token = secrets.token_urlsafe(16)
+    kept = {"form": {name: value for name, value in request.form.items() if name != "csrf_token"},
+            "done": summary.done, "skipped": summary.skipped, "more": summary.more}
+    get_redis().set(SUMMARY_PREFIX + token, json.dumps(kept), ex=SUMMARY_SECONDS)
+    return redirect(url_for("bulk.done", action=action, token=token), code=303)
+
+
+@bp.get("/tasks/bulk/<action>/done/<token>")
+def done(action: str, token: str) -> str:
+    """What a batch did and whether more remain; reading it again acts on nothing."""
+    _check(action)
+    raw = get_redis().get(SUMMARY_PREFIX + token[:64])
+    if raw is None:
+        abort(404, description="This summary has expired: open the task list to see where things stand.")
+    kept = json.loads(raw)
+    query, _ = _query(kept["form"])
+    summary = bulk.Summary(kept["done"], [tuple(pair) for pair in kept["skipped"]], kept["more"])
     return render_template("bulk.html", action=action, words=_words(action, query), filters=_filters(query),
                            scope=bulk.scope(action, query), count=len(summary.done), more=summary.more,
                            cursor=summary.more, batch_size=bulk.BATCH, summary=summary,

@@ -81,10 +81,12 @@ def task_detail(status: dict[str, Any]) -> dict[str, Any]:
     task_id = status["id"]
     conn = get_redis()
     job = view.job_facts(current_app.extensions["celery"], task_id)
+    children, all_children = view.children_of(conn, task_id)
     return {
         "name": job.name if job is not None else None,
         "queue": job.queue if job is not None else None,
         "timeline": task_timeline(status),
-        "links": links(task_id, job, view.children_of(conn, task_id)),
+        "links": links(task_id, job, children),
+        "more_children": all_children - len(children),
         "edit_arguments": editable_arguments(status, job),
     }

@@ -143,7 +143,13 @@ def task_query(query: Any) -> history.Query:
     after = float(query.after) if query.after and before is None else None  # with both, cursor wins
     return history.Query(state=query.state or None, name=texts["name"], queue=texts["queue"], task_id=texts["id"],
                          search=texts["q"], limit=query.limit, before=before, after=after,
-                         since=moment_seconds(query.since), until=moment_seconds(query.until))
+                         since=_from_1970(moment_seconds(query.since)), until=_from_1970(moment_seconds(query.until)))
+
+
+def _from_1970(seconds: float | None) -> float | None:
+    # No task was sent before 1970: a range that starts earlier starts then, so the links and the
+    # live list's URL the page writes with it carry no negative time (which the API refuses).
+    return None if seconds is None else max(0.0, seconds)
 
 
 def in_zone(args: Mapping[str, str]) -> dict[str, str]:

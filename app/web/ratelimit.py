@@ -27,19 +27,29 @@ KEY_PREFIX = "web:ratelimit:"
 #: Every endpoint that creates a task (Retry creates a copy).
 SUBMIT_ENDPOINTS = frozenset({
     "api.submit_long_running", "api.submit_email", "api.submit_ping", "api.retry",
-    "pages.submit_long_running", "pages.submit_email", "pages.retry",
+    "pages.submit_long_running", "pages.submit_email", "pages.retry", "pages.retry_edited",
 })
+# A bulk retry (bulk.act) creates up to a batch of tasks: app.web.bulk calls admit() before each one.
 
 #: Seconds to suggest while the queue is full: about how long a worker takes to make room.
 QUEUE_FULL_RETRY_AFTER = 30
 
 
-class RateLimited(Exception):
-    """Raised when a submit goes over a bound; ``retry_after`` says in how many seconds to try again."""
+#: The short reasons a bulk action gives for the tasks it did not send once a bound was reached.
+RATE_REACHED = "submit rate limit reached"
+QUEUE_FULL = "queue full"
 
-    def __init__(self, message: str, retry_after: int) -> None:
+
+class RateLimited(Exception):
+    """Raised when a submit goes over a bound; ``retry_after`` says in how many seconds to try again.
+
+    ``reason`` is :data:`RATE_REACHED` or :data:`QUEUE_FULL`, for a summary that counts skipped tasks.
+    """
+
+    def __init__(self, message: str, retry_after: int, reason: str = RATE_REACHED) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.reason = reason
 
 
 def client_key() -> str:
@@ -65,6 +75,11 @@ def check_submit() -> None:
     """Raise :class:`RateLimited` if the current request may not create a task now."""
     if request.endpoint not in SUBMIT_ENDPOINTS or request.method != "POST":
         return
+    admit()
+
+
+def admit() -> None:
+    """Count one task the current request creates; raise :class:`RateLimited` if a bound forbids it."""
     config = current_app.config
     conn = get_redis()
     rate = config.get("SUBMIT_RATE_LIMIT")
@@ -76,7 +91,8 @@ def check_submit() -> None:
                               f"Try again in {wait} s.", wait)
     bound = int(config.get("MAX_QUEUED_TASKS") or 0)
     if bound and _waiting(conn, config["QUEUE"]) >= bound:
-        raise RateLimited(f"{bound} tasks are already waiting. Try again in a minute.", QUEUE_FULL_RETRY_AFTER)
+        raise RateLimited(f"{bound} tasks are already waiting. Try again in a minute.", QUEUE_FULL_RETRY_AFTER,
+                          QUEUE_FULL)
 
 
 def _waiting(conn: Any, queue: str) -> int:

@@ -28,7 +28,9 @@
   function render(status) {
     show(byId("outage"), false);
     var state = status.state;
-    if (state !== root.dataset.state || status.started_at !== root.dataset.startedAt) {
+    // The page keeps "" for "not started" where the API says null: compared as they are, every poll
+    // before the start would look like a new stage and read the timeline again.
+    if (state !== root.dataset.state || (status.started_at || "") !== (root.dataset.startedAt || "")) {
       // A new stage (started, retried, ended): timeline.js reads the timeline again.
       root.dispatchEvent(new CustomEvent("task-stage", { detail: status }));
     }

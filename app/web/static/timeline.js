@@ -41,7 +41,11 @@
   function refresh() {
     var asked = ++latest;
     fetch(root.dataset.timelineUrl, { headers: { Accept: "application/json" }, cache: "no-store" })
-      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (response) {
+        // A server error (Redis away, a restart) is lost contact too; a 404 is an answer.
+        if (response.status >= 500) throw new Error("HTTP " + response.status);
+        return response.ok ? response.json() : null;
+      })
       .then(function (answer) { if (answer && asked === latest) draw(answer.events); })
       .catch(function () {
         // Contact lost (the status's banner says so): try again until the timeline is read.
