@@ -11,6 +11,7 @@ import re
 
 import pytest
 from rq import Queue
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 from rq.serializers import JSONSerializer
@@ -44,9 +45,11 @@ def failed_jobs(celery_app, burst_worker):
 
 
 def status(redis_conn, job_id: str) -> JobStatus | None:
-    if not Job.exists(job_id, connection=redis_conn):
+    # One read, not EXISTS then a fetch: the dashboard may delete the job in between
+    try:
+        return Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer).get_status()
+    except (NoSuchJobError, InvalidJobOperation):
         return None
-    return Job.fetch(job_id, connection=redis_conn, serializer=JSONSerializer).get_status()
 
 
 # --- only POST changes anything --------------------------------------------------------------
