@@ -239,23 +239,33 @@ class ResultConsumer:
         with self._cond:
             generation = self._generation
             new = self._subscribed.get(channel) != generation
-        connection = pubsub.connection
-        if connection is None or not pubsub.subscribed or not new:
+        if not (new and pubsub.subscribed and self._write_swap(pubsub, gone, channel)):
             if gone:
                 pubsub.unsubscribe(*gone)
             if new:
                 pubsub.subscribe(channel)
-        else:
-            # What PubSub.unsubscribe/subscribe note, without a socket write and a retry wrapper each.
-            commands = ([("UNSUBSCRIBE", *gone)] if gone else []) + [("SUBSCRIBE", channel)]
-            pubsub.pending_unsubscribe_channels.update(pubsub._normalize_keys(dict.fromkeys(gone)))
-            connection.send_packed_command(connection.pack_commands(commands), check_health=False)
-            added = pubsub._normalize_keys({channel: None})
-            pubsub.channels.update(added)
-            pubsub.pending_unsubscribe_channels.difference_update(added)
         if new:
             with self._cond:
                 self._subscribed[channel] = generation
+
+    @staticmethod
+    def _write_swap(pubsub: Any, gone: list[str], channel: str) -> bool:
+        """The UNSUBSCRIBE and SUBSCRIBE in one write, noted as PubSub.unsubscribe/subscribe note
+        them (without a write and a retry wrapper each). False when it could not be written:
+        redis-py's own calls then reconnect, resubscribe what the connection had, and send them."""
+        connection = pubsub.connection
+        if connection is None:
+            return False
+        commands = ([("UNSUBSCRIBE", *gone)] if gone else []) + [("SUBSCRIBE", channel)]
+        try:
+            connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+        except REDIS_ERRORS:
+            return False
+        pubsub.pending_unsubscribe_channels.update(pubsub._normalize_keys(dict.fromkeys(gone)))
+        added = pubsub._normalize_keys({channel: None})
+        pubsub.channels.update(added)
+        pubsub.pending_unsubscribe_channels.difference_update(added)
+        return True
 
     def _release_orphans(self) -> None:
         while self._orphans:
