@@ -18,6 +18,22 @@ from app.celery_compat.exceptions import NotReplicatedError
 from tests import compat_tasks
 
 
+def test_a_plain_delay_by_a_caller_waits_for_replicas_too(waiting_app, redis_conn):
+    # A plain send is one script call, sent without a pipeline when nothing waits: not when something does
+    with pytest.raises(NotReplicatedError, match="0 of 1 replica") as raised:
+        compat_tasks.add.delay(1, 2)
+    assert Job.exists(raised.value.task_ids[0], connection=redis_conn)
+
+
+def test_a_one_command_send_refuses_a_second_command(celery_app):
+    # The stand-in for a plain send's pipeline: a second command would not be atomic with the first
+    pipe = celery_app.send_pipeline(transaction=False, one_command=True)
+    pipe.eval("return 1", 0)
+    with pytest.raises(RuntimeError, match="one command"):
+        pipe.eval("return 2", 0)
+    assert celery_app.execute_send(pipe, []) == [1]
+
+
 def test_a_group_sent_by_a_caller_waits_for_replicas_and_names_its_tasks(waiting_app, redis_conn):
     with pytest.raises(NotReplicatedError, match="0 of 1 replica") as raised:
         group(compat_tasks.add.s(1, 2), compat_tasks.add.s(3, 4)).apply_async()

@@ -61,22 +61,26 @@ def test_a_callback_inside_a_subscribe_is_run_after_it_not_nested_in_it(celery_a
     # Given a subscribe during which another result is released (a finalizer, a callback)
     consumer = celery_app.backend.result_consumer
     kept, released = compat_tasks.add.delay(1, 1), compat_tasks.add.delay(2, 2)
-    pubsub, nested = consumer._pubsub, []
-    real_subscribe = pubsub.subscribe
+    connection, depths, inside = consumer._pubsub.connection, [], []
+    real_send = connection.send_packed_command
 
-    def subscribe(*channels):
-        nested.append(len(nested))
-        answer = real_subscribe(*channels)
-        consumer.cancel_for(released.id)
+    def send_packed_command(*args, **kwargs):  # every write: the SUBSCRIBE's, then the release's
+        depths.append(len(inside))
+        inside.append(True)
+        try:
+            answer = real_send(*args, **kwargs)
+            consumer.cancel_for(released.id)
+        finally:
+            inside.pop()
         return answer
 
-    pubsub.subscribe = subscribe
+    connection.send_packed_command = send_packed_command
     try:
         third = compat_tasks.add.delay(3, 3)
     finally:
-        del pubsub.subscribe
+        del connection.send_packed_command
     # Then the release ran once the subscribe returned, and only the other two stay subscribed
-    assert nested == [0]
+    assert depths == [0, 0]
     assert consumer.subscribed_to == {consumer._get_key_for_task(kept.id), consumer._get_key_for_task(third.id)}
     kept.forget()
     third.forget()

@@ -180,9 +180,10 @@ class Celery:
 
     connection_for_read = connection_for_write
 
-    def send_pipeline(self, transaction: bool = True) -> Any:
-        """The pipeline a send is written in; give it to :meth:`execute_send` (it may hold a connection)."""
-        return send_pipeline(self.connection, self._replica_wait, transaction)
+    def send_pipeline(self, transaction: bool = True, one_command: bool = False) -> Any:
+        """The pipeline a send is written in; give it to :meth:`execute_send` (it may hold a connection).
+        ``one_command``: the send is one EVAL outside a transaction (a cheaper stand-in may be returned)."""
+        return send_pipeline(self.connection, self._replica_wait, transaction, one_command)
 
     def execute_send(self, pipe: Any, task_ids: list[str]) -> list:
         """Run a send's transaction; with ``wait_for_replicas``, return only once that many replicas have it.
@@ -384,7 +385,7 @@ class Celery:
         index = self._index_call(task_id, shadow or name, queue_name, arguments)
         # A plain send is one script call, atomic by itself: no MULTI/EXEC around it.
         several = eta is not None or bool(options_meta.get("parent_id"))
-        pipe = pipeline if pipeline is not None else self.send_pipeline(transaction=several)
+        pipe = pipeline if pipeline is not None else self.send_pipeline(transaction=several, one_command=not several)
         if eta is not None:
             job = rq_queue.create_job(EXECUTE_TASK, status=JobStatus.SCHEDULED, **job_options)
             rq_queue.schedule_job(job, whole_second_after(datetime.fromisoformat(eta)), pipeline=pipe)

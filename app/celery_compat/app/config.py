@@ -145,8 +145,12 @@ class Settings(dict):
         return super().__getitem__(key)
 
     def __getattr__(self, key: str) -> Any:
+        # conf.x is read ~15 times per send: dict's own lookup (which calls __missing__) saves
+        # the Python-level __getitem__ in between.
+        if self.__dict__.get("on_first_read") is not None:
+            self._first_read()
         try:
-            return self[key]
+            return dict.__getitem__(self, key)
         except KeyError:
             raise AttributeError(key) from None
 

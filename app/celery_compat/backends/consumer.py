@@ -154,33 +154,39 @@ class ResultConsumer:
         self._socket.run(lambda: self._release_now(channel))
 
     def _release_now(self, channel: str) -> None:
-        with self._cond:
-            count = self._subscribers.get(channel, 0) - 1
-            if count > 0:
-                self._subscribers[channel] = count
-                return
-            self._subscribers.pop(channel, None)
-            self._ready.pop(channel, None)
-            current = self._subscribed.pop(channel, None) == self._generation
-        if current and self._pubsub is not None:
+        if self._last_subscriber_gone(channel) and self._pubsub is not None:
             try:
                 self._pubsub.unsubscribe(channel)
             except REDIS_ERRORS:
                 self._drop_connection()  # the next waiter rebuilds it; nothing is lost
 
+    def _last_subscriber_gone(self, channel: str) -> bool:
+        """One subscriber less for ``channel``; True when it was the last and the channel is
+        subscribed on the current connection (an UNSUBSCRIBE is then due)."""
+        with self._cond:
+            count = self._subscribers.get(channel, 0) - 1
+            if count > 0:
+                self._subscribers[channel] = count
+                return False
+            self._subscribers.pop(channel, None)
+            self._ready.pop(channel, None)
+            return self._subscribed.pop(channel, None) == self._generation
+
     # -- Celery's ResultConsumer API: a sent task's channel, subscribed until its result is taken --
     def consume_from(self, task_id: str) -> None:
-        """Subscribe the task's channel now (at send time); a failure here is left to ``wait()``."""
+        """Subscribe the task's channel now (at send time); a failure here is left to ``wait()``.
+        The results collected since the last call are released in the same write."""
         self._check_fork()
-        self._release_orphans()
         channel = keys.meta(task_id)
         with self._cond:
             if channel in self._held:
+                self._release_orphans()
                 return
             self._held.add(channel)
             self._subscribers[channel] = self._subscribers.get(channel, 0) + 1
         try:
-            self._subscribe(channel)
+            released = self._take_orphans()
+            self._socket.run(lambda: self._swap_now(released, channel))
             self._sends += 1
             if self._sends % DRAIN_EVERY == 0:
                 self._socket.run(self._drain_pending, blocking=False)
@@ -209,6 +215,57 @@ class ResultConsumer:
     def release_later(self, task_id: str) -> None:
         """From a finalizer: no lock here (the collecting thread may hold one); the next call releases."""
         self._orphans.append(task_id)
+
+    def _take_orphans(self) -> list[str]:
+        """The channels of collected results still held, no longer held (their UNSUBSCRIBE is the caller's)."""
+        released = []
+        while self._orphans:
+            try:
+                channel = keys.meta(self._orphans.popleft())
+            except IndexError:
+                break
+            with self._cond:
+                if channel not in self._held:
+                    continue
+                self._held.discard(channel)
+            released.append(channel)
+        return released
+
+    def _swap_now(self, released: list[str], channel: str) -> None:
+        """UNSUBSCRIBE ``released`` (where no one else waits) and SUBSCRIBE ``channel``: one write
+        when the connection is up and subscribed, else redis-py's own calls (which connect)."""
+        gone = [old for old in released if self._last_subscriber_gone(old)]
+        pubsub = self._ensure_pubsub()
+        with self._cond:
+            generation = self._generation
+            new = self._subscribed.get(channel) != generation
+        if not (new and pubsub.subscribed and self._write_swap(pubsub, gone, channel)):
+            if gone:
+                pubsub.unsubscribe(*gone)
+            if new:
+                pubsub.subscribe(channel)
+        if new:
+            with self._cond:
+                self._subscribed[channel] = generation
+
+    @staticmethod
+    def _write_swap(pubsub: Any, gone: list[str], channel: str) -> bool:
+        """The UNSUBSCRIBE and SUBSCRIBE in one write, noted as PubSub.unsubscribe/subscribe note
+        them (without a write and a retry wrapper each). False when it could not be written:
+        redis-py's own calls then reconnect, resubscribe what the connection had, and send them."""
+        connection = pubsub.connection
+        if connection is None:
+            return False
+        commands = ([("UNSUBSCRIBE", *gone)] if gone else []) + [("SUBSCRIBE", channel)]
+        try:
+            connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+        except REDIS_ERRORS:
+            return False
+        pubsub.pending_unsubscribe_channels.update(pubsub._normalize_keys(dict.fromkeys(gone)))
+        added = pubsub._normalize_keys({channel: None})
+        pubsub.channels.update(added)
+        pubsub.pending_unsubscribe_channels.difference_update(added)
+        return True
 
     def _release_orphans(self) -> None:
         while self._orphans:
