@@ -83,3 +83,23 @@ def test_large_arguments_are_stored_compressed_as_rq_does_and_small_ones_as_they
     assert len(stored) < 1000
     job = Job.fetch(result.id, connection=app.connection, serializer=JSONSerializer)
     assert job.args == ["fake.add", [payload, ""], {}]
+
+
+@pytest.mark.parametrize("transaction", [False, True], ids=["plain send", "in a transaction"])
+def test_a_send_the_client_repeats_after_a_lost_reply_queues_the_task_once(celery_app, redis_conn, monkeypatch,
+                                                                          transaction):
+    # redis-py sends a command again, as it was, after a timeout or a dropped connection (the web
+    # app's client retries once): the first one may have been applied. Simulated: the send's
+    # script call is on the pipeline twice.
+    original = type(celery_app)._enqueue
+
+    def enqueue_as_retried(self, queue, job_options, pipeline, index):
+        original(self, queue, job_options, pipeline, index)
+        pipeline.command_stack.append(pipeline.command_stack[-1])
+
+    monkeypatch.setattr(type(celery_app), "_enqueue", enqueue_as_retried)
+    pipe = celery_app.connection.pipeline(transaction=transaction)
+    result = celery_app.send_task("tests.compat_tasks.add", (1, 2), pipeline=pipe)
+    pipe.execute()
+    # Then its id is queued once: it runs once
+    assert [job_id.decode() for job_id in redis_conn.lrange("rq:queue:celery", 0, -1)] == [result.id]

@@ -40,7 +40,16 @@ return 1
 #: KEYS: INDEX_TASK's four, then the set of queues, the queue key, the job key.
 #: ARGV: INDEX_TASK's eight, then 1 to push at the front, the job id, then the job hash as
 #: field, value, field, value...
+#: A send whose reply was lost is sent again by the client (redis-py retries a command once after
+#: a timeout or a dropped connection): the job hash then already holds this very send's
+#: ``enqueued_at`` (microseconds), and pushing the id a second time would run the task twice.
 SEND = _INDEX + """
+for index = 11, #ARGV - 1, 2 do
+    if ARGV[index] == 'enqueued_at' then
+        if redis.call('HGET', KEYS[7], 'enqueued_at') == ARGV[index + 1] then return 0 end
+        break
+    end
+end
 index_task()
 redis.call('SADD', KEYS[5], KEYS[6])
 redis.call('HSET', KEYS[7], unpack(ARGV, 11))
