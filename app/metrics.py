@@ -12,21 +12,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-from rq import Worker, registry
+from rq import Worker
 
-from app.celery_compat import keys
+from app.celery_compat import view
 from app.celery_compat.app.amqp import Priorities
 from app.celery_compat.stats import read_stats
-
-#: RQ's registries of a queue, as RQ's own key templates (RQ_KEY_PREFIX applies), by the state they count.
-REGISTRIES = {
-    "scheduled": registry.ScheduledJobRegistry.key_template,
-    "started": registry.StartedJobRegistry.key_template,
-    "finished": registry.FinishedJobRegistry.key_template,
-    "failed": registry.FailedJobRegistry.key_template,
-    "canceled": registry.CanceledJobRegistry.key_template,
-    "deferred": registry.DeferredJobRegistry.key_template,
-}
 
 
 class RedisCollector:
@@ -38,19 +28,11 @@ class RedisCollector:
 
     def _counts(self) -> dict[str, list[int]]:
         """Per queue: its length and registry sizes, summed over its priority lists (RQ queues of their own)."""
-        lists = sorted(keys.queue_name(key.decode()) for key in self.connection.smembers(keys.QUEUES))
-        with self.connection.pipeline(transaction=False) as pipe:
-            for name in lists:
-                pipe.llen(keys.queue(name))
-                for template in REGISTRIES.values():
-                    pipe.zcard(template.format(name))
-            counts = pipe.execute()
-        step = 1 + len(REGISTRIES)
+        lists = view.queue_parts(self.connection, view.rq_queue_names(self.connection))
         by_queue: dict[str, list[int]] = {}
-        for index, name in enumerate(lists):
-            row = counts[index * step:(index + 1) * step]
-            total = by_queue.setdefault(self.priorities.queue_of(name), [0] * step)
-            total[:] = [a + b for a, b in zip(total, row, strict=True)]
+        for name, parts in lists.items():
+            total = by_queue.setdefault(self.priorities.queue_of(name), [0] * len(view.QUEUE_PARTS))
+            total[:] = [a + b for a, b in zip(total, parts.values(), strict=True)]
         return dict(sorted(by_queue.items()))
 
     def collect(self) -> Iterator[Any]:
@@ -59,7 +41,7 @@ class RedisCollector:
         for name, row in self._counts().items():
             length.add_metric([name], row[0])
             by_state.add_metric([name, "queued"], row[0])
-            for state, count in zip(REGISTRIES, row[1:], strict=True):
+            for state, count in zip(view.QUEUE_PARTS[1:], row[1:], strict=True):
                 by_state.add_metric([name, state], count)
         yield length
         yield by_state

@@ -175,6 +175,19 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1] .. ':' .. ARGV[5])
 return {KEYS[1], ARGV[1], fields, redis.call('EXISTS', ARGV[7] .. ARGV[1], ARGV[8] .. ARGV[1])}
 """
 
+#: Store a task's result document (with its TTL in seconds, 0: none) and publish it to the
+#: clients waiting on its channel: every state write ends this way.
+_PUBLISH_DOCUMENT = """
+local function publish_document(key, document, ttl)
+    if tonumber(ttl) > 0 then
+        redis.call('SET', key, document, 'EX', ttl)
+    else
+        redis.call('SET', key, document)
+    end
+    redis.call('PUBLISH', key, document)
+end
+"""
+
 #: Record a success: its result document (fenced as FENCED_STORE is), status, end time, out of
 #: the started registry, into the finished one, and the job hash's expiry, as RQ's
 #: handle_job_success does; one script call for what took two. When the job hash is kept less
@@ -185,15 +198,9 @@ return {KEYS[1], ARGV[1], fields, redis.call('EXISTS', ARGV[7] .. ARGV[1], ARGV[
 #: the document ('' when no result is stored), its TTL in seconds (0: none), then the facts as
 #: field, value, field, value... (none: leave the index hash alone).
 #: Returns 1 when recorded, 0 when the claim was gone.
-FINISH_SUCCESS = """
+FINISH_SUCCESS = _PUBLISH_DOCUMENT + """
 local function store()
-    if ARGV[6] == '' then return end
-    if tonumber(ARGV[7]) > 0 then
-        redis.call('SET', KEYS[5], ARGV[6], 'EX', ARGV[7])
-    else
-        redis.call('SET', KEYS[5], ARGV[6])
-    end
-    redis.call('PUBLISH', KEYS[5], ARGV[6])
+    if ARGV[6] ~= '' then publish_document(KEYS[5], ARGV[6], ARGV[7]) end
 end
 if redis.call('ZREM', KEYS[2], ARGV[1] .. ':' .. ARGV[2]) == 0 then
     -- Not ours any more: maintenance took it for abandoned (or the job was deleted) and has
@@ -245,7 +252,7 @@ return 0
 #: KEYS: the result document, the started registry, the job hash, the task's index hash.
 #: ARGV: the registry entry, the document, its TTL in seconds (0: none), 1 if final,
 #: the execution id. Returns 1 when written, 0 when refused.
-FENCED_STORE = """
+FENCED_STORE = _PUBLISH_DOCUMENT + """
 if not redis.call('ZSCORE', KEYS[2], ARGV[1]) and (redis.call('EXISTS', KEYS[3]) == 1
         or redis.call('HEXISTS', KEYS[4], 'ended') == 1) then
     -- The claim was taken: the job is queued again, failed, or run by another worker, or that
@@ -260,12 +267,7 @@ if ARGV[4] == '1' then
 elseif redis.call('HGET', KEYS[3], 'celery_final') == ARGV[5] then
     return 0
 end
-if tonumber(ARGV[3]) > 0 then
-    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-else
-    redis.call('SET', KEYS[1], ARGV[2])
-end
-redis.call('PUBLISH', KEYS[1], ARGV[2])
+publish_document(KEYS[1], ARGV[2], ARGV[3])
 return 1
 """
 

@@ -387,3 +387,23 @@ class Subscription:
 def subscribe(app: Any, task_id: str) -> Subscription:
     """Subscribe to a task's updates; read its current state after this, so no change slips between."""
     return Subscription(app, task_id)
+
+
+#: What an RQ queue holds: its list ("queued"), then RQ's registries beside it (keys.REGISTRIES).
+QUEUE_PARTS = ("queued", *keys.REGISTRIES)
+
+
+def rq_queue_names(connection: Any) -> list[str]:
+    """Every RQ queue's name, sorted (a queue's priority lists are RQ queues of their own)."""
+    return sorted(keys.queue_name(key.decode()) for key in connection.smembers(keys.QUEUES))
+
+
+def queue_parts(connection: Any, names: list[str]) -> dict[str, dict[str, int]]:
+    """Per RQ queue in ``names``: its list's length and each registry's size (QUEUE_PARTS), one round trip."""
+    with connection.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.llen(keys.queue(name))
+            for kind in keys.REGISTRIES:
+                pipe.zcard(keys.registry(kind, name))
+        replies = iter(pipe.execute())
+    return {name: {part: int(next(replies)) for part in QUEUE_PARTS} for name in names}

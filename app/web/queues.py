@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import redis
 
-from app.celery_compat import keys, series
+from app.celery_compat import series, view
 from app.web.charts import Chart, iso, stacked
 
 #: What a queue's "length" is made of, in the order the page shows them.
-PARTS = ("queued", *keys.REGISTRIES)
+PARTS = view.QUEUE_PARTS
 WINDOWS = {"hour": 3600, "day": 24 * 3600}
 
 
@@ -38,18 +38,12 @@ class TaskCharts:
 
 
 def queue_names(conn: redis.Redis) -> list[str]:
-    return sorted(keys.queue_name(key.decode()) for key in conn.smembers(keys.QUEUES))
+    return view.rq_queue_names(conn)
 
 
 def lengths_now(conn: redis.Redis, names: list[str]) -> list[QueueNow]:
     """Every queue's list and registries, counted in one round trip."""
-    with conn.pipeline(transaction=False) as pipe:
-        for name in names:
-            pipe.llen(keys.queue(name))
-            for kind in keys.REGISTRIES:
-                pipe.zcard(keys.registry(kind, name))
-        replies = iter(pipe.execute())
-    return [QueueNow(name, {part: int(next(replies)) for part in PARTS}) for name in names]
+    return [QueueNow(name, parts) for name, parts in view.queue_parts(conn, names).items()]
 
 
 def length_charts(conn: redis.Redis, names: list[str], window: str, now: float | None = None) -> list[Chart]:

@@ -424,17 +424,20 @@ class Celery:
     def _index_call(self, task_id: str, name: str, queue_name: str, arguments: str) -> tuple[list, list]:
         """The keys and arguments that add the task to the index monitors list (keys.TASKS), trimmed
         by age and count every ``task_index_trim_every`` sends (see ``scripts.INDEX_TASK``)."""
-        keep = self.conf.task_index_expires or self.backend.expires or 86400
-        keep = int(keep.total_seconds()) if hasattr(keep, "total_seconds") else int(keep)
+        keep = self._index_keep()
         every = max(1, int(self.conf.task_index_trim_every))
         self._index_sends = sends = self.__dict__.get("_index_sends", 0) + 1
         return index_call(task_id, name, queue_name, arguments, keep, int(self.conf.task_index_max_tasks),
                           trim=sends % every == 1 % every)
 
+    def _index_keep(self) -> int:
+        """Seconds the index keeps a task: ``task_index_expires``, else the results' expiry, else a day."""
+        keep = self.conf.task_index_expires or self.backend.expires or 86400
+        return int(keep.total_seconds()) if hasattr(keep, "total_seconds") else int(keep)
+
     def _index_child(self, pipe: Any, parent_id: str, task_id: str) -> None:
         """Note ``task_id`` among its parent's children, so the parent's page links to it (two commands)."""
-        keep = self.conf.task_index_expires or self.backend.expires or 86400
-        keep = int(keep.total_seconds()) if hasattr(keep, "total_seconds") else int(keep)
+        keep = self._index_keep()
         pipe.sadd(keys.task_children(parent_id), task_id)
         pipe.expire(keys.task_children(parent_id), keep)
 
