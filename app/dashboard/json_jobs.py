@@ -17,16 +17,10 @@ from typing import Any
 from rq import Queue, Worker
 from rq.exceptions import DeserializationError
 from rq.job import Job
-from rq.registry import (
-    CanceledJobRegistry,
-    DeferredJobRegistry,
-    FailedJobRegistry,
-    FinishedJobRegistry,
-    ScheduledJobRegistry,
-    StartedJobRegistry,
-)
 from rq.results import Result
 from rq.serializers import JSONSerializer
+
+from app.celery_compat import keys
 
 #: What the dashboard shows in place of a stored value that is not JSON.
 UNREADABLE = "(not JSON: not shown)"
@@ -102,8 +96,7 @@ def _json_registry(registry: type) -> type:
 
 REGISTRIES = {
     registry.__name__: _json_registry(registry)
-    for registry in (CanceledJobRegistry, DeferredJobRegistry, FailedJobRegistry, FinishedJobRegistry,
-                     ScheduledJobRegistry, StartedJobRegistry)
+    for registry in keys.REGISTRIES.values()  # RQ's six registries of a queue
 }
 
 
