@@ -103,3 +103,16 @@ def test_a_send_the_client_repeats_after_a_lost_reply_queues_the_task_once(celer
     pipe.execute()
     # Then its id is queued once: it runs once
     assert [job_id.decode() for job_id in redis_conn.lrange("rq:queue:celery", 0, -1)] == [result.id]
+
+
+def test_a_queue_is_in_rqs_set_of_queues_from_its_first_send_and_again_after_removal_by_hand(celery_app, redis_conn):
+    celery_app.conf.task_index_trim_every = 3
+    # When the first task goes to a queue: RQ's tools (rq info, rq-dashboard) find the queue
+    celery_app.send_task("tests.compat_tasks.add", (1, 2))
+    assert redis_conn.smembers("rq:queues") == {b"rq:queue:celery"}
+    # Given the queue taken out of RQ's set by hand while it holds tasks
+    redis_conn.srem("rq:queues", "rq:queue:celery")
+    # Then it is registered again within the index's trim cadence (every third send here)
+    for _ in range(3):
+        celery_app.send_task("tests.compat_tasks.add", (1, 2))
+    assert redis_conn.smembers("rq:queues") == {b"rq:queue:celery"}

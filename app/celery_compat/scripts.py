@@ -15,8 +15,8 @@ from __future__ import annotations
 #: ARGV: task id, send time (seconds), keep seconds, keep count, name, queue, arguments in short,
 #: '1' to trim now.
 _INDEX = """
-local function index_task()
-    for index = 1, 3 do redis.call('ZADD', KEYS[index], ARGV[2], ARGV[1]) end
+local function index_task(from)
+    for index = from, 3 do redis.call('ZADD', KEYS[index], ARGV[2], ARGV[1]) end
     redis.call('HSET', KEYS[4], 'name', ARGV[5], 'queue', ARGV[6], 'args', ARGV[7], 'sent', ARGV[2])
     redis.call('EXPIRE', KEYS[4], ARGV[3])
     if ARGV[8] == '1' then
@@ -30,30 +30,34 @@ local function index_task()
 end
 """
 INDEX_TASK = _INDEX + """
-index_task()
+index_task(1)
 return 1
 """
 
 #: Send a task: index it (as INDEX_TASK), then enqueue its job as RQ's Queue.enqueue_call does
-#: (register the queue, write the job hash, push its id), atomically, as one command with no
+#: (write the job hash, push its id, register the queue), atomically, as one command with no
 #: MULTI/EXEC around it.
 #: KEYS: INDEX_TASK's four, then the set of queues, the queue key, the job key.
 #: ARGV: INDEX_TASK's eight, then 1 to push at the front, the job id, then the job hash as
 #: field, value, field, value...
 #: A send whose reply was lost is sent again by the client (redis-py retries a command once after
-#: a timeout or a dropped connection): the job hash then already holds this very send's
-#: ``enqueued_at`` (microseconds), and pushing the id a second time would run the task twice.
+#: a timeout or a dropped connection), and pushing the id a second time would run the task twice.
+#: The index tells, for free: ZADD ... CH counts 0 only when the task is already there with this
+#: very send's time (a Celery retry of the same id is a later send, with a later time).
+#: RQ adds the queue to its set of queues on every enqueue; here only when the push found the
+#: list empty (a queue with tasks in it is registered already: RQ's Queue.delete drops both), and
+#: with each trim of the index, for a queue unregistered by hand while it held tasks.
 SEND = _INDEX + """
-for index = 11, #ARGV - 1, 2 do
-    if ARGV[index] == 'enqueued_at' then
-        if redis.call('HGET', KEYS[7], 'enqueued_at') == ARGV[index + 1] then return 0 end
-        break
-    end
-end
-index_task()
-redis.call('SADD', KEYS[5], KEYS[6])
+if redis.call('ZADD', KEYS[1], 'CH', ARGV[2], ARGV[1]) == 0 then return 0 end
+index_task(2)
 redis.call('HSET', KEYS[7], unpack(ARGV, 11))
-if ARGV[9] == '1' then redis.call('LPUSH', KEYS[6], ARGV[10]) else redis.call('RPUSH', KEYS[6], ARGV[10]) end
+local length
+if ARGV[9] == '1' then
+    length = redis.call('LPUSH', KEYS[6], ARGV[10])
+else
+    length = redis.call('RPUSH', KEYS[6], ARGV[10])
+end
+if length == 1 or ARGV[8] == '1' then redis.call('SADD', KEYS[5], KEYS[6]) end
 return 1
 """
 
