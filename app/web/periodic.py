@@ -53,7 +53,8 @@ def _history(raw: bytes | None) -> tuple[datetime | None, int]:
 
 def entries(conn: redis.Redis, configured: dict[str, Any] | None = None) -> list[Entry]:
     """Every entry beat described, then those of ``configured`` (a ``beat_schedule``) it did not; by name."""
-    with conn.pipeline(transaction=False) as pipe:
+    # One transaction: beat writes an entry's last and next run together (PersistentScheduler._claim).
+    with conn.pipeline(transaction=True) as pipe:
         pipe.hgetall(keys.beat_entries())
         pipe.hgetall(keys.beat_schedule())
         described, history = pipe.execute()

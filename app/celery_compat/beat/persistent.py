@@ -117,9 +117,8 @@ class PersistentScheduler(Scheduler):
         if stored is not None:
             self._sent_elsewhere.add(entry.name)
             new_entry = self._adopt(entry, stored)
+            self.app.connection.hset(keys.beat_entries(), entry.name, describe(new_entry))
         self.schedule[entry.name] = new_entry
-        # Its next run moved: the monitor's Periodic page reads it (one command per run).
-        self.app.connection.hset(keys.beat_entries(), entry.name, describe(new_entry))
         return new_entry
 
     def _claim(self, entry: ScheduleEntry, new_entry: ScheduleEntry) -> bytes | None:
@@ -135,6 +134,9 @@ class PersistentScheduler(Scheduler):
                         return raw
                     pipe.multi()
                     pipe.hset(self.key, entry.name, dump_state(new_entry))
+                    # Its next run moved: the monitor's Periodic page reads both in one transaction,
+                    # so it never shows this run's last run beside the previous run's next run.
+                    pipe.hset(keys.beat_entries(), entry.name, describe(new_entry))
                     pipe.execute()
                     return None
                 except WatchError:
