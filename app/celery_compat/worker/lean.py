@@ -38,12 +38,13 @@ from .. import keys, scripts, states
 from .._state import current_app
 from ..backends.redis import Claim, held_success, hold_claim, release_claim
 from ..finished import facts_of, job_keep_seconds
-from ..protocol import REVOKED_FIELD, Envelope
+from ..protocol import Envelope
 from ..serialization import scrub
 from ..series import SAMPLE_STEP, TaskSeries, sample_queues
 from ..stats import TaskStats
 from ..utils.time import whole_second_after
 from .canceled import file_terminated
+from .claimed import claimed_job, complete
 from .classes import InProcessWorker, heartbeat_timing, idle_poll_interval
 from .guard import refuse, runnable
 from .job import failure_text, requeue_delay, retry_delay, run_job
@@ -89,6 +90,8 @@ class LeanWorker(InProcessWorker):
         self._series = TaskSeries()
         # Each queue's started registry, by queue key: RQ makes a registry object per access.
         self._started_keys = {queue.key: queue.started_job_registry.key for queue in self.queues}
+        self._finished_keys: dict[str, str] = {}  # the same for the finished ones, filled as used
+        self._queues_by_key = {queue.key.encode(): queue for queue in self.queues}  # as the claim names them
         self.beat_interval, self.beat_ttl = heartbeat_timing()
         self.idle_poll_interval = idle_poll_interval()
         self._job_keep = job_keep_seconds(current_app().conf)
@@ -198,13 +201,13 @@ class LeanWorker(InProcessWorker):
             # Started now, not when the wait began: RQ saves this with the outcome (it read as
             # earlier than the task's creation).
             moment = datetime.now(timezone.utc)
-        queue_key, job_id, fields, marked = claimed
-        raw = dict(zip(fields[::2], fields[1::2], strict=True))
-        job = self.job_class(job_id.decode(), connection=self.connection, serializer=self.serializer)
-        job.restore(raw)
-        job.started_at, job.worker_name, job._status = moment, self.name, JobStatus.STARTED
-        job.revoked = REVOKED_FIELD in raw or bool(marked)
-        queue = next(q for q in self._ordered_queues if q.key == queue_key.decode())
+        queue_key, job_id, values, marked = claimed
+        job = claimed_job(self.job_class, job_id.decode(), self.connection, self.serializer, values, moment, self.name)
+        job.revoked = job.revoked or bool(marked)
+        queue = self._queues_by_key.get(queue_key)
+        if queue is None:  # a queue added since the start (add_consumer)
+            queue = self._queues_by_key[queue_key] = next(q for q in self._ordered_queues
+                                                           if q.key == queue_key.decode())
         return job, queue, execution_id
 
     def _claim_from_lists(self, queue_keys: list[str], execution_id: str) -> Any:
@@ -380,8 +383,10 @@ class LeanWorker(InProcessWorker):
             ttl = self._job_keep
             facts = facts_of(job, self.name, utcformat(job.started_at or moment), stamp)
         score = "+inf" if ttl < 0 else int(moment.timestamp()) + ttl
-        script_keys = [job.key, queue.started_job_registry.key, queue.finished_job_registry.key,
-                       keys.task_info(job.id), keys.meta(job.id)]
+        finished = self._finished_keys.get(queue.key)
+        if finished is None:
+            finished = self._finished_keys[queue.key] = queue.finished_job_registry.key
+        script_keys = [job.key, self._started_keys[queue.key], finished, keys.task_info(job.id), keys.meta(job.id)]
         document, expires = held_success(job.id) or ("", 0)
         args = [job.id, execution_id, stamp, ttl, score, document, expires, *facts]
         # EVALSHA, not the Script object: in a pipeline it would ask SCRIPT EXISTS every time.
@@ -444,6 +449,8 @@ class LeanWorker(InProcessWorker):
         Once only: if the entry is gone, the recovery rule took the job for abandoned, or this is
         a replay after a lost reply; writing again would queue a retry twice or undo that decision.
         """
+        # Each writer saves the whole job (RQ's Job.save): read the fields the claim left out first.
+        complete(job)
         if with_claim(self.connection, queue.started_job_registry.key, f"{job.id}:{execution_id}", write):
             return True
         self.log.warning("Worker %s: job %s is no longer ours; its outcome is not written", self.name, job.id)
