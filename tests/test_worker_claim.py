@@ -91,3 +91,51 @@ def test_a_queued_id_whose_hash_has_no_data_is_dropped_and_the_next_task_runs(ce
     assert result.get(timeout=5) == 5
     assert redis_conn.hget(keys.job("not-a-job"), "status") == b"queued"  # never marked started
     assert not redis_conn.zrange(keys.started(celery_app.conf.task_default_queue), 0, -1)
+
+
+# -- the next task's claim rides with the last one's record ------------------------------------
+def lean_worker(celery_app, worker_class=None):
+    from rq.serializers import JSONSerializer
+
+    from app.celery_compat.worker import LeanWorker, rq_queues
+
+    queues = rq_queues(celery_app, [celery_app.conf.task_default_queue])
+    return (worker_class or LeanWorker)(queues, connection=celery_app.connection, serializer=JSONSerializer)
+
+
+def test_a_busy_worker_claims_its_next_task_in_the_round_trip_that_records_the_last(celery_app, monkeypatch):
+    from app.celery_compat.worker import LeanWorker
+
+    alone = []  # the claims made in a round trip of their own
+    claim = LeanWorker._claim_from_lists
+    monkeypatch.setattr(LeanWorker, "_claim_from_lists", lambda self, *args: alone.append(1) or claim(self, *args))
+    results = [compat_tasks.add.delay(i, 1) for i in range(10)]
+    lean_worker(celery_app).work(burst=True, logging_level="WARNING")
+    assert [result.get(timeout=5) for result in results] == [i + 1 for i in range(10)]
+    assert len(alone) == 2  # the first task's, and the one that found the queue empty: not 11
+
+
+def test_a_worker_told_to_take_n_tasks_claims_no_more(celery_app, redis_conn):
+    results = [compat_tasks.add.delay(i, 1) for i in range(5)]
+    lean_worker(celery_app).work(burst=True, max_jobs=2, logging_level="WARNING")
+    assert [result.state for result in results] == [states.SUCCESS] * 2 + [states.PENDING] * 3
+    assert redis_conn.llen(keys.queue(celery_app.conf.task_default_queue)) == 3
+    assert not redis_conn.zrange(keys.started(celery_app.conf.task_default_queue), 0, -1)
+
+
+def test_a_claimed_next_task_goes_back_to_its_queue_when_the_loop_ends_by_an_error(celery_app, redis_conn):
+    from app.celery_compat.worker import LeanWorker
+
+    class Failing(LeanWorker):
+        def _perform(self, *claimed):
+            super()._perform(*claimed)
+            raise RuntimeError("the loop breaks after a task")
+
+    results = [compat_tasks.add.delay(i, 1) for i in range(2)]
+    with pytest.raises(RuntimeError):
+        lean_worker(celery_app, Failing).work(burst=True, logging_level="WARNING")
+    assert results[0].get(timeout=5) == 1
+    queue = celery_app.conf.task_default_queue
+    assert redis_conn.lrange(keys.queue(queue), 0, -1) == [results[1].id.encode()]
+    assert redis_conn.hget(keys.job(results[1].id), "status") == b"queued"
+    assert not redis_conn.zrange(keys.started(queue), 0, -1)
