@@ -139,3 +139,13 @@ def test_a_claimed_next_task_goes_back_to_its_queue_when_the_loop_ends_by_an_err
     assert redis_conn.lrange(keys.queue(queue), 0, -1) == [results[1].id.encode()]
     assert redis_conn.hget(keys.job(results[1].id), "status") == b"queued"
     assert not redis_conn.zrange(keys.started(queue), 0, -1)
+
+
+def test_a_task_whose_data_is_compressed_runs(celery_app, burst_worker, redis_conn):
+    from app.celery_compat.app.amqp import COMPRESS_ABOVE
+
+    text = "x" * (COMPRESS_ABOVE * 2)
+    result = compat_tasks.echo.delay(text)
+    assert redis_conn.hget(keys.job(result.id), "data")[:1] == b"x"  # zlib's header, not JSON's "["
+    burst_worker()
+    assert result.get(timeout=5) == text

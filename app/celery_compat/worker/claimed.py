@@ -35,10 +35,13 @@ def claimed_job(job_class: type[Job], job_id: str, connection: Any, serializer: 
     validate_job_id(job_id)  # an id from a list anyone can write to
     data, meta, origin, retries, result_ttl, revoked = values
     job = job_class.__new__(job_class)
-    try:
-        data = zlib.decompress(data)  # RQ's own writes are compressed; older ones may not be
-    except zlib.error:
-        pass
+    # RQ compresses the data, the adapter's sender only above a size (amqp.COMPRESS_ABOVE). A zlib
+    # stream's first byte says method 8 in its low bits; without it RQ's try would fail anyway.
+    if data[:1] and data[0] & 0x0F == 8:
+        try:
+            data = zlib.decompress(data)
+        except zlib.error:
+            pass
     try:
         meta_value, unreadable = (serializer.loads(meta) if meta else {}), None
     except Exception:  # noqa: BLE001 - depends on the serializer; RQ's restore keeps such bytes the same way

@@ -253,9 +253,10 @@ class LeanWorker(InProcessWorker):
             self._claiming = False
         return claimed
 
-    def _claim_next_call(self, queue_keys: list[str], execution_id: str) -> tuple[list, list, datetime]:
-        """CLAIM_NEXT's keys and arguments, and the moment it stamps as the start."""
-        moment, stamp = _rq_now()
+    def _claim_next_call(self, queue_keys: list[str], execution_id: str,
+                         now: tuple[datetime, str] | None = None) -> tuple[list, list, datetime]:
+        """CLAIM_NEXT's keys and arguments, and the moment it stamps as the start (``now``, or now)."""
+        moment, stamp = now or _rq_now()
         score = round(moment.timestamp() + self.beat_ttl, 3)
         registries = [self._started_keys[key] for key in queue_keys]
         return (queue_keys + registries, [self.name, stamp, score, execution_id, keys.JOB_PREFIX,
@@ -431,7 +432,7 @@ class LeanWorker(InProcessWorker):
         queued = list(pipe.command_stack)  # the task's result, kept to write again after an outage
         pipe.evalsha(self._finish.sha, len(script_keys), *script_keys, *args)
         finish_at = len(pipe) - 1
-        prefetch = self._add_prefetch(pipe)
+        prefetch = self._add_prefetch(pipe, moment, stamp)
         try:
             replies = pipe.execute(raise_on_error=False)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
@@ -447,7 +448,7 @@ class LeanWorker(InProcessWorker):
             raise error
         self._done["successful"] += 1
 
-    def _add_prefetch(self, pipe: Any) -> tuple[str, datetime] | None:
+    def _add_prefetch(self, pipe: Any, moment: datetime, stamp: str) -> tuple[str, datetime] | None:
         """Queue the next task's claim after this one's record: one round trip for both instead of two.
 
         Not when the worker is to stop, to leave after this task (``max_jobs``), or to run RQ's
@@ -458,7 +459,7 @@ class LeanWorker(InProcessWorker):
         self._may_prefetch = False  # once: a write again after a lost reply must not claim a second task
         execution_id = _execution_id()
         script_keys, args, moment = self._claim_next_call([queue.key for queue in self._ordered_queues],
-                                                          execution_id)
+                                                          execution_id, (moment, stamp))
         pipe.evalsha(self._claim_next.sha, len(script_keys), *script_keys, *args)
         self._claiming = True  # from here a stop waits for the claimed task, as for a running one
         return execution_id, moment
