@@ -4,8 +4,10 @@
 ``stop-job``, maintenance, the scheduler, signals) and replaces its per-task path:
 
 * claiming a task is one Lua call that pops its id and marks it started (when the queues are
-  empty, a blocking pop first, as RQ does);
-* the result, the end of the task and RQ's registries go to Redis in one pipelined round trip;
+  empty, a blocking pop first, as RQ does), and returns only the job fields the task needs
+  (see claimed.py);
+* the result, the end of the task and RQ's registries go to Redis in one pipelined round trip,
+  which after a success also claims the next task: a busy worker makes one round trip per task;
 * heartbeats and the worker's counters are written by a timer thread every few seconds, not
   per task.
 
@@ -88,8 +90,8 @@ class LeanWorker(InProcessWorker):
         self._claiming = False
         # The next task's claim, made in the round trip that recorded the last success (see
         # _record_success): (the claim script's reply, its execution id, its moment), or None.
-        self._prefetched: tuple[Any, str, datetime] | None = None
-        self._may_prefetch = False
+        self._next_claim: tuple[Any, str, datetime] | None = None
+        self._may_claim_next = False
         # Set once the loop has ended: StopRequested raised into the teardown (while it waits for
         # the scheduler's process) would kill the process with a traceback half-way through it.
         self._leaving = False
@@ -142,9 +144,10 @@ class LeanWorker(InProcessWorker):
         try:
             # In the try: its first look at the supervisor may stop us (SIGTERM) while it starts.
             threading.Thread(target=self._beat_forever, args=(stop_beating,), name="heartbeat", daemon=True).start()
-            # A task already claimed (prefetched) runs even when a stop came meanwhile, as a running one.
-            while not self._stop_requested or self._prefetched is not None:
-                if self._prefetched is None and self.should_run_maintenance_tasks:
+            # A next task already claimed (see _add_next_claim) runs even when a stop came meanwhile,
+            # as a running one does.
+            while not self._stop_requested or self._next_claim is not None:
+                if self._next_claim is None and self.should_run_maintenance_tasks:
                     self._until_redis(self.run_maintenance_tasks)
                 claimed = self._claim(None if burst else self.dequeue_timeout)
                 if claimed is None:
@@ -153,7 +156,7 @@ class LeanWorker(InProcessWorker):
                     continue
                 if self._over_rate(*claimed):
                     continue
-                self._may_prefetch = max_jobs is None or completed + 1 < max_jobs
+                self._may_claim_next = max_jobs is None or completed + 1 < max_jobs
                 self._perform(*claimed)
                 completed += 1
                 if max_jobs is not None and completed >= max_jobs:
@@ -163,20 +166,20 @@ class LeanWorker(InProcessWorker):
         finally:
             self._leaving = True
             stop_beating.set()
-            self._give_back_prefetched()
+            self._give_back_next_claim()
             self._flush_counters()
             self._teardown_quietly()
         return bool(completed)
 
-    def _give_back_prefetched(self) -> None:
+    def _give_back_next_claim(self) -> None:
         """A task claimed for next that the loop will not run (it ended by an error): back to its queue.
 
         Never started, so re-queued whatever its options and not counted as a redelivery; if Redis
         cannot be reached, the heartbeat sweep recovers it once its entry expires.
         """
-        if self._prefetched is None:
+        if self._next_claim is None:
             return
-        (reply, execution_id, _), self._prefetched = self._prefetched, None
+        (reply, execution_id, _), self._next_claim = self._next_claim, None
         job_id = reply[1].decode()
         try:
             recover_lost_job(self.connection, job_id, "Worker stopped before starting it", never_started=True,
@@ -212,8 +215,8 @@ class LeanWorker(InProcessWorker):
                 wait = min(wait * 2, MAX_WAIT)
 
     def _claim_once(self, timeout: int | None) -> tuple[Job, Queue, str] | None:
-        if self._prefetched is not None:
-            (claimed, execution_id, moment), self._prefetched = self._prefetched, None
+        if self._next_claim is not None:
+            (claimed, execution_id, moment), self._next_claim = self._next_claim, None
             return self._claimed(claimed, execution_id, moment)
         execution_id = _execution_id()
         moment = datetime.now(timezone.utc)
@@ -432,15 +435,15 @@ class LeanWorker(InProcessWorker):
         queued = list(pipe.command_stack)  # the task's result, kept to write again after an outage
         pipe.evalsha(self._finish.sha, len(script_keys), *script_keys, *args)
         finish_at = len(pipe) - 1
-        prefetch = self._add_prefetch(pipe, moment, stamp)
+        next_claim = self._add_next_claim(pipe, moment, stamp)
         try:
             replies = pipe.execute(raise_on_error=False)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
             pipe.command_stack = queued  # execute() emptied it; _until_redis calls us again
             self._claiming = False
             raise
-        if prefetch is not None:  # held before any error below: a claimed task must not be dropped
-            self._hold_prefetched(replies[-1], *prefetch)
+        if next_claim is not None:  # held before any error below: a claimed task must not be dropped
+            self._hold_next_claim(replies[-1], *next_claim)
         error = next((reply for reply in replies[:finish_at + 1] if isinstance(reply, Exception)), None)
         if isinstance(error, redis.exceptions.NoScriptError):  # Redis restarted and forgot it: load, write again
             self._finish(keys=script_keys, args=args)
@@ -448,15 +451,17 @@ class LeanWorker(InProcessWorker):
             raise error
         self._done["successful"] += 1
 
-    def _add_prefetch(self, pipe: Any, moment: datetime, stamp: str) -> tuple[str, datetime] | None:
+    def _add_next_claim(self, pipe: Any, moment: datetime, stamp: str) -> tuple[str, datetime] | None:
         """Queue the next task's claim after this one's record: one round trip for both instead of two.
 
-        Not when the worker is to stop, to leave after this task (``max_jobs``), or to run RQ's
-        maintenance first: a task claimed and then left waiting is not beaten.
+        This is no prefetching (``--prefetch-multiplier`` still does nothing): the claim runs in
+        Redis after the record, when this worker is free, as the loop's own claim would. Not when
+        the worker is to stop, to leave after this task (``max_jobs``), or to run RQ's maintenance
+        first: a task claimed and then left waiting is not beaten.
         """
-        if not self._may_prefetch or self._stop_requested or self.should_run_maintenance_tasks:
+        if not self._may_claim_next or self._stop_requested or self.should_run_maintenance_tasks:
             return None
-        self._may_prefetch = False  # once: a write again after a lost reply must not claim a second task
+        self._may_claim_next = False  # once: a write again after a lost reply must not claim a second task
         execution_id = _execution_id()
         script_keys, args, moment = self._claim_next_call([queue.key for queue in self._ordered_queues],
                                                           execution_id, (moment, stamp))
@@ -464,11 +469,11 @@ class LeanWorker(InProcessWorker):
         self._claiming = True  # from here a stop waits for the claimed task, as for a running one
         return execution_id, moment
 
-    def _hold_prefetched(self, reply: Any, execution_id: str, moment: datetime) -> None:
+    def _hold_next_claim(self, reply: Any, execution_id: str, moment: datetime) -> None:
         if reply is None or isinstance(reply, Exception):  # the queues are empty, or Redis forgot the script
             self._claiming = False
             return
-        self._prefetched = (reply, execution_id, moment)
+        self._next_claim = (reply, execution_id, moment)
 
     def _record_failure(self, job: Job, queue: Queue, execution_id: str, failure: tuple[str, Any]) -> None:
         """RQ's failure record, in one transaction with the task's FAILURE document the trace queued.
