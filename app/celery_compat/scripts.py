@@ -132,10 +132,14 @@ return found
 #: KEYS: the queue keys, then their started registries in the same order. ARGV: worker name,
 #: now (RQ's time format), registry score (now + heartbeat TTL), execution id, RQ's job key prefix,
 #: then the revoke marks' prefixes.
-#: Returns {queue key, job id, flat HGETALL of the job, 1 if a revoke mark exists} or nil when
-#: every queue is empty. A revoked task carries ``celery_revoked`` in its hash (see control.py)
-#: and has a revoke mark, so the worker learns of it here without another command, even when
-#: the revoke came between the mark and the hash.
+#: Returns {queue key, job id, the job's fields the worker reads, 1 if a revoke mark exists} or nil
+#: when every queue is empty. The fields are an HMGET, in worker/claimed.py's CLAIM_FIELDS order
+#: (the data, RQ's meta, origin, number_of_retries, result_ttl, celery_revoked), not the whole
+#: hash: decoding ~20 fields per task was a top worker cost; the worker reads the rest only when it
+#: needs them (a failure, a retry: see claimed.complete). An id whose hash has no data (the job is
+#: gone, or is no job) is dropped, as before a missing one. A revoked task carries ``celery_revoked``
+#: in its hash (see control.py) and has a revoke mark, so the worker learns of it here without
+#: another command, even when the revoke came between the mark and the hash.
 CLAIM_NEXT = """
 local queues = #KEYS / 2
 for index = 1, queues do
@@ -144,8 +148,9 @@ for index = 1, queues do
         local job_id = redis.call('LPOP', queue_key)
         if not job_id then break end
         local job_key = ARGV[5] .. job_id
-        local fields = redis.call('HGETALL', job_key)
-        if #fields > 0 then
+        local fields = redis.call('HMGET', job_key, 'data', 'meta', 'origin', 'number_of_retries', 'result_ttl',
+                                  'celery_revoked')
+        if fields[1] then
             redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[2], 'worker_name', ARGV[1],
                        'last_heartbeat', ARGV[2])
             redis.call('ZADD', KEYS[queues + index], ARGV[3], job_id .. ':' .. ARGV[4])
@@ -171,8 +176,9 @@ if ARGV[6] == '1' and redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0
         and not redis.call('ZSCORE', KEYS[3], ARGV[1] .. ':' .. ARGV[5]) then
     return nil
 end
-local fields = redis.call('HGETALL', job_key)
-if #fields == 0 then return nil end
+local fields = redis.call('HMGET', job_key, 'data', 'meta', 'origin', 'number_of_retries', 'result_ttl',
+                          'celery_revoked')
+if not fields[1] then return nil end
 redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[3], 'worker_name', ARGV[2],
            'last_heartbeat', ARGV[3])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1] .. ':' .. ARGV[5])

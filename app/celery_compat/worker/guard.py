@@ -22,6 +22,7 @@ from .._state import current_app
 from ..exceptions import SecurityError
 from ..protocol import EXECUTE_TASK as EXECUTE_TASK
 from ..protocol import FAILURE_CALLBACK as FAILURE_CALLBACK
+from .claimed import PARTIAL, complete
 
 #: The callbacks a job of ours may name (RQ calls them outside the entry point).
 ALLOWED_CALLBACKS = frozenset({FAILURE_CALLBACK})
@@ -45,6 +46,18 @@ class TaskJob(Job):
         if not runnable(self):
             raise refuse(self)
         return super().func  # the entry point itself, by its fixed name
+
+    def __getattr__(self, name: str) -> Any:
+        # Only for an attribute not set: a job the lean worker claimed holds a few fields of its
+        # hash (see claimed.py); the first look at another reads the rest.
+        if name.startswith("__") or not self.__dict__.get(PARTIAL):
+            raise AttributeError(name)
+        self.complete_claim()
+        return getattr(self, name)
+
+    def complete_claim(self) -> None:
+        """Read the fields of the job hash the claim left out (nothing for a job read whole)."""
+        complete(self)
 
     # RQ imports and calls these by the name in the hash, outside the entry point: only ours run.
     @property
