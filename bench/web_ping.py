@@ -39,22 +39,23 @@ HEADERS = {"Content-Type": "application/json"}
 
 
 def _post_loop(port: int, count: int, client: int, start, results) -> None:
-    """One client process: ``count`` POSTs on one kept connection; reports (refused, seconds)."""
+    """One client process: ``count`` POSTs on one kept connection; reports (refused, seconds, CPU seconds)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     body = [json.dumps({"token": f"bench:{client}:{i}"}) for i in range(count)]
     refused = 0
     start.wait()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for payload in body:
         connection.request("POST", PATH, payload, HEADERS)
         response = connection.getresponse()
         response.read()
         refused += response.status != 202
-    results.put((refused, time.perf_counter() - started))
+    results.put((refused, time.perf_counter() - started, time.process_time() - cpu))
 
 
-def measure(port: int, requests: int, clients: int) -> tuple[float, int]:
-    """Requests per second of ``clients`` processes sharing ``requests`` POSTs, and how many were refused."""
+def measure(port: int, requests: int, clients: int) -> tuple[float, int, float]:
+    """Requests per second of ``clients`` processes sharing ``requests`` POSTs, how many were refused,
+    and the clients' CPU seconds (they share the server's cores)."""
     context = multiprocessing.get_context("fork")
     start, results = context.Event(), context.Queue()
     workers = [context.Process(target=_post_loop, args=(port, requests // clients, i, start, results))
@@ -68,7 +69,8 @@ def measure(port: int, requests: int, clients: int) -> tuple[float, int]:
     elapsed = time.perf_counter() - started
     for worker in workers:
         worker.join()
-    return requests // clients * clients / elapsed, sum(refused for refused, _ in outcomes)
+    return (requests // clients * clients / elapsed, sum(refused for refused, _, _ in outcomes),
+            sum(cpu for _, _, cpu in outcomes))
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -109,15 +111,16 @@ def run_gunicorn(server, options: argparse.Namespace) -> None:
         _wait_http(port, time.monotonic() + 60)
         measure(port, options.clients * 50, options.clients)  # warm every worker and thread
         conn = redis.Redis.from_url(server.url)
-        rates, refused, web_cpu, redis_cpu, commands = [], 0, [], [], []
+        rates, refused, web_cpu, redis_cpu, client_cpu, commands = [], 0, [], [], [], []
         for _ in range(options.repeats):
             web, store, sent = tree_cpu_seconds(process.pid), redis_cpu_seconds(conn), commands_processed(conn)
-            rate, failed = measure(port, options.requests, options.clients)
+            rate, failed, clients_cpu = measure(port, options.requests, options.clients)
             rates.append(rate)
             refused += failed
             done = options.requests // options.clients * options.clients
             web_cpu.append((tree_cpu_seconds(process.pid) - web) / done * 1e6)
             redis_cpu.append((redis_cpu_seconds(conn) - store) / done * 1e6)
+            client_cpu.append(clients_cpu / done * 1e6)
             commands.append((commands_processed(conn) - sent) / done)
         print(f"POST {PATH}, gunicorn -c gunicorn.conf.py ({env.get('WEB_WORKERS', 2)} workers x "
               f"{env.get('WEB_THREADS', 8)} threads), {options.clients} client processes, {options.requests} "
@@ -125,9 +128,10 @@ def run_gunicorn(server, options: argparse.Namespace) -> None:
               f"refused {refused}")
         # CPU per request is what the rate becomes on an idle machine: 2 cores / (web + Redis + client).
         print(f"  gunicorn CPU {median_range(web_cpu)} us/request, Redis CPU {median_range(redis_cpu)} us/request, "
+              f"client CPU {median_range(client_cpu)} us/request, "
               f"{statistics.median(commands):.1f} Redis cmds/request (Lua-internal included)")
         print(json.dumps({"web_ping_per_s": rates, "refused": refused, "web_cpu_us": web_cpu,
-                          "redis_cpu_us": redis_cpu, "commands": commands}))
+                          "redis_cpu_us": redis_cpu, "client_cpu_us": client_cpu, "commands": commands}))
     finally:
         stop_processes([process])
 
