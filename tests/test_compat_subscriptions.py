@@ -57,6 +57,17 @@ def test_a_task_sent_with_ignore_result_subscribes_nothing(celery_app, redis_con
     assert meta_channels(redis_conn) == set()
 
 
+def test_a_sender_that_never_waits_subscribes_nothing_and_get_still_returns_the_result(celery_app, burst_worker,
+                                                                                       redis_conn):
+    # Given a task sent by a sender that hands its id on (the web app): no subscription at send time
+    result = compat_tasks.add.apply_async((1, 2), subscribe_result=False)
+    assert meta_channels(redis_conn) == set()
+    # When it runs, get() still returns its result (a read; it subscribes only to wait)
+    burst_worker()
+    assert result.get(timeout=10) == 3
+    assert meta_channels(redis_conn) == set()
+
+
 def test_a_callback_inside_a_subscribe_is_run_after_it_not_nested_in_it(celery_app, redis_conn):
     # Given a subscribe during which another result is released (a finalizer, a callback)
     consumer = celery_app.backend.result_consumer

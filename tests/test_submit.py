@@ -26,6 +26,8 @@ def test_the_api_accepts_a_task_and_says_where_to_poll(client, redis_conn):
     assert response.headers["Location"] == body["url"]
     # And the job waits in the project's queue for a worker
     assert body["id"] in Queue("default", connection=redis_conn).job_ids
+    # And the request, which never waits on the result, left no subscription to it behind
+    assert redis_conn.pubsub_channels(f"celery-task-meta-{body['id']}") == []
 
 
 def test_the_status_of_a_task_nobody_knows_is_a_404(client):

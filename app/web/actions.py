@@ -65,7 +65,7 @@ def _resend(task_id: str, arguments: dict[str, Any] | None) -> str:
     if job is None or job.name is None:
         raise Conflict("its message is gone (expired), so there is nothing to send again")
     args, kwargs = (job.args or [], job.kwargs or {}) if arguments is None else _call_arguments(arguments)
-    return celery.send_task(job.name, args, kwargs, queue=job.queue).id
+    return celery.send_task(job.name, args, kwargs, queue=job.queue, subscribe_result=False).id
 
 
 def _call_arguments(arguments: dict[str, Any]) -> tuple[list, dict]:

@@ -339,8 +339,14 @@ class Celery:
                   soft_time_limit: float | None = None, root_id: str | None = None,
                   parent_id: str | None = None, route_name: Any = None, shadow: str | None = None,
                   chain: Any = None, task_type: Any = None, queue: Any = None,
-                  ignore_result: bool | None = None, pipeline: Any = None, **options: Any) -> AsyncResult:
-        """Queue the task called ``name`` without importing it, and return its :class:`AsyncResult`."""
+                  ignore_result: bool | None = None, pipeline: Any = None, subscribe_result: bool = True,
+                  **options: Any) -> AsyncResult:
+        """Queue the task called ``name`` without importing it, and return its :class:`AsyncResult`.
+
+        ``subscribe_result=False`` (the adapter's, not Celery's): for a sender that hands the id on
+        and never waits here, such as a web request, no pub/sub subscription to the result is made
+        at send time; ``get()`` on the result still works (it reads the result, then subscribes).
+        """
         task = task_type or self.tasks.get(name) or all_tasks.get(name) or shared_tasks.get(name)
         task_id = task_id or str(uuid.uuid4())
         wire_args = to_wire(list(args or ()))
@@ -402,7 +408,7 @@ class Celery:
                                             headers={"id": task_id, "task": name, **stamp_headers})
         result = (result_cls or AsyncResult)(task_id, app=self, task_name=name)
         result.ignored = bool(ignore_result)
-        if not ignore_result:
+        if not ignore_result and subscribe_result:
             # Subscribed now, as Celery's Redis backend does; released by get(), forget() or the
             # result's garbage collection.
             self.backend.on_task_call(task_id)
