@@ -11,6 +11,7 @@ from flask import Flask, Response
 from flask.sessions import SecureCookieSessionInterface
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
+from gunicorn.instrument.statsd import Statsd
 
 from app.web import security
 from app.web.accesslog import AccessLogger
@@ -58,6 +59,15 @@ def test_the_access_log_line_is_gunicorns_own(access_log_format):
     line = _line(AccessLogger, access_log_format)
     assert line == _line(Logger, access_log_format)
     assert line.strip() and "-" != line.strip()
+
+
+def test_with_a_statsd_host_the_cheaper_logger_still_sends_gunicorns_metrics():
+    # gunicorn picks its statsd logger only when logger_class is its default: ours must do it
+    cfg = Config()
+    cfg.set("statsd_host", "127.0.0.1:8125")
+    logger = AccessLogger(cfg)
+    assert isinstance(logger, Statsd) and isinstance(logger, AccessLogger)
+    assert not isinstance(AccessLogger(Config()), Statsd)
 
 
 def test_the_gunicorn_configuration_uses_the_cheaper_logger_and_keeps_the_access_log():

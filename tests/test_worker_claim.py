@@ -131,12 +131,13 @@ def test_a_claimed_next_task_goes_back_to_its_queue_when_the_loop_ends_by_an_err
             super()._perform(*claimed)
             raise RuntimeError("the loop breaks after a task")
 
-    results = [compat_tasks.add.delay(i, 1) for i in range(2)]
+    results = [compat_tasks.add.delay(i, 1) for i in range(3)]
     with pytest.raises(RuntimeError):
         lean_worker(celery_app, Failing).work(burst=True, logging_level="WARNING")
     assert results[0].get(timeout=5) == 1
     queue = celery_app.conf.task_default_queue
-    assert redis_conn.lrange(keys.queue(queue), 0, -1) == [results[1].id.encode()]
+    # at the front, where it was: the order of the queue is kept
+    assert redis_conn.lrange(keys.queue(queue), 0, -1) == [results[1].id.encode(), results[2].id.encode()]
     assert redis_conn.hget(keys.job(results[1].id), "status") == b"queued"
     assert not redis_conn.zrange(keys.started(queue), 0, -1)
 

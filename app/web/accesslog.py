@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from gunicorn import glogging
+from gunicorn.instrument.statsd import Statsd
 
 #: The environ entries gunicorn's own atoms read (``_get_user`` reads the Authorization header).
 _ENVIRON_KEYS = ("REMOTE_ADDR", "REQUEST_METHOD", "RAW_URI", "SERVER_PROTOCOL", "PATH_INFO", "QUERY_STRING",
@@ -25,6 +26,13 @@ _ENVIRON_KEYS = ("REMOTE_ADDR", "REQUEST_METHOD", "RAW_URI", "SERVER_PROTOCOL", 
 class AccessLogger(glogging.Logger):
     """gunicorn's logger; its access atoms leave out headers and environ when the format cannot use them."""
 
+    def __new__(cls, cfg: Any) -> AccessLogger:
+        # gunicorn switches to its statsd logger only when logger_class is its default one: with
+        # --statsd-host set, this one must send the metrics too, or they would silently stop.
+        if cls is AccessLogger and getattr(cfg, "statsd_host", None):
+            return super().__new__(StatsdAccessLogger)
+        return super().__new__(cls)
+
     def atoms(self, resp: Any, req: Any, environ: dict[str, Any],
               request_time: datetime.timedelta) -> dict[str, Any]:
         if "{" in self.cfg.access_log_format:
@@ -32,3 +40,7 @@ class AccessLogger(glogging.Logger):
         few = {key: environ[key] for key in _ENVIRON_KEYS if key in environ}
         bare = SimpleNamespace(status=resp.status, sent=getattr(resp, "sent", None), headers=())
         return super().atoms(bare, (), few, request_time)
+
+
+class StatsdAccessLogger(AccessLogger, Statsd):
+    """The cheaper access log and gunicorn's statsd metrics (``--statsd-host``)."""

@@ -108,7 +108,8 @@ def _rule_writes(app: Any, job: Job, reason: str, never_started: bool) -> tuple[
     if never_started or _may_requeue(app, job):
         if not never_started:
             count_redelivery(job)  # once, before any retry of the transaction
-        return "requeued", lambda pipe: queue._enqueue_job(job, pipeline=pipe)
+        # A task that never began was first in line: back to the front, as RQ's own rescue does.
+        return "requeued", lambda pipe: queue._enqueue_job(job, pipeline=pipe, at_front=never_started)
 
     def fail(pipe: Any) -> None:
         app.backend.store_result(job.id, WorkerLostError(reason), states.FAILURE, None, pipeline=pipe)
