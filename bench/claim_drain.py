@@ -26,7 +26,7 @@ from pathlib import Path
 import redis
 from rq import Worker
 
-from bench.compat_overhead import median_range, run_on_own_redis, stop_processes
+from bench.compat_overhead import median_range, run_on_own_redis, stop_processes, wait_for_workers
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -67,11 +67,7 @@ def drain_once(tree: Path, url: str, conn: redis.Redis, tasks: int) -> tuple[flo
     conn.flushdb()
     process = start_worker(tree, url, "-c", "2")
     try:
-        deadline = time.monotonic() + 60
-        while Worker.count(connection=conn) < 2:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the workers of {tree} did not start")
-            time.sleep(0.05)
+        wait_for_workers(conn, 2, 60, f"the workers of {tree}")
         time.sleep(0.3)  # past their first beat and maintenance
         pids = [int(worker.pid) for worker in Worker.all(connection=conn)]
         for pid in pids:

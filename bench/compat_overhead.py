@@ -68,6 +68,15 @@ def stop_processes(processes: list[subprocess.Popen], timeout: float = 30) -> No
             os.killpg(process.pid, 9)
 
 
+def wait_for_workers(conn: redis.Redis, count: int, timeout: float, label: str) -> None:
+    """Return once ``count`` RQ workers are registered; RuntimeError naming ``label`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while Worker.count(connection=conn) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{label}: workers did not start")
+        time.sleep(0.05)
+
+
 def commands_processed(conn: redis.Redis) -> int:
     stats = conn.info("commandstats")
     return sum(value["calls"] for key, value in stats.items() if key not in ("cmdstat_info", "cmdstat_flushdb"))
@@ -148,11 +157,7 @@ def run_end_to_end(conn: redis.Redis, url: str, label: str, count: int) -> float
         processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL))
     try:
-        deadline = time.monotonic() + 30
-        while Worker.count(connection=conn) < 2:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{label}: workers did not start")
-            time.sleep(0.05)
+        wait_for_workers(conn, 2, 30, label)
         uses_adapter = label.startswith("worker.py")
         queue = Queue("rawrq", connection=conn, serializer=JSONSerializer)
         started = time.perf_counter()
