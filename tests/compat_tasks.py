@@ -41,6 +41,14 @@ def add(x, y):
     return x + y
 
 
+@app.task(bind=True, max_retries=1)
+def retried_elsewhere(self, **route):
+    """Retries once with ``route`` (queue, priority) as Celery's retry options; then says where it ran."""
+    if self.request.retries < 1:
+        raise self.retry(countdown=0, **route)
+    return [self.request.delivery_info["routing_key"], self.request.delivery_info["priority"]]
+
+
 @app.task(bind=True, max_retries=2, default_retry_delay=0)
 def times_ten_after_a_retry(self, x):
     if self.request.retries < 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.celery_compat import states
+from app.celery_compat import keys, states
 from app.celery_compat.app.trace import backoff_countdown
 from app.celery_compat.exceptions import MaxRetriesExceededError
 from app.celery_compat.result import AsyncResult
@@ -93,3 +93,25 @@ def test_a_retry_never_runs_before_its_countdown(celery_app, worker_process, red
     starts = [float(value) for value in redis_conn.lrange("record:retry-times", 0, -1)]
     gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
     assert min(gaps) >= 1.0, gaps
+
+
+@pytest.mark.parametrize(("route", "waits_in", "ran_with"), [
+    ({"queue": "elsewhere"}, "elsewhere", ["elsewhere", None]),
+    ({"priority": 9}, "celery:9", ["celery", 9]),
+    ({"queue": "elsewhere", "priority": 3}, "elsewhere:3", ["elsewhere", 3]),
+], ids=["queue", "priority", "both"])
+def test_a_retry_given_a_queue_or_a_priority_waits_and_runs_there(celery_app, burst_worker, redis_conn, route,
+                                                                    waits_in, ran_with):
+    # Given a task that retries once with Celery's routing options (handed on to apply_async)
+    result = compat_tasks.retried_elsewhere.delay(**route)
+    # When its first run retries
+    burst_worker()
+    if "queue" in route:
+        # Then the retry waits in the list those options name, not in the one it came from
+        assert redis_conn.lrange(keys.queue(waits_in), 0, -1) == [result.id.encode()]
+        assert redis_conn.llen(keys.queue("celery")) == 0
+        burst_worker(route["queue"])
+    # (a priority alone keeps the queue: the same worker pops its priority lists, and ran it)
+    # And it ran from there, with that routing
+    assert result.get(timeout=5) == ran_with
+    assert redis_conn.hget(keys.job(result.id), "origin").decode() == waits_in

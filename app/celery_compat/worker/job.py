@@ -250,4 +250,25 @@ def retry_delay(job: Job, retry: Retry) -> int:
     return max(0, math.ceil(countdown))
 
 
-__all__ = ["execute_task", "run_job", "to_rq", "failure_text", "retry_delay", "requeue_delay"]
+def retry_list(job: Job, retry: Retry) -> str | None:
+    """The RQ list a retry goes to when ``retry(queue=..., priority=...)`` routes it anew, else None.
+
+    Celery hands a retry's options to ``apply_async``: a queue or a priority given there routes
+    the retry. The new priority goes into the job's options, so the retried task reads it in
+    ``self.request`` and its own retries keep it.
+    """
+    options = (retry.sig or {}).get("options") or {}
+    if options.get("queue") is None and options.get("priority") is None:
+        return None
+    priorities = current_app().amqp.priorities
+    celery_options = dict(Envelope.options_of(job))
+    if options.get("priority") is not None:
+        celery_options["priority"] = int(options["priority"])
+        job.meta[META_FIELD] = celery_options
+    queue = options.get("queue")
+    name = (getattr(queue, "name", None) or str(queue)) if queue is not None else priorities.queue_of(job.origin)
+    target = priorities.queue(name, celery_options.get("priority"))
+    return None if target == job.origin else target
+
+
+__all__ = ["execute_task", "run_job", "to_rq", "failure_text", "retry_delay", "retry_list", "requeue_delay"]

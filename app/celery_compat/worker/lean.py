@@ -48,7 +48,7 @@ from .canceled import file_terminated
 from .claimed import claimed_job, complete
 from .classes import InProcessWorker, heartbeat_timing, idle_poll_interval
 from .guard import refuse, runnable
-from .job import failure_text, requeue_delay, retry_delay, run_job
+from .job import failure_text, requeue_delay, retry_delay, retry_list, run_job
 from .rate_limits import WAIT_IN_WORKER, RateLimits
 from .reach import MAX_WAIT, OUTAGE, Throttle, blocking, reason, sleep_unless
 from .recovery import Sweeper, recover_lost_job, with_claim
@@ -396,10 +396,10 @@ class LeanWorker(InProcessWorker):
             if state in (states.FAILURE, states.REVOKED):
                 return self._record_failure, (failure_text(outcome), pipe), "failed"
             if state == states.RETRY:
-                return self._record_retry, retry_delay(job, outcome.retry), "retried"
+                return self._record_retry, (retry_delay(job, outcome.retry), retry_list(job, outcome.retry)), "retried"
             if state == states.REJECTED:
                 if outcome.retval.requeue:  # back to the queue, as a broker does (see requeue_delay)
-                    return self._record_retry, requeue_delay(job), "retried"
+                    return self._record_retry, (requeue_delay(job), None), "retried"
                 return self._record_failure, (failure_text(outcome), pipe), "failed"
             return self._record_success, pipe, "succeeded"
         except Exception as exc:  # every failure is recorded, as RQ does
@@ -503,17 +503,23 @@ class LeanWorker(InProcessWorker):
         self._stopped_job_id = None
         self._done["failed"] += 1
 
-    def _record_retry(self, job: Job, queue: Queue, execution_id: str, interval: int) -> None:
+    def _record_retry(self, job: Job, queue: Queue, execution_id: str, when: tuple[int, str | None]) -> None:
+        """Queue the job again, after ``interval`` seconds, in its own list or the one ``retry_list`` chose."""
+        interval, list_name = when
         retries = (job.number_of_retries or 0) + 1
+        # The claim is fenced in the list it was taken from (``queue``); the retry waits in ``target``.
+        target = queue if list_name is None else Queue(list_name, connection=self.connection,
+                                                        serializer=self.serializer, job_class=self.job_class)
 
         def write(pipe: Any) -> None:
             job.number_of_retries = retries
+            job.origin = target.name  # RQ's scheduler moves a due job to the queue its origin names
             if interval:
                 job.set_status(JobStatus.SCHEDULED, pipeline=pipe)
-                queue.schedule_job(job, whole_second_after(datetime.now(timezone.utc) + timedelta(seconds=interval)),
-                                   pipeline=pipe)
+                target.schedule_job(job, whole_second_after(datetime.now(timezone.utc) + timedelta(seconds=interval)),
+                                    pipeline=pipe)
             else:
-                queue._enqueue_job(job, pipeline=pipe)
+                target._enqueue_job(job, pipeline=pipe)
 
         self._if_still_ours(queue, job, execution_id, write)
 
