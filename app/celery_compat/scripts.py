@@ -127,35 +127,46 @@ found[#found + 1] = newest
 return found
 """
 
+#: The job-hash fields a claim returns, in this order (worker/claimed.py builds the job from them).
+CLAIM_FIELDS = ("data", "meta", "origin", "number_of_retries", "result_ttl", "celery_revoked")
+
+#: Mark a job popped from ``queue_key`` started for this worker (its hash, and its started-registry
+#: entry ``<job id>:<execution id>``) and return the claim's reply; nil when the job has no data
+#: (it is gone, or is no job); a revoke mark under either prefix is reported. Both claim scripts end this way.
+_CLAIM = """
+local function claim_job(queue_key, job_id, job_key, registry, worker, now, score, execution_id,
+                         revoked, legacy_revoked)
+    local fields = redis.call('HMGET', job_key, """ + ", ".join(f"'{field}'" for field in CLAIM_FIELDS) + """)
+    if not fields[1] then return nil end
+    redis.call('HSET', job_key, 'status', 'started', 'started_at', now, 'worker_name', worker, 'last_heartbeat', now)
+    redis.call('ZADD', registry, score, job_id .. ':' .. execution_id)
+    return {queue_key, job_id, fields, redis.call('EXISTS', revoked .. job_id, legacy_revoked .. job_id)}
+end
+"""
+
 #: Pop the first job id of the given queues and mark it started, in one step: no moment
 #: exists in which the job is neither in a queue nor in the started registry.
 #: KEYS: the queue keys, then their started registries in the same order. ARGV: worker name,
 #: now (RQ's time format), registry score (now + heartbeat TTL), execution id, RQ's job key prefix,
 #: then the revoke marks' prefixes.
 #: Returns {queue key, job id, the job's fields the worker reads, 1 if a revoke mark exists} or nil
-#: when every queue is empty. The fields are an HMGET, in worker/claimed.py's CLAIM_FIELDS order
-#: (the data, RQ's meta, origin, number_of_retries, result_ttl, celery_revoked), not the whole
+#: when every queue is empty. The fields are an HMGET of CLAIM_FIELDS, in that order (the data,
+#: RQ's meta, origin, number_of_retries, result_ttl, celery_revoked), not the whole
 #: hash: decoding ~20 fields per task was a top worker cost; the worker reads the rest only when it
 #: needs them (a failure, a retry: see claimed.complete). An id whose hash has no data (the job is
 #: gone, or is no job) is dropped, as before a missing one. A revoked task carries ``celery_revoked``
 #: in its hash (see control.py) and has a revoke mark, so the worker learns of it here without
 #: another command, even when the revoke came between the mark and the hash.
-CLAIM_NEXT = """
+CLAIM_NEXT = _CLAIM + """
 local queues = #KEYS / 2
 for index = 1, queues do
     local queue_key = KEYS[index]
     while true do
         local job_id = redis.call('LPOP', queue_key)
         if not job_id then break end
-        local job_key = ARGV[5] .. job_id
-        local fields = redis.call('HMGET', job_key, 'data', 'meta', 'origin', 'number_of_retries', 'result_ttl',
-                                  'celery_revoked')
-        if fields[1] then
-            redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[2], 'worker_name', ARGV[1],
-                       'last_heartbeat', ARGV[2])
-            redis.call('ZADD', KEYS[queues + index], ARGV[3], job_id .. ':' .. ARGV[4])
-            return {queue_key, job_id, fields, redis.call('EXISTS', ARGV[6] .. job_id, ARGV[7] .. job_id)}
-        end
+        local claimed = claim_job(queue_key, job_id, ARGV[5] .. job_id, KEYS[queues + index], ARGV[1], ARGV[2],
+                                  ARGV[3], ARGV[4], ARGV[6], ARGV[7])
+        if claimed then return claimed end
     end
 end
 return nil
@@ -167,8 +178,7 @@ return nil
 #: started registry, the job key.
 #: ARGV: job id, worker name, now, registry score, execution id, 1 when KEYS[2] must lose the id,
 #: then the revoke marks' prefixes. Returns as CLAIM_NEXT.
-CLAIM_GIVEN = """
-local job_key = KEYS[4]
+CLAIM_GIVEN = _CLAIM + """
 -- Gone from the intermediate list: maintenance found it stuck and put it back in its queue
 -- (RESCUE_STUCK), so it is not ours to run; unless this is our own claim sent again after a
 -- lost reply (the entry with our execution id is there).
@@ -176,13 +186,7 @@ if ARGV[6] == '1' and redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0
         and not redis.call('ZSCORE', KEYS[3], ARGV[1] .. ':' .. ARGV[5]) then
     return nil
 end
-local fields = redis.call('HMGET', job_key, 'data', 'meta', 'origin', 'number_of_retries', 'result_ttl',
-                          'celery_revoked')
-if not fields[1] then return nil end
-redis.call('HSET', job_key, 'status', 'started', 'started_at', ARGV[3], 'worker_name', ARGV[2],
-           'last_heartbeat', ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1] .. ':' .. ARGV[5])
-return {KEYS[1], ARGV[1], fields, redis.call('EXISTS', ARGV[7] .. ARGV[1], ARGV[8] .. ARGV[1])}
+return claim_job(KEYS[1], ARGV[1], KEYS[4], KEYS[3], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7], ARGV[8])
 """
 
 #: Store a task's result document (with its TTL in seconds, 0: none) and publish it to the

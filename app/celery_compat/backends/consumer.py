@@ -134,19 +134,8 @@ class ResultConsumer:
 
     # -- subscriptions -----------------------------------------------------------------------
     def _subscribe(self, channel: str) -> int:
-        ran, generation = self._socket.run(lambda: self._subscribe_now(channel))
+        ran, generation = self._socket.run(lambda: self._swap_now([], channel))
         return generation if ran else self._generation
-
-    def _subscribe_now(self, channel: str) -> int:
-        pubsub = self._ensure_pubsub()
-        with self._cond:
-            generation = self._generation
-            if self._subscribed.get(channel) == generation:
-                return generation
-        pubsub.subscribe(channel)
-        with self._cond:
-            self._subscribed[channel] = generation
-        return generation
 
     def _release(self, channel: str) -> None:
         # Under the socket lock, so that another thread's SUBSCRIBE to the same channel cannot
@@ -231,9 +220,10 @@ class ResultConsumer:
             released.append(channel)
         return released
 
-    def _swap_now(self, released: list[str], channel: str) -> None:
-        """UNSUBSCRIBE ``released`` (where no one else waits) and SUBSCRIBE ``channel``: one write
-        when the connection is up and subscribed, else redis-py's own calls (which connect)."""
+    def _swap_now(self, released: list[str], channel: str) -> int:
+        """UNSUBSCRIBE ``released`` (where no one else waits) and SUBSCRIBE ``channel`` unless it is
+        already subscribed on this connection: one write when the connection is up and subscribed,
+        else redis-py's own calls (which connect). Returns the connection's generation."""
         gone = [old for old in released if self._last_subscriber_gone(old)]
         pubsub = self._ensure_pubsub()
         with self._cond:
@@ -247,6 +237,7 @@ class ResultConsumer:
         if new:
             with self._cond:
                 self._subscribed[channel] = generation
+        return generation
 
     @staticmethod
     def _write_swap(pubsub: Any, gone: list[str], channel: str) -> bool:

@@ -20,8 +20,8 @@ from typing import Any
 from rq.job import UNEVALUATED, Job, JobStatus, validate_job_id
 from rq.job import logger as RQ_JOB_LOG
 
-#: The fields the claim scripts return, in this order (they list them too; tests check both agree).
-CLAIM_FIELDS = ("data", "meta", "origin", "number_of_retries", "result_ttl", "celery_revoked")
+from ..scripts import CLAIM_FIELDS
+
 #: Set in a claimed job's ``__dict__`` while the rest of its hash is unread.
 PARTIAL = "_claim_partial"
 

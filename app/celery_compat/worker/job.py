@@ -260,14 +260,14 @@ def retry_list(job: Job, retry: Retry) -> str | None:
     options = (retry.sig or {}).get("options") or {}
     if options.get("queue") is None and options.get("priority") is None:
         return None
-    priorities = current_app().amqp.priorities
+    app = current_app()
     celery_options = dict(Envelope.options_of(job))
     if options.get("priority") is not None:
         celery_options["priority"] = int(options["priority"])
         job.meta[META_FIELD] = celery_options
     queue = options.get("queue")
-    name = (getattr(queue, "name", None) or str(queue)) if queue is not None else priorities.queue_of(job.origin)
-    target = priorities.queue(name, celery_options.get("priority"))
+    name = app.route(Envelope.name_of(job), queue) if queue is not None else app.amqp.priorities.queue_of(job.origin)
+    target = app.amqp.priorities.queue(name, celery_options.get("priority"))
     return None if target == job.origin else target
 
 
