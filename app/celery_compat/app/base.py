@@ -356,17 +356,7 @@ class Celery:
             ignore_result = task.ignore_result if task is not None else self.conf.task_ignore_result
         options_meta = self._message_options(task, name, eta, countdown, expires, time_limit, soft_time_limit,
                                              ignore_result, link, link_error, group_id, root_id, parent_id, shadow)
-        options_meta.update(_message_extras(task, options, self.conf.task_default_priority))
-        if chain:
-            options_meta["chain"] = [dict(step) for step in chain]
-        if chord:
-            options_meta["chord"] = dict(chord)
-        stamp_headers = _stamps(options)
-        options_meta.update(stamp_headers)
-        # Signatures inside the message keep their arguments' types as the task's own arguments do.
-        for key in ("link", "link_error", "chain", "chord", "stamps"):
-            if options_meta.get(key):
-                options_meta[key] = to_wire(options_meta[key])
+        stamp_headers = self._message_more(options_meta, task, options, chain, chord)
         eta = options_meta.get("eta")
         hard_limit = options_meta.get("time_limit")
         expires_s = self.backend.expires
@@ -389,19 +379,7 @@ class Celery:
                 headers={"id": task_id, "task": name, **stamp_headers}, properties={}, declare=[], retry_policy=None)
         rq_queue = self.queue(queue_name, options_meta.get("priority"))
         index = self._index_call(task_id, shadow or name, queue_name, arguments)
-        # A plain send is one script call, atomic by itself: no MULTI/EXEC around it.
-        several = eta is not None or bool(options_meta.get("parent_id"))
-        pipe = pipeline if pipeline is not None else self.send_pipeline(transaction=several, one_command=not several)
-        if eta is not None:
-            job = rq_queue.create_job(EXECUTE_TASK, status=JobStatus.SCHEDULED, **job_options)
-            rq_queue.schedule_job(job, whole_second_after(datetime.fromisoformat(eta)), pipeline=pipe)
-            pipe.eval(INDEX_TASK, len(index[0]), *index[0], *index[1])
-        else:
-            self._enqueue(rq_queue, job_options, pipe, index)
-        if options_meta.get("parent_id"):
-            self._index_child(pipe, options_meta["parent_id"], task_id)
-        if pipeline is None:
-            self.execute_send(pipe, [task_id])
+        self._write_send(rq_queue, job_options, index, eta, options_meta.get("parent_id"), pipeline)
         if signals.after_task_publish.receivers:
             signals.after_task_publish.send(sender=name, body=(wire_args, wire_kwargs, options_meta), exchange="",
                                             routing_key=queue_name,
@@ -414,6 +392,38 @@ class Celery:
             self.backend.on_task_call(task_id)
             result._subscribed = True
         return result
+
+    def _message_more(self, options_meta: dict, task: Task | None, options: dict, chain: Any, chord: Any) -> dict:
+        """Add to ``options_meta`` the message's extras, canvas and stamps; return the stamp headers."""
+        options_meta.update(_message_extras(task, options, self.conf.task_default_priority))
+        if chain:
+            options_meta["chain"] = [dict(step) for step in chain]
+        if chord:
+            options_meta["chord"] = dict(chord)
+        stamp_headers = _stamps(options)
+        options_meta.update(stamp_headers)
+        # Signatures inside the message keep their arguments' types as the task's own arguments do.
+        for key in ("link", "link_error", "chain", "chord", "stamps"):
+            if options_meta.get(key):
+                options_meta[key] = to_wire(options_meta[key])
+        return stamp_headers
+
+    def _write_send(self, rq_queue: Queue, job_options: dict, index: tuple[list, list], eta: str | None,
+                    parent_id: str | None, pipeline: Any) -> None:
+        """Write the job, its index entry (and its parent's) on ``pipeline``, or in a send of its own."""
+        # A plain send is one script call, atomic by itself: no MULTI/EXEC around it.
+        several = eta is not None or bool(parent_id)
+        pipe = pipeline if pipeline is not None else self.send_pipeline(transaction=several, one_command=not several)
+        if eta is not None:
+            job = rq_queue.create_job(EXECUTE_TASK, status=JobStatus.SCHEDULED, **job_options)
+            rq_queue.schedule_job(job, whole_second_after(datetime.fromisoformat(eta)), pipeline=pipe)
+            pipe.eval(INDEX_TASK, len(index[0]), *index[0], *index[1])
+        else:
+            self._enqueue(rq_queue, job_options, pipe, index)
+        if parent_id:
+            self._index_child(pipe, parent_id, job_options["job_id"])
+        if pipeline is None:
+            self.execute_send(pipe, [job_options["job_id"]])
 
     def _enqueue(self, queue: Queue, job_options: dict, pipeline: Any, index: tuple[list, list]) -> None:
         """Queue on ``pipeline`` the job ``Queue.enqueue_call(**job_options)`` would write and its
