@@ -171,6 +171,23 @@ def waiting_app(celery_app):
 
 
 @pytest.fixture
+def client_retries(celery_app):
+    """Give ``celery_app`` a Redis client that sends a command again N times after a lost reply
+    (redis-py's retry: off for a client made from a URL, as the app's is, unless configured)."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    def configure(retries: int):
+        celery_app.conf.broker_transport_options = {"retry": Retry(NoBackoff(), retries)}
+        celery_app._connection = None  # the client is made from the options on first use
+        return celery_app
+
+    yield configure
+    celery_app.close()
+    celery_app._connection = None
+
+
+@pytest.fixture
 def chaos_app(redis_url: str, redis_conn: redis.Redis):
     """The delivery-guarantee tests' app (tests/chaos_tasks.py: short heartbeats) on the session's flushed Redis."""
     from tests import chaos_tasks

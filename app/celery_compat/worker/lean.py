@@ -50,7 +50,7 @@ from .classes import InProcessWorker, heartbeat_timing, idle_poll_interval
 from .guard import refuse, runnable
 from .job import failure_text, requeue_delay, retry_delay, retry_list, run_job
 from .rate_limits import WAIT_IN_WORKER, RateLimits
-from .reach import MAX_WAIT, OUTAGE, Throttle, blocking, reason, sleep_unless
+from .reach import MAX_WAIT, OUTAGE, UNANSWERED, Throttle, blocking, reason, send_once, sleep_unless
 from .recovery import Sweeper, recover_lost_job, with_claim
 
 #: How often a supervised work process checks that its supervisor still lives (seconds).
@@ -92,6 +92,9 @@ class LeanWorker(InProcessWorker):
         # _record_success): (the claim script's reply, its execution id, its moment), or None.
         self._next_claim: tuple[Any, str, datetime] | None = None
         self._may_claim_next = False
+        # Claims whose reply was lost, by execution id: each may have taken a task that nobody
+        # runs (see _give_back_unsure); with the started registries it may have entered.
+        self._unsure: dict[str, list[str]] = {}
         # Set once the loop has ended: StopRequested raised into the teardown (while it waits for
         # the scheduler's process) would kill the process with a traceback half-way through it.
         self._leaving = False
@@ -167,6 +170,7 @@ class LeanWorker(InProcessWorker):
             self._leaving = True
             stop_beating.set()
             self._give_back_next_claim()
+            self._give_back_unsure_quietly()
             self._flush_counters()
             self._teardown_quietly()
         return bool(completed)
@@ -186,6 +190,37 @@ class LeanWorker(InProcessWorker):
                              entry=f"{job_id}:{execution_id}")
         except redis.exceptions.RedisError as exc:
             self.log.warning("Worker %s: could not give back task %s (%s)", self.name, job_id, reason(exc))
+
+    def _unsure_of(self, execution_id: str) -> None:
+        """Remember a claim that may have run in Redis though its reply was lost (see _give_back_unsure)."""
+        self._unsure[execution_id] = list(self._started_keys.values())
+
+    def _give_back_unsure(self) -> None:
+        """Give back the tasks taken by claims whose reply was lost: unbegun, to the front of their queues.
+
+        Such a claim ran in Redis or not. If it ran, its task sits in a started registry under an
+        entry nobody beats, and the heartbeat sweep would take it for abandoned (WorkerLostError,
+        or a counted redelivery) though it never began; Celery's broker would redeliver the
+        unacknowledged message. Rare, so a scan: the started registries hold only running tasks,
+        and an execution id is one claim's alone (a claim is never sent twice: see _execute_once).
+        Until Redis answers, the scan fails and the caller waits, as for the claim itself.
+        """
+        for execution_id, registries in list(self._unsure.items()):
+            suffix = f":{execution_id}"
+            for registry in registries:
+                for raw in self.connection.zrange(registry, 0, -1):
+                    entry = raw.decode()
+                    if entry.endswith(suffix):
+                        recover_lost_job(self.connection, entry.removesuffix(suffix), "its claim's reply was lost",
+                                         never_started=True, entry=entry)
+            del self._unsure[execution_id]
+
+    def _give_back_unsure_quietly(self) -> None:
+        try:
+            self._give_back_unsure()
+        except redis.exceptions.RedisError as exc:
+            self.log.warning("Worker %s: could not look for tasks claimed by calls whose reply was lost (%s); "
+                             "the heartbeat sweep will recover them", self.name, reason(exc))
 
     def _teardown_quietly(self) -> None:
         try:
@@ -215,6 +250,8 @@ class LeanWorker(InProcessWorker):
                 wait = min(wait * 2, MAX_WAIT)
 
     def _claim_once(self, timeout: int | None) -> tuple[Job, Queue, str] | None:
+        if self._unsure:  # a claim's reply was lost: its task first, before another claim
+            self._give_back_unsure()
         if self._next_claim is not None:
             (claimed, execution_id, moment), self._next_claim = self._next_claim, None
             return self._claimed(claimed, execution_id, moment)
@@ -251,10 +288,25 @@ class LeanWorker(InProcessWorker):
         """Pop the first id of the first non-empty list and mark it started, in one script; or None."""
         script_keys, args = self._claim_next_call(queue_keys, execution_id)[:2]
         self._claiming = True
-        claimed = self._claim_next(keys=script_keys, args=args)
+        try:
+            claimed = self._send_claim(script_keys, args)
+        except UNANSWERED:
+            self._unsure_of(execution_id)
+            raise
         if claimed is None:
             self._claiming = False
         return claimed
+
+    def _send_claim(self, script_keys: list, args: list) -> Any:
+        """CLAIM_NEXT alone, sent once (see _execute_once)."""
+        command = [(("EVALSHA", self._claim_next.sha, len(script_keys), *script_keys, *args), {})]
+        reply = send_once(self.connection, command)[0]
+        if isinstance(reply, redis.exceptions.NoScriptError):  # Redis restarted and forgot it: nothing ran
+            self.connection.script_load(scripts.CLAIM_NEXT)
+            reply = send_once(self.connection, command)[0]
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     def _claim_next_call(self, queue_keys: list[str], execution_id: str,
                          now: tuple[datetime, str] | None = None) -> tuple[list, list, datetime]:
@@ -289,6 +341,8 @@ class LeanWorker(InProcessWorker):
         # meanwhile, or no queue and no registry would hold it any more.
         self._claiming = True
 
+        # CLAIM_GIVEN may be sent again (by redis-py or by _until_redis): with the same execution
+        # id, it finds its own entry and returns the same task, never another.
         def claim_popped() -> Any:
             moment, stamp = _rq_now()
             score = round(moment.timestamp() + self.beat_ttl, 3)
@@ -437,10 +491,12 @@ class LeanWorker(InProcessWorker):
         finish_at = len(pipe) - 1
         next_claim = self._add_next_claim(pipe, moment, stamp)
         try:
-            replies = pipe.execute(raise_on_error=False)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+            replies = self._execute_once(pipe) if next_claim is not None else pipe.execute(raise_on_error=False)
+        except UNANSWERED:
             pipe.command_stack = queued  # execute() emptied it; _until_redis calls us again
             self._claiming = False
+            if next_claim is not None:  # written again without it; the claim may have run all the same
+                self._unsure_of(next_claim[0])
             raise
         if next_claim is not None:  # held before any error below: a claimed task must not be dropped
             self._hold_next_claim(replies[-1], *next_claim)
@@ -450,6 +506,25 @@ class LeanWorker(InProcessWorker):
         elif error is not None:
             raise error
         self._done["successful"] += 1
+
+    @staticmethod
+    def _execute_once(pipe: Any) -> list:
+        """Run a pipeline that carries a claim, never sent twice (reach.send_once), as every claim is.
+
+        A client that retries would send a claim again after a lost reply: the script would pop a
+        second task under the same execution id, and the worker could never tell that the first
+        had taken one (it would sit in the started registry until the heartbeat sweep failed it as
+        WorkerLostError, though it never began). Sent once, the error comes back: the claim is
+        remembered as unsure and its task, if any, given back (_give_back_unsure). The price: a
+        blip during a claim waits for the worker's own retry (_claim, _until_redis: 0.5 to 1 s),
+        not redis-py's immediate one. The same commands in the same round trip as execute().
+        """
+        if pipe.scripts:  # what execute() would do first (scripts called with the pipeline)
+            pipe.load_scripts()
+        try:
+            return send_once(pipe, pipe.command_stack)
+        finally:
+            pipe.reset()
 
     def _add_next_claim(self, pipe: Any, moment: datetime, stamp: str) -> tuple[str, datetime] | None:
         """Queue the next task's claim after this one's record: one round trip for both instead of two.

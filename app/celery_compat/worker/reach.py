@@ -29,6 +29,8 @@ OUTAGE: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
     redis.exceptions.OutOfMemoryError, redis.exceptions.ReadOnlyError,
 )
+#: Errors that leave a command's outcome unknown: the reply never came, and Redis may have run it.
+UNANSWERED: tuple[type[Exception], ...] = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 FIRST_WAIT = 1.0
 MAX_WAIT = 30.0
 REPEAT_SECONDS = 30.0
@@ -90,6 +92,33 @@ def blocking(command: Callable[..., T], *args: object, **kwargs: object) -> T:
         if str(exc).startswith("UNBLOCKED"):
             raise redis.exceptions.ReadOnlyError(f"master demoted: {exc}") from exc
         raise
+
+
+def send_once(connection: redis.Redis, commands: list) -> list:
+    """Send ``commands`` (a pipeline's stack: (args, options) pairs) in one round trip, never twice.
+
+    Returns their replies, an error reply as its exception, as ``execute(raise_on_error=False)``.
+    A client configured to retry (``retry``, ``retry_on_timeout`` in the transport options; a
+    client made from a URL has none by default) sends the whole round trip again when a reply
+    did not come, though Redis may have run it: harmless for a read or a fenced write, not for a
+    claim (it takes a second task). Here the error reaches the caller, who knows what the first
+    may have done.
+    """
+    pool = connection.connection_pool
+    conn = pool.get_connection()
+    try:
+        # Connecting and its health check may still retry: they come before anything is sent.
+        # On an error both calls drop the connection themselves, as in redis-py's own path.
+        conn.send_packed_command(conn.pack_commands([args for args, _ in commands]))
+        replies: list = []
+        for args, options in commands:
+            try:
+                replies.append(connection.parse_response(conn, args[0], **options))
+            except redis.exceptions.ResponseError as exc:
+                replies.append(exc)
+        return replies
+    finally:
+        pool.release(conn)
 
 
 def reason(exc: BaseException) -> str:
