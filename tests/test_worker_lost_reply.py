@@ -11,12 +11,16 @@ client sees its connection drop.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from app.celery_compat import keys, scripts, states
 from app.celery_compat.protocol import Envelope
+from app.celery_compat.worker import lean, pool
+from app.celery_compat.worker.reach import EXIT_UNSURE_CLAIMS
 from tests import compat_tasks
 from tests.support_faults import LostReplies
 
@@ -85,3 +89,34 @@ def test_a_finish_and_next_claim_whose_reply_was_lost_runs_every_task_once(
     # Then every one of those replies was lost, and yet each task ran once and succeeded
     assert lost.lost == times
     assert_each_ran_once(results, redis_conn, f"finish-{times}")
+
+
+def test_a_lost_claims_task_is_given_back_before_the_heartbeat_sweep_takes_it_for_abandoned(
+        client_retries, burst_worker, redis_conn, monkeypatch):
+    # Given a short heartbeat (abandoned after 2 s), the reply of the worker's first claim lost,
+    # and the worker's next try at claiming coming only after 6 s (a long backoff in an outage)
+    app = client_retries(0)
+    app.conf.worker_heartbeat_interval, app.conf.worker_heartbeat_ttl = 0.5, 2.0
+    results = send_tasks("backoff")
+    lost = LostReplies(scripts.CLAIM_NEXT, in_pipeline=False).install(monkeypatch)
+    monkeypatch.setattr(lean, "sleep_unless", lambda seconds, stop: time.sleep(6) or True)
+    # When a worker drains the queue
+    burst_worker()
+    # Then its heartbeat thread gave the task back before its sweep could fail it as WorkerLostError
+    assert lost.lost == 1
+    assert_each_ran_once(results, redis_conn, "backoff")
+
+
+def test_a_work_process_leaving_with_a_lost_claim_not_given_back_exits_for_its_supervisor(monkeypatch):
+    # Given a work process whose worker could not give back a lost claim's task (Redis unreachable)
+    class Leaving:
+        name = "worker-1"
+        unsure_claims = {"execution-id": ["rq:wip:celery"]}
+
+    # When it leaves, Then it exits with the code that makes its supervisor give back what it claimed
+    with pytest.raises(SystemExit) as leaving:
+        pool._leave(Leaving())
+    assert leaving.value.code == EXIT_UNSURE_CLAIMS
+    # (and a worker with nothing left to give back leaves quietly)
+    Leaving.unsure_claims = {}
+    pool._leave(Leaving())

@@ -50,7 +50,7 @@ from .classes import InProcessWorker, heartbeat_timing, idle_poll_interval
 from .guard import refuse, runnable
 from .job import failure_text, requeue_delay, retry_delay, retry_list, run_job
 from .rate_limits import WAIT_IN_WORKER, RateLimits
-from .reach import MAX_WAIT, OUTAGE, UNANSWERED, Throttle, blocking, reason, send_once, sleep_unless
+from .reach import MAX_WAIT, OUTAGE, UNANSWERED, Throttle, blocking, reason, send_once, sleep_unless, was_sent
 from .recovery import Sweeper, recover_lost_job, with_claim
 
 #: How often a supervised work process checks that its supervisor still lives (seconds).
@@ -95,6 +95,8 @@ class LeanWorker(InProcessWorker):
         # Claims whose reply was lost, by execution id: each may have taken a task that nobody
         # runs (see _give_back_unsure); with the started registries it may have entered.
         self._unsure: dict[str, list[str]] = {}
+        # The loop and the heartbeat thread both give them back (whichever reaches Redis first).
+        self._unsure_lock = threading.Lock()
         # Set once the loop has ended: StopRequested raised into the teardown (while it waits for
         # the scheduler's process) would kill the process with a traceback half-way through it.
         self._leaving = False
@@ -193,7 +195,8 @@ class LeanWorker(InProcessWorker):
 
     def _unsure_of(self, execution_id: str) -> None:
         """Remember a claim that may have run in Redis though its reply was lost (see _give_back_unsure)."""
-        self._unsure[execution_id] = list(self._started_keys.values())
+        with self._unsure_lock:
+            self._unsure[execution_id] = list(self._started_keys.values())
 
     def _give_back_unsure(self) -> None:
         """Give back the tasks taken by claims whose reply was lost: unbegun, to the front of their queues.
@@ -203,17 +206,36 @@ class LeanWorker(InProcessWorker):
         or a counted redelivery) though it never began; Celery's broker would redeliver the
         unacknowledged message. Rare, so a scan: the started registries hold only running tasks,
         and an execution id is one claim's alone (a claim is never sent twice: see _execute_once).
-        Until Redis answers, the scan fails and the caller waits, as for the claim itself.
+        Until Redis answers, the scan fails and the caller waits, as for the claim itself. The
+        heartbeat thread also calls this after each beat, before it sweeps: the loop's next claim
+        may come only after a long backoff, and the sweep must not find that entry first.
         """
-        for execution_id, registries in list(self._unsure.items()):
-            suffix = f":{execution_id}"
-            for registry in registries:
-                for raw in self.connection.zrange(registry, 0, -1):
-                    entry = raw.decode()
-                    if entry.endswith(suffix):
-                        recover_lost_job(self.connection, entry.removesuffix(suffix), "its claim's reply was lost",
-                                         never_started=True, entry=entry)
-            del self._unsure[execution_id]
+        with self._unsure_lock:
+            for execution_id, registries in list(self._unsure.items()):
+                suffix = f":{execution_id}"
+                for registry in registries:
+                    for raw in self.connection.zrange(registry, 0, -1):
+                        entry = raw.decode()
+                        if entry.endswith(suffix):
+                            self._give_back(entry.removesuffix(suffix), entry)
+                del self._unsure[execution_id]
+
+    @property
+    def unsure_claims(self) -> dict[str, list[str]]:
+        """Claims whose reply was lost, their tasks not yet given back: execution id to started registries.
+
+        A prefork work process that leaves with some exits non-zero, so that its supervisor gives
+        back the tasks claimed in its name (pool.py).
+        """
+        return self._unsure
+
+    def _give_back(self, job_id: str, entry: str) -> None:
+        try:
+            recover_lost_job(self.connection, job_id, "its claim's reply was lost", never_started=True, entry=entry)
+        except redis.exceptions.RedisError:
+            raise  # the caller tries again once Redis answers
+        except Exception:  # a job that cannot be read: the sweep's, as any abandoned task (never this thread's end)
+            self.log.exception("Worker %s: could not give back task %s", self.name, job_id)
 
     def _give_back_unsure_quietly(self) -> None:
         try:
@@ -290,8 +312,11 @@ class LeanWorker(InProcessWorker):
         self._claiming = True
         try:
             claimed = self._send_claim(script_keys, args)
-        except UNANSWERED:
-            self._unsure_of(execution_id)
+        except BaseException as exc:
+            # Cut off once sent, whatever cut it (a lost reply, a second Ctrl-C, a signal mid-read):
+            # it may have run.
+            if was_sent(exc):
+                self._unsure_of(execution_id)
             raise
         if claimed is None:
             self._claiming = False
@@ -492,11 +517,12 @@ class LeanWorker(InProcessWorker):
         next_claim = self._add_next_claim(pipe, moment, stamp)
         try:
             replies = self._execute_once(pipe) if next_claim is not None else pipe.execute(raise_on_error=False)
-        except UNANSWERED:
-            pipe.command_stack = queued  # execute() emptied it; _until_redis calls us again
-            self._claiming = False
-            if next_claim is not None:  # written again without it; the claim may have run all the same
+        except BaseException as exc:
+            if next_claim is not None and was_sent(exc):  # cut off (see _claim_from_lists): it may have run
                 self._unsure_of(next_claim[0])
+            if isinstance(exc, UNANSWERED):
+                pipe.command_stack = queued  # execute() emptied it; _until_redis calls us again
+                self._claiming = False
             raise
         if next_claim is not None:  # held before any error below: a claimed task must not be dropped
             self._hold_next_claim(replies[-1], *next_claim)
@@ -633,6 +659,8 @@ class LeanWorker(InProcessWorker):
                 self._beat_once()
                 next_beat = time.monotonic() + self.beat_interval
                 say.clear()
+                if self._unsure:
+                    self._give_back_unsure()
                 if time.monotonic() - reachable_since >= self.beat_ttl:
                     self._sweeper.sweep()
                 if time.monotonic() >= next_sample:  # the monitor's queue graphs; one worker a minute wins

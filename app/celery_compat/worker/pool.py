@@ -36,7 +36,17 @@ from .canceled import file_terminated
 from .classes import STOP_SIGNALS, InProcessWorker, Slot
 from .hosts import SupervisorHost
 from .pidbox import start_control
-from .reach import EXIT_NO_REDIS, FIRST_WAIT, MAX_WAIT, OUTAGE, Throttle, reason, sleep_unless, wait_for_redis
+from .reach import (
+    EXIT_NO_REDIS,
+    EXIT_UNSURE_CLAIMS,
+    FIRST_WAIT,
+    MAX_WAIT,
+    OUTAGE,
+    Throttle,
+    reason,
+    sleep_unless,
+    wait_for_redis,
+)
 from .recovery import (
     fail_what_follows,
     recover_lost_job,
@@ -188,7 +198,7 @@ class Supervisor:
             child.process = None
             if exitcode == EXIT_NO_REDIS:
                 self.exit_code = 1  # a --burst child gave up on Redis
-            finished_burst = self.options.burst and exitcode in (0, EXIT_NO_REDIS)
+            finished_burst = self.options.burst and exitcode in (0, EXIT_NO_REDIS, EXIT_UNSURE_CLAIMS)
             if child.retiring:
                 self.children.remove(child)
             elif self.stopping_since is None and not finished_burst:
@@ -369,6 +379,7 @@ def child_main(app: Any, options: Any, slot: Slot, index: int, make_worker: Any)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by start_child across the fork
     app._connection = None  # never share a socket with the parent
     who, wait = f"worker-{index}", FIRST_WAIT
+    unsure: dict[str, list[str]] = {}  # claims whose reply was lost, carried to the next worker built
     while True:
         signal.signal(signal.SIGTERM, lambda signum, frame: stop_early.set())
         if not wait_for_redis(lambda: app.connection, app.broker_url, burst=options.burst,
@@ -377,10 +388,14 @@ def child_main(app: Any, options: Any, slot: Slot, index: int, make_worker: Any)
         worker = None
         try:
             worker = make_worker(app, options, index)
+            getattr(worker, "unsure_claims", {}).update(unsure)
             _work(worker, options, slot, stop_early)
+            _leave(worker)
             return
         except OUTAGE as exc:
+            unsure = dict(getattr(worker, "unsure_claims", unsure))
             if stop_early.is_set() or getattr(worker, "_stop_requested", False):
+                _leave(worker)
                 return
             if options.burst:
                 logger.error("%s: Redis failed (%s); giving up (--burst)", who, reason(exc))
@@ -390,6 +405,15 @@ def child_main(app: Any, options: Any, slot: Slot, index: int, make_worker: Any)
         if not sleep_unless(wait, stop_early.is_set):
             return
         wait = min(wait * 2, MAX_WAIT)
+
+
+def _leave(worker: Any) -> None:
+    """Exit non-zero if claims whose reply was lost are left: the supervisor then gives back what
+    was claimed in this worker's name (``_claimed_by``), instead of the sweep failing it."""
+    if getattr(worker, "unsure_claims", None):
+        logger.warning("%s: leaving with tasks of lost claim replies to give back; its supervisor will",
+                       getattr(worker, "name", "worker"))
+        sys.exit(EXIT_UNSURE_CLAIMS)
 
 
 def _work(worker: Any, options: Any, slot: Slot, stop_early: threading.Event) -> None:

@@ -36,6 +36,8 @@ MAX_WAIT = 30.0
 REPEAT_SECONDS = 30.0
 #: The exit code of a worker (or work process) that gave up on Redis: ``--burst``, or a bad URL.
 EXIT_NO_REDIS = 3
+#: A work process left with claims whose reply was lost: its supervisor gives their tasks back.
+EXIT_UNSURE_CLAIMS = 4
 SCHEMES = ("redis", "rediss", "valkey", "unix", "sentinel")
 
 logger = logging.getLogger("app.celery_compat.worker")
@@ -102,14 +104,21 @@ def send_once(connection: redis.Redis, commands: list) -> list:
     client made from a URL has none by default) sends the whole round trip again when a reply
     did not come, though Redis may have run it: harmless for a read or a fenced write, not for a
     claim (it takes a second task). Here the error reaches the caller, who knows what the first
-    may have done.
+    may have done; an error raised before the commands were all sent is marked (:func:`was_sent`).
     """
     pool = connection.connection_pool
-    conn = pool.get_connection()
     try:
-        # Connecting and its health check may still retry: they come before anything is sent.
-        # On an error both calls drop the connection themselves, as in redis-py's own path.
-        conn.send_packed_command(conn.pack_commands([args for args, _ in commands]))
+        conn = pool.get_connection()
+    except BaseException as exc:
+        exc.never_sent = True  # type: ignore[attr-defined]  # connecting failed: nothing reached Redis
+        raise
+    try:
+        try:
+            # Connecting and its health check may still retry: they come before anything is sent.
+            conn.send_packed_command(conn.pack_commands([args for args, _ in commands]))
+        except BaseException as exc:
+            exc.never_sent = True  # type: ignore[attr-defined]  # Redis runs no command it has not read whole
+            raise
         replies: list = []
         for args, options in commands:
             try:
@@ -117,8 +126,18 @@ def send_once(connection: redis.Redis, commands: list) -> list:
             except redis.exceptions.ResponseError as exc:
                 replies.append(exc)
         return replies
+    except BaseException:
+        # Whatever cut it (an error, a signal between two reads): replies may be left unread on
+        # this socket, and the next user of the connection would read them as its own.
+        conn.disconnect()
+        raise
     finally:
         pool.release(conn)
+
+
+def was_sent(exc: BaseException) -> bool:
+    """Whether the commands :func:`send_once` was cut off in may have reached Redis (and run)."""
+    return not getattr(exc, "never_sent", False)
 
 
 def reason(exc: BaseException) -> str:

@@ -118,8 +118,10 @@ def _rule_writes(app: Any, job: Job, reason: str, never_started: bool) -> tuple[
     return "failed", fail
 
 
-def _log_rule(job: Job, outcome: str, reason: str) -> None:
-    if outcome == "requeued":
+def _log_rule(job: Job, outcome: str, reason: str, never_started: bool) -> None:
+    if never_started:
+        logger.warning("Task %s[%s] re-queued, never begun (%s)", Envelope.name_of(job), job.id, reason)
+    elif outcome == "requeued":
         count = int(Envelope.options_of(job).get("redelivered") or 0)
         logger.warning("Task %s[%s] re-queued after its worker died (%s); redelivery %d",
                        Envelope.name_of(job), job.id, reason, count)
@@ -155,7 +157,7 @@ def recover_lost_job(connection: Any, job_id: str, reason: str, app: Any = None,
             pipe.execute()
     if outcome == "failed":
         fail_what_follows(job, WorkerLostError(reason), connection, app)
-    _log_rule(job, outcome, reason)
+    _log_rule(job, outcome, reason, never_started)
     return outcome
 
 
