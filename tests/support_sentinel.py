@@ -183,8 +183,13 @@ class SentinelCluster:
             time.sleep(0.05)
         raise RuntimeError(f"no failover within {timeout} s")
 
-    def rejoin(self, node: Node, timeout: float = 30.0) -> None:
-        """Restart a killed node and wait until the sentinels made it a replica of the master, in sync."""
+    def rejoin(self, node: Node, timeout: float = 60.0) -> None:
+        """Restart a killed node and wait until the sentinels made it a replica of the master, in sync.
+
+        Sentinel converts a returning old master only once it has been up and reporting itself a
+        master for 8 s (4 publish periods), seen through an INFO refresh that comes every 10 s for
+        a replica: 8 to 20 s before the full sync even starts. 30 s was missed once on a loaded machine.
+        """
         node.start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
