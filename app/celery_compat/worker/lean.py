@@ -211,14 +211,14 @@ class LeanWorker(InProcessWorker):
         may come only after a long backoff, and the sweep must not find that entry first.
         """
         with self._unsure_lock:
-            for execution_id, registries in list(self._unsure.items()):
-                suffix = f":{execution_id}"
-                for registry in registries:
-                    for raw in self.connection.zrange(registry, 0, -1):
-                        entry = raw.decode()
-                        if entry.endswith(suffix):
-                            self._give_back(entry.removesuffix(suffix), entry)
-                del self._unsure[execution_id]
+            # Each registry read once for every unsure claim (several pile up in a long outage).
+            for registry in {registry for registries in self._unsure.values() for registry in registries}:
+                for raw in self.connection.zrange(registry, 0, -1):
+                    entry = raw.decode()
+                    job_id, _, execution_id = entry.rpartition(":")
+                    if execution_id in self._unsure:
+                        self._give_back(job_id, entry)
+            self._unsure.clear()  # on an error above, all again: a give-back is fenced by its entry
 
     @property
     def unsure_claims(self) -> dict[str, list[str]]:
